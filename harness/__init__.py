@@ -1,0 +1,56 @@
+"""au-harness: a plugin-based benchmark and challenge harness for facial AU detection.
+
+The public API for plugin authors and scripts::
+
+    from harness import hookimpl, create, available
+
+    @hookimpl
+    def auh_samplers():
+        return {"my_sampler": MySampler}
+
+    sampler = create("sampler", "mlros", percent=25)
+    available("sampler")  # ['mlros', 'uniform', 'weighted', ...]
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pluggy
+
+from harness.errors import UserError
+
+__all__ = ["hookimpl", "create", "available", "get_registry", "load_plugins", "UserError"]
+
+hookimpl = pluggy.HookimplMarker("au_harness")
+
+_REGISTRY = None
+
+
+def get_registry():
+    """The process-wide :class:`harness.registry.Registry` (built-ins and entry points loaded)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        from harness.registry import Registry
+
+        reg = Registry()
+        reg.load_builtins()
+        reg.load_entry_points()
+        _REGISTRY = reg
+    return _REGISTRY
+
+
+def load_plugins(specs: Iterable[str]) -> None:
+    """Add ``--plugin`` modules or ``.py`` files to the process-wide registry."""
+    reg = get_registry()
+    for spec in specs:
+        reg.load_plugin(spec)
+
+
+def create(kind: str, name: str, **params: Any) -> Any:
+    """Build the component ``name`` of ``kind`` (``"sampler"``, ``"backbone"``, ...)."""
+    return get_registry().create(kind, name, **params)
+
+
+def available(kind: str) -> list[str]:
+    """Names registered for ``kind``, sorted."""
+    return get_registry().available(kind)

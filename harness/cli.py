@@ -1,0 +1,64 @@
+"""The ``auh`` command.
+
+Each subcommand lives in the module that owns its work and exposes
+``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
+Every error the user can cause is a :class:`harness.errors.UserError`,
+printed as one line with exit status 2 (``--debug`` shows the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from harness.errors import UserError
+
+# Modules that contribute subcommands, in the order ``auh --help`` lists them.
+COMMANDS: tuple[str, ...] = (
+    "harness.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auh",
+        description="au-harness: train, ensemble, threshold and score facial action unit "
+                    "detectors; run AU challenges with an MLflow ledger and a leaderboard.",
+    )
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="load a plugin module (dotted name) or .py file; repeatable")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for modname in COMMANDS:
+        importlib.import_module(modname).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.quiet or os.environ.get("CI"):
+        os.environ["AUH_QUIET"] = "1"
+    try:
+        if args.plugin:
+            from harness import load_plugins
+
+            load_plugins(args.plugin)
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"auh: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("auh: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The plugin manager and the one component registry.
+
+Plugins come from three places, in this order: the built-in ``plugins``
+package, the ``au_harness`` entry-point group of every installed
+distribution, and modules or files named with ``--plugin``. Each
+registration hook result is merged into one ``{kind: {name: Component}}``
+table; a name registered twice is an error that names both providers.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata as md
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from harness import hookspecs
+from harness.errors import UserError
+
+PROJECT = "au_harness"
+ENTRY_POINT_GROUP = "au_harness"
+
+KINDS: dict[str, str] = {
+    "aligner": "auh_aligners",
+    "backbone": "auh_backbones",
+    "sampler": "auh_samplers",
+    "loss": "auh_losses",
+    "ensembler": "auh_ensemblers",
+    "thresholder": "auh_thresholders",
+    "dataset": "auh_datasets",
+}
+FAMILY_SUFFIX = ":*"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Who registered something: plugin name, distribution and its version."""
+
+    plugin: str
+    distribution: str = ""
+    version: str = ""
+
+    def __str__(self) -> str:
+        dist = f" ({self.distribution} {self.version})".rstrip() if self.distribution else ""
+        return f"{self.plugin}{dist}"
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    provider: Provider
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.factory) or ""
+        return doc.splitlines()[0] if doc else ""
+
+
+def _own_version() -> str:
+    try:
+        return md.version("au-harness")
+    except md.PackageNotFoundError:
+        return "0+unknown"
+
+
+class Registry:
+    """A pluggy plugin manager plus the merged component table."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self._providers: dict[str, Provider] = {}
+        self._table: dict[str, dict[str, Component]] | None = None
+
+    # ------------------------------------------------------------- loading
+    def register(self, plugin: Any, provider: Provider) -> None:
+        """Register a plugin module or object under ``provider.plugin``."""
+        if self.pm.is_registered(plugin) or self.pm.has_plugin(provider.plugin):
+            return
+        try:
+            self.pm.register(plugin, name=provider.plugin)
+        except pluggy.PluginValidationError as exc:
+            raise UserError(f"plugin {provider}: {exc}") from None
+        self._providers[provider.plugin] = provider
+        self._table = None
+
+    def load_builtins(self) -> None:
+        from plugins import BUILTIN_PLUGINS
+
+        version = _own_version()
+        for modname in BUILTIN_PLUGINS:
+            self.register(importlib.import_module(modname), Provider(modname, "au-harness", version))
+
+    def load_entry_points(self) -> None:
+        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            provider = Provider(ep.name, dist.name if dist else "", dist.version if dist else "")
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # any import-time failure of a third-party plugin
+                raise UserError(f"plugin {provider}: failed to load entry point {ep.value!r}: "
+                                f"{type(exc).__name__}: {exc}") from exc
+            self.register(plugin, provider)
+
+    def load_plugin(self, spec: str) -> None:
+        """Load ``--plugin`` ``spec``: a ``.py`` file path or an importable module name."""
+        try:
+            if spec.endswith(".py") or Path(spec).is_file():
+                module = _import_file(spec)
+            else:
+                module = importlib.import_module(spec)
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(f"plugin {spec!r}: import failed: {type(exc).__name__}: {exc}") from exc
+        self.register(module, Provider(spec))
+
+    # -------------------------------------------------------------- lookup
+    @property
+    def table(self) -> dict[str, dict[str, Component]]:
+        if self._table is None:
+            self._table = self._collect()
+        return self._table
+
+    def _collect(self) -> dict[str, dict[str, Component]]:
+        table: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        for kind, hook_name in KINDS.items():
+            hook = getattr(self.pm.hook, hook_name)
+            for impl in reversed(hook.get_hookimpls()):  # registration order
+                provider = self._providers.get(impl.plugin_name, Provider(impl.plugin_name))
+                try:
+                    result = impl.function()
+                except Exception as exc:
+                    raise UserError(f"plugin {provider}: {hook_name}() raised "
+                                    f"{type(exc).__name__}: {exc}") from exc
+                _check_factories(result, hook_name, provider)
+                for name, factory in result.items():
+                    if name in table[kind]:
+                        raise UserError(
+                            f"{kind} {name!r} is registered twice: by {table[kind][name].provider} "
+                            f"and by {provider}")
+                    table[kind][name] = Component(kind, name, factory, provider)
+        return table
+
+    def available(self, kind: str) -> list[str]:
+        return sorted(self._kind(kind))
+
+    def get(self, kind: str, name: str) -> tuple[Component, tuple[Any, ...]]:
+        """Resolve ``name`` (or ``family:member``) to its component and leading args."""
+        components = self._kind(kind)
+        if not isinstance(name, str) or not name:
+            raise UserError(f"{kind} name must be a non-empty string, got {name!r}")
+        if name in components:
+            return components[name], ()
+        family, sep, member = name.partition(":")
+        if sep and member and family + FAMILY_SUFFIX in components:
+            return components[family + FAMILY_SUFFIX], (member,)
+        raise UserError(unknown_message(kind, name, components))
+
+    def create(self, kind: str, name: str, **params: Any) -> Any:
+        component, args = self.get(kind, name)
+        check_params(component, params)
+        try:
+            return component.factory(*args, **params)
+        except UserError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{kind} {name!r}: {exc}") from exc
+
+    def _kind(self, kind: str) -> dict[str, Component]:
+        if kind not in KINDS:
+            raise UserError(unknown_message("component kind", kind, KINDS))
+        return self.table[kind]
+
+    # ----------------------------------------------------------- lifecycle
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+
+def unknown_message(what: str, name: str, choices: Iterable[str]) -> str:
+    """``unknown sampler 'mlross'; available: mlros, uniform, weighted (did you mean 'mlros'?)``"""
+    names = sorted(choices)
+    msg = f"unknown {what} {name!r}; available: {', '.join(names) or '(none)'}"
+    close = difflib.get_close_matches(str(name), names, n=1)
+    return msg + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def check_params(component: Component, params: dict[str, Any]) -> None:
+    """Refuse parameters the factory does not accept, naming those it does."""
+    try:
+        sig = inspect.signature(component.factory)
+    except (TypeError, ValueError):
+        return
+    accepted = [p.name for p in sig.parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    for key in params:
+        if key not in accepted:
+            raise UserError(f"{component.kind} {component.name!r}: unknown parameter {key!r}; "
+                            f"accepts: {', '.join(accepted) or '(none)'}")
+
+
+def _check_factories(result: Any, hook_name: str, provider: Provider) -> None:
+    if not isinstance(result, dict):
+        raise UserError(f"plugin {provider}: {hook_name}() must return a dict "
+                        f"{{name: factory}}, got {type(result).__name__}")
+    for name, factory in result.items():
+        if not isinstance(name, str) or not name:
+            raise UserError(f"plugin {provider}: {hook_name}() returned a non-string name {name!r}")
+        if not callable(factory):
+            raise UserError(f"plugin {provider}: {hook_name}() entry {name!r} is not callable "
+                            f"(got {type(factory).__name__})")
+
+
+def _import_file(path: str) -> ModuleType:
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"plugin file {path!r} does not exist")
+    modname = f"auh_plugin_{file.stem}"
+    spec = importlib.util.spec_from_file_location(modname, file)
+    if spec is None or spec.loader is None:
+        raise UserError(f"plugin file {path!r} is not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(modname, None)
+        raise
+    return module
