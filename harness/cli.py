@@ -33,7 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for modname in COMMANDS:
         importlib.import_module(modname).register(subparsers)
+    _plugin_commands(subparsers)
     return parser
+
+
+def _plugin_commands(subparsers: argparse._SubParsersAction) -> None:
+    # Plugins may add subcommands (``auh synth`` comes from the synth plugin).
+    # A broken plugin must not make ``auh --help`` unusable: its error is
+    # raised again, as one line, when a command needs the registry.
+    import harness
+
+    try:
+        harness.get_registry().hook.auh_add_commands(subparsers=subparsers)
+    except UserError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,6 +106,12 @@ def auh_datasets() -> Factories:
     """Register datasets: ``{name: factory(**params) -> harness.data.AUDataset}``."""
 
 
+@hookspec
+def auh_add_commands(subparsers: Any) -> None:
+    """Add ``auh`` subcommands: call ``subparsers.add_parser(...)`` and
+    ``set_defaults(func=handler)`` where ``handler(args) -> int`` is the exit status."""
+
+
 # ------------------------------------------------------------------- lifecycle
 @hookspec
 def auh_run_start(run: Any) -> None:
