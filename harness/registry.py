@@ -132,6 +132,10 @@ class Registry:
         return self._table
 
     def _collect(self) -> dict[str, dict[str, Component]]:
+        try:  # a misspelled hook (``auh_sampler``) would otherwise be silently ignored
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise UserError(f"plugin {self._provider_of(exc.plugin)}: {exc}") from None
         table: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
         for kind, hook_name in KINDS.items():
             hook = getattr(self.pm.hook, hook_name)
@@ -150,6 +154,10 @@ class Registry:
                             f"and by {provider}")
                     table[kind][name] = Component(kind, name, factory, provider)
         return table
+
+    def _provider_of(self, plugin: Any) -> Provider:
+        name = self.pm.get_name(plugin) or repr(plugin)
+        return self._providers.get(name, Provider(name))
 
     def available(self, kind: str) -> list[str]:
         return sorted(self._kind(kind))

@@ -1,0 +1,37 @@
+# Two commands a new user needs (see README): `make demo` and `make test`.
+# Both create the virtual environment and install everything on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test test-fast bench browser clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## demo: set up and run the main job (the CPU demo recipe on the synthetic benchmark)
+demo: install
+	$(BIN)/auh run
+
+## test: set up and run the whole test suite (installs chromium for the leaderboard page test)
+test: install browser
+	$(BIN)/python -m pytest -q
+
+## test-fast: skip the tests marked slow
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## bench: measure the harness against baselines; writes bench/results/latest.json
+bench: install
+	$(BIN)/auh bench
+
+browser:
+	@tools/install-chromium.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

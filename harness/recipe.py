@@ -1,0 +1,296 @@
+"""TOML recipes: load, override with ``--set``, validate, resolve defaults.
+
+A recipe names one component per stage and the training settings::
+
+    [dataset]            # a component table: ``name`` + the factory's parameters
+    name = "synth"
+    n = 1500
+
+    [sampler]
+    name = "mlros"
+    percent = 25
+
+    [views.face]         # one table per view of the ensemble
+    pretrain = "identity"
+    [views.face.backbone]
+    name = "ir50"
+
+Validation happens before any work: unknown sections and keys are errors,
+types are checked, component names and parameters are checked against the
+registry, and every message carries the dotted path of the bad field.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from harness.errors import UserError
+
+
+@dataclass(frozen=True)
+class Field:
+    """A typed recipe field with a default and an optional constraint."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    check: Callable[[Any], bool] | None = None
+    expect: str = ""
+
+    def validate(self, path: str, value: Any) -> Any:
+        types = self.type if isinstance(self.type, tuple) else (self.type,)
+        if float in types and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in types)
+            raise UserError(f"recipe field {path}: expected {names}, got {type(value).__name__} {value!r}")
+        if self.check is not None and not self.check(value):
+            raise UserError(f"recipe field {path}: expected {self.expect}, got {value!r}")
+        return value
+
+
+def _nonneg(v: Any) -> bool:
+    return v >= 0
+
+
+def _pos(v: Any) -> bool:
+    return v > 0
+
+
+def _choice(*options: str) -> Field:
+    return Field(str, options[0], lambda v: v in options, "one of " + ", ".join(options))
+
+
+SECTIONS: dict[str, dict[str, Field]] = {
+    "run": {
+        "name": Field(str, "run"),
+        "seed": Field(int, 0, _nonneg, "an integer >= 0"),
+        "device": Field(str, "auto"),
+        "deterministic": Field(bool, True),
+        "output": Field(str, "runs"),
+        "experiment": Field(str, "au-harness"),
+        "tracking_uri": Field(str, ""),
+    },
+    "evaluation": {
+        "mode": _choice("split", "kfold"),
+        "folds": Field(int, 5, lambda v: v >= 2, "an integer >= 2"),
+        "bootstrap": Field(int, 1000, _nonneg, "an integer >= 0"),
+    },
+    "train": {
+        "epochs": Field(int, 10, _nonneg, "an integer >= 0"),
+        "batch_size": Field(int, 16, _pos, "an integer > 0"),
+        "lr": Field(float, 0.01, _pos, "a number > 0"),
+        "momentum": Field(float, 0.9, _nonneg, "a number >= 0"),
+        "weight_decay": Field(float, 1e-5, _nonneg, "a number >= 0"),
+        "lr_step": Field(int, 10, _pos, "an integer > 0"),
+        "lr_gamma": Field(float, 0.1, _pos, "a number > 0"),
+        "input_size": Field(int, 224, lambda v: v >= 16, "an integer >= 16"),
+        "workers": Field(int, 2, _nonneg, "an integer >= 0"),
+        "amp": Field(bool, True),
+        "channels_last": Field(bool, True),
+        "flip": Field(bool, True),
+        "max_steps": Field(int, 0, _nonneg, "an integer >= 0 (0: no cap)"),
+    },
+    "pretrain": {
+        "epochs": Field(int, 5, _nonneg, "an integer >= 0"),
+        "batch_size": Field(int, 64, _pos, "an integer > 0"),
+        "lr": Field(float, 0.01, _pos, "a number > 0"),
+    },
+}
+
+COMPONENTS: dict[str, str] = {
+    # recipe section (= component kind) -> default component name
+    "dataset": "synth",
+    "aligner": "mtcnn",
+    "sampler": "mlros",
+    "loss": "selective",
+    "ensembler": "mean_prob",
+    "thresholder": "search",
+}
+VIEW_FIELDS: dict[str, Field] = {
+    "pretrain": _choice("none", "identity", "expression"),
+    "init": Field(str, ""),
+}
+DEFAULT_VIEWS = {
+    "face": {"pretrain": "identity", "backbone": {"name": "ir152"}},
+    "emotion": {"pretrain": "expression", "backbone": {"name": "ir152"}},
+}
+
+
+def load(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
+         check_components: bool = True) -> dict[str, Any]:
+    """Read a recipe (``None``: defaults only), apply ``--set`` overrides, validate, resolve."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = read_toml(path)
+    for item in overrides:
+        apply_override(raw, item)
+    return resolve(raw, check_components=check_components)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe {str(path)!r} does not exist")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"recipe {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply ``section.key=value``; ``value`` is parsed as TOML, else kept as a string."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UserError(f"--set {item!r}: expected section.key=value")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f"--set {item!r}: {part!r} is a value, not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+def resolve(raw: dict[str, Any], check_components: bool = True) -> dict[str, Any]:
+    """Validate ``raw`` and return the full recipe with every default filled in."""
+    known = set(SECTIONS) | set(COMPONENTS) | {"views"}
+    for section in raw:
+        if section not in known:
+            raise UserError(_unknown("section", section, known))
+    out: dict[str, Any] = {}
+    for section, fields in SECTIONS.items():
+        out[section] = _fields(section, _table(raw, section), fields)
+    for section, default in COMPONENTS.items():
+        out[section] = _component(section, section, _table(raw, section), default,
+                                  check_components)
+    views = raw.get("views", DEFAULT_VIEWS)
+    if not isinstance(views, dict) or not views:
+        raise UserError("recipe field views: expected at least one [views.NAME] table")
+    out["views"] = {}
+    for name, view in views.items():
+        path = f"views.{name}"
+        if not isinstance(view, dict):
+            raise UserError(f"recipe field {path}: expected a table, got {view!r}")
+        unknown = set(view) - set(VIEW_FIELDS) - {"backbone"}
+        if unknown:
+            raise UserError(_unknown("key", f"{path}.{sorted(unknown)[0]}", list(VIEW_FIELDS) + ["backbone"]))
+        resolved = _fields(path, {k: v for k, v in view.items() if k != "backbone"}, VIEW_FIELDS)
+        backbone = view.get("backbone", {"name": "ir152"})
+        if isinstance(backbone, str):
+            backbone = {"name": backbone}
+        resolved["backbone"] = _component(f"{path}.backbone", "backbone", backbone, "ir152",
+                                          check_components, reserved=("num_classes", "input_size"))
+        out["views"][name] = resolved
+    return out
+
+
+def _table(raw: dict[str, Any], section: str) -> dict[str, Any]:
+    table = raw.get(section, {})
+    if not isinstance(table, dict):
+        raise UserError(f"recipe field {section}: expected a table, got {table!r}")
+    return table
+
+
+def _fields(path: str, table: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
+    for key in table:
+        if key not in fields:
+            raise UserError(_unknown("key", f"{path}.{key}", fields))
+    return {key: f.validate(f"{path}.{key}", table.get(key, copy.deepcopy(f.default)))
+            for key, f in fields.items()}
+
+
+def _component(path: str, kind: str, table: dict[str, Any], default: str, check: bool,
+               reserved: tuple[str, ...] = ()) -> dict[str, Any]:
+    name = table.get("name", default)
+    if not isinstance(name, str) or not name:
+        raise UserError(f"recipe field {path}.name: expected a {kind} name, got {name!r}")
+    params = {k: v for k, v in table.items() if k != "name"}
+    for key in reserved:
+        if key in params:
+            raise UserError(f"recipe field {path}.{key}: set by the pipeline, not the recipe")
+    if check:
+        from harness import get_registry
+        from harness.registry import check_params
+
+        registry = get_registry()
+        try:
+            component, _ = registry.get(kind, name)
+            check_params(component, params)
+        except UserError as exc:
+            raise UserError(f"recipe field {path}: {exc}") from None
+    return {"name": name, **params}
+
+
+def _unknown(what: str, path: str, choices: Any) -> str:
+    """``unknown recipe key 'train.epoch'; available: ... (did you mean 'epochs'?)``"""
+    import difflib
+
+    names = sorted(choices)
+    last = path.rsplit(".", 1)[-1]
+    msg = f"unknown recipe {what} {path!r}; available: {', '.join(names)}"
+    close = difflib.get_close_matches(last, names, n=1)
+    return msg + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def component_params(table: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Split a resolved component table into ``(name, params)``."""
+    params = dict(table)
+    return params.pop("name"), params
+
+
+def flatten(recipe: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 0.01}}`` -> ``{"train.lr": 0.01}`` (for MLflow params)."""
+    flat: dict[str, Any] = {}
+    for key, value in recipe.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def dumps(recipe: dict[str, Any]) -> str:
+    """Write a resolved recipe back as TOML (tables nest as ``[a.b]``)."""
+    lines: list[str] = []
+    _dump_table(recipe, [], lines)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _dump_table(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    if path and scalars:
+        lines.append(f"\n[{'.'.join(path)}]")
+    for key, value in scalars.items():
+        lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in table.items():
+        if isinstance(value, dict):
+            _dump_table(value, path + [key], lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        import json
+
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -1,0 +1,1 @@
+"""Recipes (``*.toml``) and example submissions shipped with au-harness."""

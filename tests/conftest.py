@@ -1,0 +1,29 @@
+"""Shared test set-up: offline, quiet, and a private working directory."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["AUH_QUIET"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+SHARED = Path(os.environ.get("AUH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+ENC_LABELS = SHARED / "data" / "emotionet2020" / "manual_labels_train.txt"
+
+
+@pytest.fixture
+def enc_labels_path() -> Path:
+    """The real ENC-2020 manual labels; the test skips where ../shared is absent."""
+    if not ENC_LABELS.is_file():
+        pytest.skip(f"ENC-2020 labels not available at {ENC_LABELS}")
+    return ENC_LABELS
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """Run the test in an empty directory (MLflow's sqlite:///mlflow.db lands there)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

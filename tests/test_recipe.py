@@ -1,0 +1,97 @@
+"""Recipes: overrides, validation messages with dotted paths, round trip."""
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from harness import recipe
+from harness.errors import UserError
+
+
+def load(*overrides: str) -> dict:
+    return recipe.load(None, list(overrides), check_components=False)
+
+
+def test_defaults_are_the_papers_training_settings():
+    r = load()
+    assert r["train"] == {**r["train"], "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-5,
+                          "batch_size": 16, "lr_step": 10, "lr_gamma": 0.1, "input_size": 224}
+    assert set(r["views"]) == {"face", "emotion"}
+    assert r["views"]["face"]["pretrain"] == "identity"
+    assert r["views"]["emotion"]["pretrain"] == "expression"
+
+
+def test_set_parses_toml_values_and_strings():
+    r = load("train.epochs=3", "train.lr=0.5", "sampler.percent=30", "run.name=my run",
+             "views.face.backbone.name=timm:resnet18", "thresholder.thresholds=[0.1, 0.2]")
+    assert r["train"]["epochs"] == 3 and r["train"]["lr"] == 0.5
+    assert r["sampler"] == {"name": "mlros", "percent": 30}
+    assert r["run"]["name"] == "my run"
+    assert r["views"]["face"]["backbone"]["name"] == "timm:resnet18"
+    assert r["thresholder"]["thresholds"] == [0.1, 0.2]
+
+
+def test_int_accepted_where_float_expected_but_not_bool():
+    assert load("train.lr=1")["train"]["lr"] == 1.0
+    with pytest.raises(UserError, match="train.amp: expected bool, got int 1"):
+        load("train.amp=1")
+    with pytest.raises(UserError, match="train.epochs: expected int, got bool"):
+        load("train.epochs=true")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=-1", "recipe field train.epochs: expected an integer >= 0, got -1"),
+    ("trian.epochs=1", "unknown recipe section 'trian'; available: .* \\(did you mean 'train'\\?\\)"),
+    ("train.epoch=3", "unknown recipe key 'train.epoch'; .*did you mean 'epochs'"),
+    ("evaluation.mode=cv", "evaluation.mode: expected one of split, kfold, got 'cv'"),
+    ("views.face.pretrain=imagenet", "views.face.pretrain: expected one of none, identity, expression"),
+    ("views.face.backbone.num_classes=3", "views.face.backbone.num_classes: set by the pipeline"),
+    ("train=3", "recipe field train: expected a table"),
+    ("noequals", "--set 'noequals': expected section.key=value"),
+])
+def test_bad_fields_name_their_path(override, message):
+    with pytest.raises(UserError, match=message):
+        load(override)
+
+
+def test_component_names_and_params_checked_against_registry(monkeypatch):
+    from harness import hookimpl
+    from harness.registry import Provider, Registry
+    import types
+
+    class Mlros:
+        def __init__(self, percent: int = 25):
+            self.percent = percent
+
+    reg = Registry()
+    names = {"dataset": "synth", "aligner": "mtcnn", "sampler": "mlros", "loss": "selective",
+             "ensembler": "mean_prob", "thresholder": "search", "backbone": "ir152"}
+    hooks = {f"auh_{k}s" if k != "loss" else "auh_losses": (lambda n=n: {n: Mlros}) for k, n in names.items()}
+    reg.register(types.SimpleNamespace(**{k: hookimpl(v) for k, v in hooks.items()}), Provider("t"))
+    monkeypatch.setattr("harness._REGISTRY", reg)
+    assert recipe.load(None, ["sampler.percent=10"])["sampler"]["percent"] == 10
+    with pytest.raises(UserError, match="recipe field sampler: unknown sampler 'mlross'; .*did you mean 'mlros'"):
+        recipe.load(None, ["sampler.name=mlross"])
+    with pytest.raises(UserError, match="recipe field sampler: sampler 'mlros': unknown parameter 'pct'"):
+        recipe.load(None, ["sampler.pct=10"])
+    with pytest.raises(UserError, match="recipe field views.face.backbone: unknown backbone 'ir15'"):
+        recipe.load(None, ["views.face.backbone.name=ir15"])
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(UserError, match="recipe '.*missing.toml' does not exist"):
+        recipe.load(tmp_path / "missing.toml", check_components=False)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nepochs = 1\n")
+    with pytest.raises(UserError, match="recipe '.*bad.toml' is not valid TOML"):
+        recipe.load(bad, check_components=False)
+
+
+def test_dumps_round_trips():
+    r = load("train.epochs=2", "thresholder.thresholds=[0.25, 0.75]", "run.name=a \"quoted\" name")
+    assert recipe.resolve(tomllib.loads(recipe.dumps(r)), check_components=False) == r
+
+
+def test_flatten():
+    assert recipe.flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": 2}) == {"a.b": 1, "a.c.d": "x", "e": 2}
