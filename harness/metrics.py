@@ -1,0 +1,227 @@
+"""The challenge metric: the one scorer for training, thresholds and ``auh score``.
+
+For each AU the rows whose truth is 999 (unknown) are dropped; on the ``n``
+remaining rows::
+
+    acc = (TP + TN) / n
+    F1  = 2 TP / (2 TP + FP + FN)      (0 where 2 TP + FP + FN = 0)
+
+``accuracy`` and ``f1`` are the means over the AUs with ``n > 0`` (an AU with
+no known row is *undefined*: reported, and left out of the means), and
+``final = (accuracy + f1) / 2``.
+
+Uncertainty comes from a bootstrap over images. Every resample is a vector
+of row multiplicities ``w`` (multinomial, drawn with ``bincount``), and its
+confusion counts are one matrix product ``w @ indicators``: no Python loop
+over rows or over the rows of a resample. Several submissions share the same
+resamples (:func:`bootstrap_finals`), which gives both the 95% interval of
+one submission and the paired comparison of two.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.schema import POSITIVE, UNKNOWN
+
+DEFAULT_RESAMPLES = 1000
+DEFAULT_SEED = 0
+# Cells of one resample chunk's multiplicity matrix (float32): bounds memory
+# at ~64 MB whatever the number of rows.
+_CHUNK_CELLS = 1 << 24
+
+
+# ----------------------------------------------------------------- the metric
+def per_au_counts(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Confusion counts per AU: ``(tp, fp, fn, tn)``, each an int64 array ``[C]``.
+
+    ``pred[N, C]`` holds 0/1 predictions, ``truth[N, C]`` holds 1/0/999; rows
+    whose truth is 999 are left out of that AU's counts.
+    """
+    pred, truth = _check(pred, truth)
+    known = truth != UNKNOWN
+    pos = truth == POSITIVE
+    hit = pred == 1
+    tp = np.count_nonzero(hit & pos, axis=0)
+    fp = np.count_nonzero(hit & known & ~pos, axis=0)
+    fn = np.count_nonzero(~hit & pos, axis=0)
+    tn = np.count_nonzero(known, axis=0) - tp - fp - fn
+    return tuple(np.asarray(x, dtype=np.int64) for x in (tp, fp, fn, tn))
+
+
+def per_au_scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray,
+                  tn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(acc, f1, n)`` from confusion counts of any shape ``[..., C]``.
+
+    ``acc`` and ``f1`` are NaN where ``n == 0`` (undefined AU); ``f1`` is 0
+    where ``2TP + FP + FN == 0`` but ``n > 0`` (no positive in truth or prediction).
+    """
+    tp, fp, fn, tn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn, tn))
+    n = tp + fp + fn + tn
+    denom = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.where(n > 0, (tp + tn) / n, np.nan)
+        f1 = np.where(denom > 0, 2 * tp / denom, 0.0)
+    f1 = np.where(n > 0, f1, np.nan)
+    return acc, f1, n.astype(np.int64)
+
+
+def summarize(acc: np.ndarray, f1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(final, accuracy, f1)`` means over the defined AUs (last axis).
+
+    NaN where no AU is defined.
+    """
+    defined = ~np.isnan(acc)
+    count = defined.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_acc = np.where(defined, acc, 0.0).sum(axis=-1) / count
+        mean_f1 = np.where(defined, f1, 0.0).sum(axis=-1) / count
+    return (mean_acc + mean_f1) / 2, mean_acc, mean_f1
+
+
+def challenge_score(pred: np.ndarray, truth: np.ndarray, aus: Sequence[str]) -> dict[str, Any]:
+    """The scorecard of DESIGN.md section 5, without ``ci95``.
+
+    ``{"final", "accuracy", "f1", "n_images", "per_au": {au: {"accuracy", "f1", "n"}}}``,
+    Python floats, never rounded. An undefined AU (``n == 0``) has
+    ``accuracy`` and ``f1`` set to ``None``; then (and only then) the object
+    also has ``"undefined_aus": [...]``. With no defined AU at all,
+    ``final``/``accuracy``/``f1`` are ``None``.
+    """
+    pred, truth = _check(pred, truth)
+    if len(aus) != truth.shape[1]:
+        raise ValueError(f"{len(aus)} AU names for {truth.shape[1]} label columns")
+    acc, f1, n = per_au_scores(*per_au_counts(pred, truth))
+    final, mean_acc, mean_f1 = summarize(acc, f1)
+    score: dict[str, Any] = {
+        "final": _float(final),
+        "accuracy": _float(mean_acc),
+        "f1": _float(mean_f1),
+        "n_images": int(truth.shape[0]),
+        "per_au": {au: {"accuracy": _float(a), "f1": _float(f), "n": int(k)}
+                   for au, a, f, k in zip(aus, acc, f1, n)},
+    }
+    undefined = [au for au, k in zip(aus, n) if k == 0]
+    if undefined:
+        score["undefined_aus"] = undefined
+    return score
+
+
+def final_score(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Just ``final`` (NaN when no AU is defined): the objective for model selection."""
+    acc, f1, _ = per_au_scores(*per_au_counts(pred, truth))
+    return float(summarize(acc, f1)[0])
+
+
+# ------------------------------------------------------------------ bootstrap
+def bootstrap_finals(preds: Sequence[np.ndarray], truth: np.ndarray,
+                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """``final`` of each submission on the same bootstrap resamples: ``[B, K]``.
+
+    Resample ``b`` draws N rows with replacement (seeded: the same seed, data
+    and ``n_resamples`` give the same array). An AU with no known row in a
+    resample is left out of that resample's means. Memory stays bounded by
+    processing resamples in chunks.
+    """
+    truth = np.asarray(truth)
+    checked = [_check(p, truth)[0] for p in preds]
+    n_rows, n_aus = truth.shape
+    if n_rows == 0:
+        raise ValueError("cannot bootstrap zero rows")
+    indicators = _indicators(checked, truth)  # [N, (2 + 2K) C]
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_resamples, _CHUNK_CELLS // n_rows))
+    out = np.empty((n_resamples, len(checked)))
+    for start in range(0, n_resamples, chunk):
+        b = min(chunk, n_resamples - start)
+        draws = rng.integers(0, n_rows, size=(b, n_rows))
+        draws += (np.arange(b) * n_rows)[:, None]
+        weights = np.bincount(draws.ravel(), minlength=b * n_rows).reshape(b, n_rows)
+        # float32 is exact here: every count is an integer <= N < 2**24.
+        counts = (weights.astype(np.float32) @ indicators).astype(np.int64)
+        out[start:start + b] = _finals_from_sums(counts.reshape(b, -1, n_aus))
+    return out
+
+
+def bootstrap_ci(pred: np.ndarray, truth: np.ndarray, n_resamples: int = DEFAULT_RESAMPLES,
+                 seed: int = DEFAULT_SEED, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval ``[lo, hi]`` of ``final`` (95% by default)."""
+    finals = bootstrap_finals([pred], truth, n_resamples, seed)[:, 0]
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.nanpercentile(finals, [tail, 100 - tail])
+    return [float(lo), float(hi)]
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """Paired bootstrap of submissions A and B on the same resamples.
+
+    ``p_a_better``: fraction of resamples where A's ``final`` is strictly
+    higher; ``diff``: observed ``final(A) - final(B)``; ``diff_ci95``: 95%
+    percentile interval of that difference.
+    """
+
+    p_a_better: float
+    diff: float
+    diff_ci95: tuple[float, float]
+
+
+def paired_bootstrap(pred_a: np.ndarray, pred_b: np.ndarray, truth: np.ndarray,
+                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> PairedResult:
+    """Probability that submission A beats B, from one shared set of resamples."""
+    finals = bootstrap_finals([pred_a, pred_b], truth, n_resamples, seed)
+    return paired_from_finals(finals[:, 0], finals[:, 1],
+                              final_score(pred_a, truth) - final_score(pred_b, truth))
+
+
+def paired_from_finals(finals_a: np.ndarray, finals_b: np.ndarray, diff: float) -> PairedResult:
+    """:class:`PairedResult` from two columns of :func:`bootstrap_finals`."""
+    delta = np.asarray(finals_a) - np.asarray(finals_b)
+    lo, hi = np.nanpercentile(delta, [2.5, 97.5])
+    return PairedResult(float(np.mean(delta > 0)), float(diff), (float(lo), float(hi)))
+
+
+# ------------------------------------------------------------------- helpers
+def _indicators(preds: Sequence[np.ndarray], truth: np.ndarray) -> np.ndarray:
+    """Per-row 0/1 columns whose weighted sums give every confusion count.
+
+    Blocks of C columns: known, positive, then per submission
+    predicted-positive-and-known and predicted-positive-and-positive.
+    """
+    known = truth != UNKNOWN
+    pos = truth == POSITIVE
+    blocks = [known, pos]
+    for pred in preds:
+        hit = pred == 1
+        blocks += [hit & known, hit & pos]
+    return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+def _finals_from_sums(sums: np.ndarray) -> np.ndarray:
+    """``final`` per resample and submission from indicator sums ``[B, 2 + 2K, C]``."""
+    n, positives = sums[:, 0], sums[:, 1]
+    predicted, tp = sums[:, 2::2], sums[:, 3::2]  # [B, K, C]
+    fp = predicted - tp
+    fn = positives[:, None] - tp
+    tn = n[:, None] - tp - fp - fn
+    acc, f1, _ = per_au_scores(tp, fp, fn, tn)
+    return summarize(acc, f1)[0]
+
+
+def _check(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    if truth.ndim != 2 or pred.shape != truth.shape:
+        raise ValueError(f"predictions {pred.shape} and truth {truth.shape} must be the same [N, C] shape")
+    # Equality tests, not np.isin: ~50x faster on [325000, 23].
+    if not ((pred == 0) | (pred == 1)).all():
+        raise ValueError("predictions must be 0 or 1")
+    if not ((truth == 0) | (truth == POSITIVE) | (truth == UNKNOWN)).all():
+        raise ValueError(f"truth labels must be 0, 1 or {UNKNOWN}")
+    return pred, truth
+
+
+def _float(x: Any) -> float | None:
+    x = float(x)
+    return None if np.isnan(x) else x
