@@ -5,4 +5,5 @@ like a third-party one.
 """
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
+    "plugins.samplers",
 )
