@@ -1,12 +1,49 @@
-"""Core subcommands: ``auh plugins``."""
+"""Core subcommands: ``auh run``, ``auh predict``, ``auh ablate``, ``auh plugins``."""
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib.resources
+from pathlib import Path
+from typing import Any
 
 import harness
+from harness import recipe as recipes
+from harness.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run", help="train, ensemble, threshold and score a recipe (default: the CPU demo)",
+        description="Run the whole pipeline of a recipe: align faces, pretrain and fine-tune each "
+                    "view, ensemble the views, fit per-AU thresholds on validation predictions, "
+                    "score the test rows, save a model bundle, and log everything to MLflow. "
+                    "With no RECIPE it runs submissions/demo.toml on the synthetic benchmark.")
+    _recipe_args(p)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the latest unfinished run of this recipe from its last checkpoint")
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser(
+        "predict", help="write a submission CSV from a model bundle and images",
+        description="Align and classify images with a trained bundle and write a submission "
+                    "(image,AU1,...) that `auh score` accepts.")
+    p.add_argument("bundle", type=Path, help="a bundle folder written by `auh run`")
+    p.add_argument("input", type=Path, help="a folder of images, one image, or a text file of paths")
+    p.add_argument("--out", type=Path, required=True, help="submission CSV to write")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_predict)
+
+    p = subparsers.add_parser(
+        "ablate", help="the paper's Table 2 for a recipe: views, alignment, balancing",
+        description="Run the paper's ablation on any recipe: F_face, F_emotion, F_face + F_emotion, "
+                    "+ Align, + balancing, each a recipe derived from RECIPE; prints the Acc / F1 / "
+                    "Avg table in markdown and writes it next to the runs.")
+    _recipe_args(p)
+    p.add_argument("--out", type=Path, help="markdown file for the table (default: OUTPUT/NAME-ablation.md)")
+    p.set_defaults(func=cmd_ablate)
+
     p = subparsers.add_parser(
         "plugins", help="list every registered component",
         description="List every registered component: kind, name, the plugin that provides "
@@ -15,12 +52,141 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_plugins)
 
 
+def _recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", nargs="?", type=Path, help="a TOML recipe (default: the demo recipe)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe field, e.g. --set train.epochs=2; repeatable")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
+
+
 def _kinds() -> list[str]:
     from harness.registry import KINDS
 
     return list(KINDS)
 
 
+def demo_recipe() -> Path:
+    return Path(str(importlib.resources.files("submissions") / "demo.toml"))
+
+
+def load_recipe(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = list(args.overrides)
+    if args.tracking_uri:
+        overrides.append(f"run.tracking_uri={args.tracking_uri}")
+    return recipes.load(args.recipe or demo_recipe(), overrides)
+
+
+# --------------------------------------------------------------------- run
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.pipeline import run
+
+    recipe = load_recipe(args)
+    result = run(recipe, resume=args.resume)
+    print(scorecard(result, recipe))
+    return 0
+
+
+def scorecard(result: dict[str, Any], recipe: dict[str, Any]) -> str:
+    """The readable end-of-run report: per-AU table, final score, baselines, where to look."""
+    s = result["scores"]
+    lines = [f"run {recipe['run']['name']!r}: {result['out_dir']}", "",
+             f"{'AU':<6}{'n':>7}{'accuracy':>10}{'F1':>8}"]
+    for au, v in s["per_au"].items():
+        if v["accuracy"] is None:
+            lines.append(f"{au:<6}{v['n']:>7}{'undefined (no known labels)':>26}")
+        else:
+            lines.append(f"{au:<6}{v['n']:>7}{v['accuracy']:>10.4f}{v['f1']:>8.4f}")
+    lines.append("")
+    ci = f"  95% CI [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if "ci95" in s else ""
+    lines.append(f"final {s['final']:.4f} = (accuracy {s['accuracy']:.4f} + F1 {s['f1']:.4f}) / 2{ci}")
+    if result["cv"]["n_folds"] > 1:
+        lines.append(f"cross-validation: {result['cv']['n_folds']} folds, final "
+                     f"{result['cv']['mean']:.4f} +- {result['cv']['std']:.4f} (mean +- sd)")
+    for view, final in result["view_final"].items():
+        lines.append(f"view {view} alone: final {final:.4f}")
+    for name, b in result["baselines"].items():
+        lines.append(f"baseline {name}: final {b['final']:.4f} (accuracy {b['accuracy']:.4f}, F1 {b['f1']:.4f})")
+    lines.append(f"faces found by the aligner: {100 * result['faces_found']:.1f}%")
+    lines.append(f"model bundle: {result['bundle']}")
+    ui = result.get("tracking", {}).get("ui_command")
+    if ui:
+        lines.append(f"MLflow: {ui}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- predict
+def cmd_predict(args: argparse.Namespace) -> int:
+    from harness.bundle import list_images, load_bundle, write_submission
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
+    bundle = load_bundle(args.bundle, device=args.device)
+    paths = list_images(args.input)
+    _, preds = bundle.predict_paths(paths, args.batch_size)
+    write_submission(args.out, paths, preds, bundle.schema)
+    print(f"wrote {len(paths)} rows to {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------ ablate
+ABLATION_ROWS = ("F_face", "F_emotion", "F_face + F_emotion", "Align + F_face + F_emotion",
+                 "Align + F_face + F_emotion + balancing")
+
+
+def ablation_recipes(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The paper's Table 2 as recipes derived from ``base``.
+
+    Without alignment the aligner is ``none`` (resize only); without
+    balancing the sampler is ``uniform`` and the loss plain ``bce``. The
+    single-view rows keep the base recipe's ``face`` / ``emotion`` views
+    (the first and second view when named otherwise).
+    """
+    views = list(base["views"])
+    if len(views) < 2:
+        raise UserError("auh ablate needs a recipe with two views (face and emotion)")
+    face = "face" if "face" in views else views[0]
+    emotion = "emotion" if "emotion" in views else views[1]
+
+    def variant(row: str, view_names: list[str], aligned: bool, balanced: bool) -> dict[str, Any]:
+        r = copy.deepcopy(base)
+        r["views"] = {v: r["views"][v] for v in view_names}
+        if not aligned:
+            r["aligner"] = {"name": "none"}
+        if not balanced:
+            r["sampler"], r["loss"] = {"name": "uniform"}, {"name": "bce"}
+        slug = row.lower().replace(" + ", "+").replace(" ", "_")
+        r["run"]["name"] = f"{base['run']['name']}-ablate-{slug}"
+        return r
+
+    return {
+        ABLATION_ROWS[0]: variant(ABLATION_ROWS[0], [face], False, False),
+        ABLATION_ROWS[1]: variant(ABLATION_ROWS[1], [emotion], False, False),
+        ABLATION_ROWS[2]: variant(ABLATION_ROWS[2], [face, emotion], False, False),
+        ABLATION_ROWS[3]: variant(ABLATION_ROWS[3], [face, emotion], True, False),
+        ABLATION_ROWS[4]: variant(ABLATION_ROWS[4], [face, emotion], True, True),
+    }
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from harness.fileio import atomic_open
+    from harness.pipeline import run
+
+    base = load_recipe(args)
+    rows = []
+    for row, r in ablation_recipes(base).items():
+        s = run(recipes.resolve(r))["scores"]
+        rows.append((row, s["accuracy"], s["f1"], s["final"]))
+    table = "\n".join(["| method | Acc | F1 | Avg |", "|---|---|---|---|"] +
+                      [f"| {m} | {a:.3f} | {f:.3f} | {v:.3f} |" for m, a, f, v in rows])
+    out = args.out or Path(base["run"]["output"]) / f"{base['run']['name']}-ablation.md"
+    with atomic_open(out) as fh:
+        fh.write(table + "\n")
+    print(table)
+    print(f"\nwritten to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------- plugins
 def cmd_plugins(args: argparse.Namespace) -> int:
     table = harness.get_registry().table
     rows = [("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "DESCRIPTION")]

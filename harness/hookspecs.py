@@ -23,7 +23,9 @@ The component interfaces (array-shaped; ``C`` = number of AUs, labels use
 * sampler: ``sample(labels[N,C], seed) -> int64 index array`` for one epoch
   (originals plus any clones, in training order).
 * loss: a ``torch.nn.Module`` with ``forward(logits[N,C], labels[N,C]) -> scalar``;
-  optionally ``fit(labels[N,C])`` to learn statistics from the training labels.
+  optionally ``fit(labels[N,C])`` to learn statistics from the training labels,
+  and a ``generator`` (``torch.Generator``) for its random choices, which the
+  engine reseeds every epoch so that a resumed run replays exactly.
 * ensembler: ``combine([probs[N,C], ...], logits=None) -> probs[N,C]``;
   optionally ``fit([probs...], labels)`` on validation predictions.
 * thresholder: ``fit(probs[N,C], labels[N,C]) -> thresholds[C]``; ``thresholds_``

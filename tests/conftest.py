@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["AUH_QUIET"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One cache of generated data and aligned faces for the whole session, never the user's.
+os.environ["AUH_CACHE"] = tempfile.mkdtemp(prefix="auh-test-cache-")
 
 SHARED = Path(os.environ.get("AUH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 ENC_LABELS = SHARED / "data" / "emotionet2020" / "manual_labels_train.txt"

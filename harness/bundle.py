@@ -1,0 +1,194 @@
+"""A trained ensemble as one folder, and ``auh predict``.
+
+Layout::
+
+    bundle/
+      bundle.json         AU list, input size, normalisation, aligner, views,
+                          ensembler (with its fitted state), thresholds, versions
+      recipe.toml         the resolved recipe that trained it
+      views/<view>.safetensors
+
+Weights are safetensors only, so loading a bundle never unpickles anything.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+import harness
+from harness import recipe as recipes
+from harness.engine import MEAN, STD, predict_logits, sigmoid
+from harness.errors import UserError
+from harness.fileio import atomic_open
+from harness.schema import AUSchema
+from harness.weights import load_weights
+
+FORMAT = 1
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("au-harness", "torch", "timm", "numpy"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights: dict[str, Path],
+                thresholds: np.ndarray, ensembler: Any) -> Path:
+    """Write the bundle into ``folder`` (replaced as a whole, never half-written)."""
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "views").mkdir(parents=True)
+    for view, path in weights.items():
+        shutil.copyfile(path, tmp / "views" / f"{view}.safetensors")
+    meta = {
+        "format": FORMAT,
+        "schema": {"name": schema.name, "aus": list(schema.aus), "flip_pairs": [list(p) for p in schema.flip_pairs]},
+        "input_size": recipe["train"]["input_size"],
+        "normalization": {"mean": MEAN, "std": STD},
+        "aligner": recipe["aligner"],
+        "views": {v: {"backbone": recipe["views"][v]["backbone"], "weights": f"views/{v}.safetensors"}
+                  for v in weights},
+        "ensembler": {**recipe["ensembler"], "fitted": _fitted_state(ensembler)},
+        "thresholds": [float(t) for t in thresholds],
+        "versions": _versions(),
+    }
+    (tmp / "bundle.json").write_text(json.dumps(meta, indent=1))
+    (tmp / "recipe.toml").write_text(recipes.dumps(recipe))
+    old = folder.with_name(f".{folder.name}.old")
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def _fitted_state(ensembler: Any) -> dict[str, Any]:
+    """The ensembler's public attributes after ``fit`` (e.g. fitted view weights)."""
+    state = {}
+    for key, value in vars(ensembler).items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, (np.ndarray, list, tuple)):
+            value = np.asarray(value).tolist()
+        if value is None or isinstance(value, (bool, int, float, str, list)):
+            state[key] = value
+    return state
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: ``predict_paths`` turns image files into probabilities and 0/1."""
+
+    folder: Path
+    meta: dict[str, Any]
+    models: dict[str, torch.nn.Module]
+    ensembler: Any
+    thresholds: np.ndarray
+    device: str = "cpu"
+
+    @property
+    def aus(self) -> list[str]:
+        return list(self.meta["schema"]["aus"])
+
+    @property
+    def schema(self) -> AUSchema:
+        s = self.meta["schema"]
+        return AUSchema(s["name"], tuple(s["aus"]), tuple(tuple(p) for p in s["flip_pairs"]))
+
+    def aligner(self) -> Any:
+        name, params = recipes.component_params(self.meta["aligner"])
+        params.setdefault("size", self.meta["input_size"])
+        return harness.create("aligner", name, **params)
+
+    def predict_crops(self, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 crops ``[N,S,S,3]`` -> ``(probs, preds)``."""
+        size = self.meta["input_size"]
+        logits = [predict_logits(m, crops, size, batch_size, self.device) for m in self.models.values()]
+        probs = self.ensembler.combine([sigmoid(x) for x in logits], logits=logits)
+        return probs, (probs >= self.thresholds).astype(np.int64)
+
+    def predict_paths(self, paths: Sequence[Path], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Image files -> ``(probs [N,C], preds [N,C])``; aligned with the bundle's aligner."""
+        aligner = self.aligner()
+        crops = []
+        for start in range(0, len(paths), batch_size):
+            images = [read_image(p) for p in paths[start:start + batch_size]]
+            crops.extend(np.asarray(face.image.convert("RGB")) for face in aligner.align(images))
+        if not crops:
+            raise UserError("no images to predict")
+        return self.predict_crops(np.stack(crops), batch_size)
+
+
+def read_image(path: Path) -> Image.Image:
+    """Open an image as RGB, or say which file is not one."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserError(f"{path}: not a readable image ({exc})") from None
+
+
+def load_bundle(folder: str | Path, device: str = "cpu") -> Bundle:
+    folder = Path(folder)
+    meta_file = folder / "bundle.json"
+    if not meta_file.is_file():
+        raise UserError(f"{folder}: not a model bundle (no bundle.json)")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{meta_file}: bundle format {meta.get('format')!r}, expected {FORMAT}")
+    n_aus = len(meta["schema"]["aus"])
+    models = {}
+    for view, spec in meta["views"].items():
+        name, params = recipes.component_params(spec["backbone"])
+        model = harness.create("backbone", name, num_classes=n_aus, input_size=meta["input_size"], **params)
+        load_weights(model, folder / spec["weights"], strict=True)
+        models[view] = model.to(device).eval()
+    name, params = recipes.component_params({k: v for k, v in meta["ensembler"].items() if k != "fitted"})
+    ensembler = harness.create("ensembler", name, **params)
+    for key, value in meta["ensembler"].get("fitted", {}).items():
+        setattr(ensembler, key, np.asarray(value) if isinstance(value, list) else value)
+    return Bundle(folder, meta, models, ensembler, np.asarray(meta["thresholds"], dtype=float), device)
+
+
+def list_images(source: Path) -> list[Path]:
+    """A folder (its image files, sorted) or a text file listing one image path per line."""
+    source = Path(source)
+    if source.is_dir():
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise UserError(f"{source}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return paths
+    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+        return [source]
+    if source.is_file():
+        lines = [ln.strip() for ln in source.read_text().splitlines() if ln.strip()]
+        paths = [(source.parent / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise UserError(f"{source}: {len(missing)} listed images do not exist (first: {missing[0]})")
+        return paths
+    raise UserError(f"{source}: no such folder, image or list file")
+
+
+def write_submission(out: Path, paths: Sequence[Path], preds: np.ndarray, schema: AUSchema) -> None:
+    from harness.labels import write_labels
+
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        raise UserError("two input images share a file name; a submission needs unique image names")
+    write_labels(out, names, preds, schema)

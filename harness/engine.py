@@ -1,0 +1,246 @@
+"""One training stage: the loop, per-epoch checkpoints, exact resume.
+
+Every source of randomness in an epoch is seeded from ``(seed, stage,
+epoch)``: the sampler's epoch order, flips, dropout and the loss's own
+random choices. Restoring the weights, optimizer and scheduler saved at the
+end of epoch ``e`` and replaying epoch ``e + 1`` therefore gives the same
+result as never stopping, which is what ``--resume`` relies on.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from harness.fileio import atomic_open, atomic_path
+from harness.progress import progress
+from harness.weights import load_weights, save_weights
+
+MEAN, STD = 0.5, 0.5  # images are scaled to [-1, 1], as the IR nets were trained
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 31-bit seed from any printable parts (same on every platform)."""
+    return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class StageConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    lr_step: int = 10
+    lr_gamma: float = 0.1
+    workers: int = 0
+    amp: bool = True
+    channels_last: bool = True
+    max_steps: int = 0  # cap on optimizer steps per epoch (0: none); for smoke runs
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class Task:
+    """What a stage trains on: crops, targets, how an epoch is ordered, the loss.
+
+    ``images``: uint8 array-like ``[N,S,S,3]`` (the aligned-face cache).
+    ``order(seed)``: the row indices of one epoch.
+    ``flip_perm``: target column permutation under a horizontal flip
+    (multi-label), ``[]`` for single-label targets, ``None`` for no flips.
+    ``evaluate(model)``: validation metrics after each epoch (or ``None``).
+    """
+
+    images: Any
+    targets: np.ndarray
+    order: Callable[[int], np.ndarray]
+    loss: torch.nn.Module
+    flip_perm: Sequence[int] | None = None
+    evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None
+
+
+class CropBatches(Dataset):
+    """Whole batches of crops, fetched with one fancy index per batch.
+
+    Items are ``(batch_number, row_indices)``; flips are drawn from a
+    generator seeded by ``(seed, batch_number)`` so that results do not
+    depend on the number of DataLoader workers.
+    """
+
+    def __init__(self, images: Any, targets: np.ndarray | None, input_size: int,
+                 flip_perm: Sequence[int] | None = None, seed: int = 0) -> None:
+        self.images, self.targets = images, targets
+        self.input_size, self.flip_perm, self.seed = input_size, flip_perm, seed
+
+    def __len__(self) -> int:  # only batches are fetched, through the batch list
+        return len(self.images)
+
+    def __getitem__(self, item: tuple[int, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        number, rows = item
+        order = np.argsort(rows, kind="stable")  # sorted reads are faster on memory maps
+        crops = np.empty((len(rows),) + tuple(self.images.shape[1:]), dtype=np.uint8)
+        crops[order] = self.images[np.asarray(rows)[order]]
+        targets = None if self.targets is None else np.array(self.targets[rows])
+        if self.flip_perm is not None:
+            flips = np.random.default_rng((self.seed, number)).random(len(rows)) < 0.5
+            crops[flips] = crops[flips, :, ::-1]
+            if len(self.flip_perm) and targets is not None:
+                targets[flips] = targets[flips][:, self.flip_perm]
+        x = to_tensor(crops, self.input_size)
+        y = torch.zeros(len(rows)) if targets is None else torch.from_numpy(targets)
+        return x, y
+
+
+def to_tensor(crops: np.ndarray, input_size: int) -> torch.Tensor:
+    """uint8 ``[B,S,S,3]`` -> float ``[B,3,input,input]`` in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255)
+    if x.shape[-1] != input_size:
+        x = torch.nn.functional.interpolate(x, size=(input_size, input_size), mode="bilinear",
+                                            antialias=True, align_corners=False)
+    return (x - MEAN) / STD
+
+
+def batches(rows: np.ndarray, batch_size: int) -> list[tuple[int, np.ndarray]]:
+    return [(i, rows[s:s + batch_size]) for i, s in enumerate(range(0, len(rows), batch_size))]
+
+
+def loader(dataset: CropBatches, rows: np.ndarray, batch_size: int, workers: int,
+           pin: bool) -> DataLoader:
+    return DataLoader(dataset, batch_size=None, sampler=batches(rows, batch_size),
+                      num_workers=workers, pin_memory=pin, persistent_workers=False)
+
+
+class Checkpoint:
+    """Per-epoch checkpoint of a stage in ``folder``.
+
+    The weights go to ``weights-e{epoch}.safetensors``, then ``state.pt``
+    (optimizer, scheduler, RNG, the weights file's name) replaces the old
+    one atomically; a kill at any moment leaves the last complete pair.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    @property
+    def done_file(self) -> Path:
+        return self.folder / "done.json"
+
+    def is_done(self) -> bool:
+        return self.done_file.is_file()
+
+    def save(self, epoch: int, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
+        weights = self.folder / f"weights-e{epoch}.safetensors"
+        save_weights(model, weights)
+        state = {"epoch": epoch, "weights": weights.name, "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+        with atomic_path(self.folder / "state.pt") as tmp:
+            torch.save(state, tmp)
+        for old in self.folder.glob("weights-e*.safetensors"):
+            if old.name != weights.name:
+                old.unlink(missing_ok=True)
+
+    def restore(self, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> int:
+        """Load the last complete epoch; return the number of epochs done (0 if none)."""
+        path = self.folder / "state.pt"
+        if not path.is_file():
+            return 0
+        state = torch.load(path, weights_only=True)
+        load_weights(model, self.folder / state["weights"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["epoch"]) + 1
+
+    def finish(self, model: torch.nn.Module, metrics: dict[str, float]) -> None:
+        save_weights(model, self.folder / "final.safetensors")
+        with atomic_open(self.done_file) as fh:
+            json.dump(metrics, fh)
+
+    def load_final(self, model: torch.nn.Module) -> dict[str, float]:
+        load_weights(model, self.folder / "final.safetensors", strict=True)
+        return json.loads(self.done_file.read_text())
+
+
+def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size: int,
+                checkpoint: Checkpoint, name: str,
+                on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
+    """Train ``model`` on ``task`` for ``cfg.epochs`` epochs, resuming from ``checkpoint``.
+
+    Returns the last epoch's metrics. A finished stage is not trained again:
+    its final weights are loaded instead.
+    """
+    device = torch.device(cfg.device)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if checkpoint.is_done():
+        return checkpoint.load_final(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    start = checkpoint.restore(model, optimizer, scheduler)
+    task.loss.to(device)
+    metrics: dict[str, float] = {}
+    amp = cfg.amp and device.type == "cuda"
+    for epoch in range(start, cfg.epochs):
+        seed = derive_seed(cfg.seed, name, epoch)
+        torch.manual_seed(seed)  # dropout and anything else on the global generator
+        if isinstance(getattr(task.loss, "generator", None), torch.Generator):
+            task.loss.generator.manual_seed(seed)
+        rows = np.asarray(task.order(seed), dtype=np.int64)
+        if cfg.max_steps:
+            rows = rows[: cfg.max_steps * cfg.batch_size]
+        data = CropBatches(task.images, task.targets, input_size, task.flip_perm, seed)
+        model.train()
+        total, count = 0.0, 0
+        for x, y in progress(loader(data, rows, cfg.batch_size, cfg.workers, device.type == "cuda"),
+                             desc=f"{name} epoch {epoch + 1}/{cfg.epochs}", leave=False):
+            x = x.to(device, non_blocking=True)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(x)
+            loss = task.loss(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(x)
+            count += len(x)
+        scheduler.step()
+        metrics = {"loss": total / max(count, 1), "lr": scheduler.get_last_lr()[0]}
+        if task.evaluate is not None:
+            metrics.update(task.evaluate(model))
+        checkpoint.save(epoch, model, optimizer, scheduler)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
+    checkpoint.finish(model, metrics)
+    return metrics
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, images: Any, input_size: int, batch_size: int = 64,
+                   device: str = "cpu", workers: int = 0, channels_last: bool = True) -> np.ndarray:
+    """Logits ``[N,C]`` for every crop, in order; no randomness (no flips, eval mode)."""
+    dev = torch.device(device)
+    model.to(dev).eval()
+    rows = np.arange(len(images))
+    out = []
+    for x, _ in loader(CropBatches(images, None, input_size), rows, batch_size, workers,
+                       dev.type == "cuda"):
+        x = x.to(dev)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out.append(model(x).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))

@@ -1,0 +1,421 @@
+"""``auh run``: align -> views (pretrain, fine-tune) -> ensemble -> thresholds -> score.
+
+The pipeline knows stages, not methods: every component comes from the
+registry by the name in the recipe, and every stage announces itself through
+the lifecycle hooks (tracking is a plugin). Each stage writes its results
+under the run folder before the next starts, so ``--resume`` skips finished
+stages and continues an unfinished one from its last epoch checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import harness
+from harness import recipe as recipes
+from harness.data import AUDataset, LabelledImages
+from harness.engine import Checkpoint, StageConfig, Task, predict_logits, sigmoid, train_stage
+from harness.errors import UserError
+from harness.fileio import atomic_open, atomic_path
+from harness.metrics import bootstrap_ci, challenge_score
+from harness.weights import load_weights
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class RunInfo:
+    """What lifecycle hooks see of a run (see ``harness.hookspecs``)."""
+
+    recipe: dict[str, Any]
+    out_dir: Path
+    run_id: str
+    resumed: bool
+    tracking_uri: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def save_state(self) -> None:
+        with atomic_open(self.out_dir / STATE_FILE) as fh:
+            json.dump(self.state, fh, indent=1, default=str)
+
+
+@dataclass
+class Split:
+    """Row indices of one evaluation round (the fixed split, or one CV fold)."""
+
+    name: str
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+# ---------------------------------------------------------------- run folder
+def recipe_digest(recipe: dict[str, Any]) -> str:
+    return hashlib.sha256(recipes.dumps(recipe).encode()).hexdigest()
+
+
+def prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
+    """Pick the run folder: a new ``output/name[-k]``, or with ``resume`` the latest one."""
+    base = Path(recipe["run"]["output"]) / recipe["run"]["name"]
+    existing = sorted((p for p in base.parent.glob(base.name + "*")
+                       if p == base or p.name[len(base.name) + 1:].isdigit() and p.name[len(base.name)] == "-"),
+                      key=lambda p: p.stat().st_mtime)
+    existing = [p for p in existing if (p / STATE_FILE).is_file()]
+    digest = recipe_digest(recipe)
+    if resume:
+        if not existing:
+            raise UserError(f"--resume: no run to resume under {base}; start one without --resume")
+        out_dir = existing[-1]
+        state = json.loads((out_dir / STATE_FILE).read_text())
+        if state.get("recipe_sha256") != digest:
+            raise UserError(f"--resume: {out_dir} was started with a different recipe; "
+                            f"resume with the same recipe and --set values")
+        return RunInfo(recipe, out_dir, state["run_id"], True, recipe["run"]["tracking_uri"], state)
+    out_dir, k = base, 1
+    while out_dir.exists():
+        k += 1
+        out_dir = base.with_name(f"{base.name}-{k}")
+    out_dir.mkdir(parents=True)
+    run_id = hashlib.sha1(f"{out_dir.resolve()}/{time.time_ns()}".encode()).hexdigest()[:16]
+    info = RunInfo(recipe, out_dir, run_id, False, recipe["run"]["tracking_uri"],
+                   {"run_id": run_id, "recipe_sha256": digest, "finished": False})
+    with atomic_open(out_dir / "recipe.toml") as fh:
+        fh.write(recipes.dumps(recipe))
+    info.save_state()
+    return info
+
+
+# ----------------------------------------------------------------- the run
+def run(recipe: dict[str, Any], resume: bool = False) -> dict[str, Any]:
+    """Run the whole pipeline for a resolved recipe; return the result dict."""
+    _set_determinism(recipe)
+    info = prepare_run(recipe, resume)
+    hook = harness.get_registry().hook
+    hook.auh_run_start(run=info)
+    info.save_state()
+
+    dataset = _create("dataset", recipe["dataset"])
+    aus = list(dataset.schema.aus)
+    faces = align(dataset.images, recipe, dataset.landmarks)
+    splits = evaluation_splits(dataset, recipe)
+    views = list(recipe["views"])
+    pretrained = {v: pretrain_view(info, v, dataset) for v in views}
+
+    fold_results = []
+    for split in splits:
+        fold_results.append(run_split(info, split, dataset, faces, pretrained))
+    result = summarize(info, fold_results, dataset, aus, faces)
+    with atomic_open(info.out_dir / "result.json") as fh:
+        json.dump({k: v for k, v in result.items() if k != "val"}, fh, indent=1)
+    info.state["finished"] = True
+    info.save_state()
+    hook.auh_run_end(run=info, result=result)
+    info.save_state()
+    return result
+
+
+def _set_determinism(recipe: dict[str, Any]) -> None:
+    torch.manual_seed(recipe["run"]["seed"])
+    if recipe["run"]["deterministic"]:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def device_of(recipe: dict[str, Any]) -> str:
+    wanted = recipe["run"]["device"]
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"recipe field run.device: {wanted!r} requested but no CUDA device is available")
+    return wanted
+
+
+def _create(kind: str, table: dict[str, Any], **extra: Any) -> Any:
+    name, params = recipes.component_params(table)
+    return harness.create(kind, name, **{**extra, **params})
+
+
+# --------------------------------------------------------------- alignment
+def cache_root() -> Path:
+    return Path(os.environ.get("AUH_CACHE", Path.home() / ".cache" / "au-harness"))
+
+
+def make_aligner(recipe: dict[str, Any]) -> Any:
+    name, params = recipes.component_params(recipe["aligner"])
+    params.setdefault("size", recipe["train"]["input_size"])
+    return harness.create("aligner", name, **params)
+
+
+def align(images: list[Path], recipe: dict[str, Any], landmarks: np.ndarray | None = None) -> Any:
+    """The aligned-face cache for ``images`` (built on first use, then reused)."""
+    from harness.facecache import build_cache
+
+    aligner = make_aligner(recipe)
+    return build_cache(images, aligner, cache_root() / "faces", landmarks=landmarks,
+                       workers=max(1, recipe["train"]["workers"]))
+
+
+# ------------------------------------------------------------------ splits
+def evaluation_splits(dataset: AUDataset, recipe: dict[str, Any]) -> list[Split]:
+    """The fixed train/val/test split, or K folds (fold k tests, fold k+1 validates)."""
+    evaluation = recipe["evaluation"]
+    if evaluation["mode"] == "split":
+        missing = {"train", "val", "test"} - set(dataset.splits)
+        if missing:
+            raise UserError(f"dataset {dataset.name!r} has no {'/'.join(sorted(missing))} split; "
+                            f"use evaluation.mode = \"kfold\"")
+        return [Split("split", dataset.splits["train"], dataset.splits["val"], dataset.splits["test"])]
+    k = evaluation["folds"]
+    folds = dataset.folds
+    if folds is None or len(np.unique(folds)) != k:
+        from harness.splits import iterative_stratification
+
+        folds = iterative_stratification(dataset.labels, k, recipe["run"]["seed"])
+    rows = np.arange(len(dataset))
+    return [Split(f"fold/{f}", rows[(folds != f) & (folds != (f + 1) % k)], rows[folds == (f + 1) % k],
+                  rows[folds == f]) for f in range(k)]
+
+
+# ---------------------------------------------------------------- training
+def stage_config(recipe: dict[str, Any], section: str = "train") -> StageConfig:
+    train, table = recipe["train"], recipe[section]
+    return StageConfig(
+        epochs=table["epochs"], batch_size=table["batch_size"], lr=table["lr"],
+        momentum=train["momentum"], weight_decay=train["weight_decay"], lr_step=train["lr_step"],
+        lr_gamma=train["lr_gamma"], workers=train["workers"], amp=train["amp"],
+        channels_last=train["channels_last"], max_steps=train["max_steps"],
+        seed=recipe["run"]["seed"], device=device_of(recipe))
+
+
+def new_backbone(recipe: dict[str, Any], view: str, num_classes: int) -> torch.nn.Module:
+    return _create("backbone", recipe["views"][view]["backbone"], num_classes=num_classes,
+                   input_size=recipe["train"]["input_size"])
+
+
+def pretrain_view(info: RunInfo, view: str, dataset: AUDataset) -> Path | None:
+    """The view's starting weights: a pretraining stage, an ``init`` checkpoint, or none.
+
+    Pretraining does not depend on the AU folds, so it runs once per view.
+    """
+    recipe = info.recipe
+    spec = recipe["views"][view]
+    if spec["pretrain"] == "none":
+        return Path(spec["init"]) if spec["init"] else None
+    task_name = spec["pretrain"]
+    companion = dataset.companions.get(task_name)
+    if companion is None:
+        raise UserError(f"recipe field views.{view}.pretrain: dataset {dataset.name!r} has no "
+                        f"{task_name!r} companion set; available: {', '.join(dataset.companions) or '(none)'}")
+    stage = f"{view}/pretrain"
+    folder = info.out_dir / stage
+    model = new_backbone(recipe, view, len(companion.classes))
+    if spec["init"]:
+        _init_weights(model, spec["init"], f"views.{view}.init")
+    faces = align(companion.images, recipe, companion.landmarks)
+    task = classification_task(companion, faces, recipe)
+    _stage(info, stage, lambda: train_stage(model, task, stage_config(recipe, "pretrain"),
+                                            recipe["train"]["input_size"], Checkpoint(folder), stage,
+                                            _epoch_hook(info, stage)))
+    return folder / "final.safetensors"
+
+
+def classification_task(companion: LabelledImages, faces: Any, recipe: dict[str, Any]) -> Task:
+    n = len(companion.targets)
+    return Task(images=faces.images, targets=companion.targets,
+                order=lambda seed: np.random.default_rng(seed).permutation(n),
+                loss=torch.nn.CrossEntropyLoss(), flip_perm=[] if recipe["train"]["flip"] else None)
+
+
+def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
+              pretrained: dict[str, Path | None]) -> dict[str, Any]:
+    """Fine-tune every view on one split, ensemble, fit thresholds on val, score test."""
+    recipe = info.recipe
+    labels, aus = dataset.labels, list(dataset.schema.aus)
+    val_probs, test_probs, val_logits, test_logits, view_scores = [], [], [], [], {}
+    for view in recipe["views"]:
+        stage = f"{split.name}/{view}/finetune"
+        logits = finetune_view(info, stage, view, split, dataset, faces, pretrained[view])
+        val_logits.append(logits["val"])
+        test_logits.append(logits["test"])
+        val_probs.append(sigmoid(logits["val"]))
+        test_probs.append(sigmoid(logits["test"]))
+    ens_stage = f"{split.name}/ensemble"
+    harness.get_registry().hook.auh_stage_start(run=info, stage=ens_stage)
+    ensembler = _create("ensembler", recipe["ensembler"])
+    if hasattr(ensembler, "fit"):
+        ensembler.fit(val_probs, labels[split.val])
+    val_ens = ensembler.combine(val_probs, logits=val_logits)
+    test_ens = ensembler.combine(test_probs, logits=test_logits)
+    thresholder = _create("thresholder", recipe["thresholder"])
+    thresholds = np.asarray(thresholder.fit(val_ens, labels[split.val]), dtype=float)
+    test_pred = (test_ens >= thresholds).astype(np.int64)
+    score = challenge_score(test_pred, labels[split.test], aus)
+    for i, view in enumerate(recipe["views"]):
+        view_scores[view] = challenge_score(
+            (test_probs[i] >= thresholder.fit(val_probs[i], labels[split.val])).astype(np.int64),
+            labels[split.test], aus)["final"]
+    folder = info.out_dir / ens_stage
+    artifacts = _save_predictions(folder, dataset, split, aus, val_ens, test_ens, thresholds, test_pred)
+    metrics = {"final": score["final"], "accuracy": score["accuracy"], "f1": score["f1"],
+               **{f"view/{v}/final": s for v, s in view_scores.items()}}
+    harness.get_registry().hook.auh_stage_end(run=info, stage=ens_stage, metrics=metrics, artifacts=artifacts)
+    info.save_state()
+    return {"split": split, "score": score, "thresholds": thresholds, "ensembler": ensembler,
+            "val_probs": val_ens, "test_probs": test_ens, "test_pred": test_pred, "view_final": view_scores}
+
+
+def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: AUDataset,
+                  faces: Any, start: Path | None) -> dict[str, np.ndarray]:
+    recipe = info.recipe
+    folder = info.out_dir / stage
+    preds_file = folder / "logits.npz"
+    if preds_file.is_file():  # finished before a resume
+        with np.load(preds_file) as saved:
+            return {"val": saved["val"], "test": saved["test"]}
+    labels = dataset.labels
+    model = new_backbone(recipe, view, len(dataset.schema))
+    if start is not None:
+        _init_weights(model, start, f"views.{view}")
+    sampler = _create("sampler", recipe["sampler"])
+    loss = _create("loss", recipe["loss"])
+    if hasattr(loss, "fit"):
+        loss.fit(labels[split.train])
+    cfg = stage_config(recipe)
+    size = recipe["train"]["input_size"]
+    train_rows, val_rows = split.train, split.val
+    val_crops = _Rows(faces.images, val_rows)
+
+    def evaluate(m: torch.nn.Module) -> dict[str, float]:
+        probs = sigmoid(predict_logits(m, val_crops, size, device=cfg.device, channels_last=cfg.channels_last))
+        s = challenge_score((probs >= 0.5).astype(np.int64), labels[val_rows], list(dataset.schema.aus))
+        out = {"val/final": s["final"], "val/accuracy": s["accuracy"], "val/f1": s["f1"]}
+        out.update({f"au/{au}/f1": v["f1"] for au, v in s["per_au"].items() if v["f1"] is not None})
+        return {k: v for k, v in out.items() if v is not None}
+
+    flip = dataset.schema.flip_permutation() if recipe["train"]["flip"] else None
+    task = Task(images=_Rows(faces.images, train_rows), targets=labels[train_rows],
+                order=lambda seed: sampler.sample(labels[train_rows], seed), loss=loss,
+                flip_perm=flip, evaluate=evaluate)
+    _stage(info, stage, lambda: train_stage(model, task, cfg, size, Checkpoint(folder), stage,
+                                            _epoch_hook(info, stage)))
+    logits = {part: predict_logits(model, _Rows(faces.images, rows), size, device=cfg.device,
+                                   channels_last=cfg.channels_last)
+              for part, rows in (("val", split.val), ("test", split.test))}
+    with atomic_path(preds_file) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **logits)
+    return logits
+
+
+class _Rows:
+    """A row subset of an array-like, indexable like an array (no copy)."""
+
+    def __init__(self, array: Any, rows: np.ndarray) -> None:
+        self.array, self.rows = array, np.asarray(rows)
+        self.shape = (len(self.rows),) + tuple(array.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        return self.array[self.rows[idx]]
+
+
+def _init_weights(model: torch.nn.Module, path: str | Path, field: str) -> None:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe field {field}: checkpoint {str(path)!r} does not exist")
+    report = load_weights(model, path)
+    if report.get("missing") or report.get("unexpected"):
+        print(f"auh: {path.name}: {len(report.get('missing', []))} missing, "
+              f"{len(report.get('unexpected', []))} unexpected keys (the classifier is new)")
+
+
+def _stage(info: RunInfo, stage: str, body: Any) -> None:
+    hook = harness.get_registry().hook
+    hook.auh_stage_start(run=info, stage=stage)
+    info.save_state()
+    metrics = body()
+    hook.auh_stage_end(run=info, stage=stage, metrics=metrics, artifacts={})
+    info.save_state()
+
+
+def _epoch_hook(info: RunInfo, stage: str) -> Any:
+    def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+        harness.get_registry().hook.auh_epoch_end(run=info, stage=stage, epoch=epoch, metrics=metrics)
+        info.save_state()
+    return on_epoch_end
+
+
+def _save_predictions(folder: Path, dataset: AUDataset, split: Split, aus: list[str],
+                      val_probs: np.ndarray, test_probs: np.ndarray, thresholds: np.ndarray,
+                      test_pred: np.ndarray) -> dict[str, str]:
+    from harness.labels import write_labels
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = dataset.names
+    paths = {"thresholds": folder / "thresholds.json", "val_probs": folder / "val_probs.npz",
+             "test_submission": folder / "test_submission.csv"}
+    with atomic_open(paths["thresholds"]) as fh:
+        json.dump(dict(zip(aus, map(float, thresholds))), fh, indent=1)
+    with atomic_path(paths["val_probs"]) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, probs=val_probs, labels=dataset.labels[split.val],
+                 names=np.array([names[i] for i in split.val]))
+    write_labels(paths["test_submission"], [names[i] for i in split.test], test_pred, dataset.schema)
+    return {k: str(v) for k, v in paths.items()}
+
+
+# ---------------------------------------------------------------- summary
+def baselines(dataset: AUDataset, split: Split, seed: int) -> dict[str, dict[str, Any]]:
+    """Trivial predictors on the test rows: all zeros, and draws at each AU's training prior."""
+    labels, aus = dataset.labels, list(dataset.schema.aus)
+    train = labels[split.train]
+    known = train != 999
+    prior = (train == 1).sum(0) / np.maximum(known.sum(0), 1)
+    n = len(split.test)
+    draws = (np.random.default_rng(seed).random((n, len(aus))) < prior).astype(np.int64)
+    return {"all_zeros": challenge_score(np.zeros((n, len(aus)), np.int64), labels[split.test], aus),
+            "prior": challenge_score(draws, labels[split.test], aus)}
+
+
+def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, aus: list[str],
+              faces: Any) -> dict[str, Any]:
+    """Pool the test predictions of every split, score them with a CI, save the bundle."""
+    recipe = info.recipe
+    test_rows = np.concatenate([f["split"].test for f in folds])
+    pred = np.concatenate([f["test_pred"] for f in folds])
+    scores = challenge_score(pred, dataset.labels[test_rows], aus)
+    if recipe["evaluation"]["bootstrap"]:
+        scores["ci95"] = bootstrap_ci(pred, dataset.labels[test_rows], recipe["evaluation"]["bootstrap"],
+                                      seed=recipe["run"]["seed"])
+    finals = np.array([f["score"]["final"] for f in folds], dtype=float)
+    first = folds[0]
+    pooled = Split("pooled", np.concatenate([f["split"].train for f in folds[:1]]), first["split"].val, test_rows)
+    from harness.bundle import save_bundle
+
+    bundle = save_bundle(info.out_dir / "bundle", recipe, dataset.schema,
+                         {v: info.out_dir / first["split"].name / v / "finetune" / "final.safetensors"
+                          for v in recipe["views"]},
+                         first["thresholds"], first["ensembler"])
+    return {
+        "scores": scores,
+        "folds": [f["score"] for f in folds],
+        "cv": {"mean": float(finals.mean()), "std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
+               "n_folds": len(folds)},
+        "view_final": {v: float(np.mean([f["view_final"][v] for f in folds])) for v in recipe["views"]},
+        "baselines": baselines(dataset, pooled, recipe["run"]["seed"]),
+        "faces_found": float(np.mean(faces.found)) if len(faces.found) else 1.0,
+        "bundle": str(bundle),
+        "out_dir": str(info.out_dir),
+        "artifacts": {},
+        "val": {"probs": first["val_probs"], "labels": dataset.labels[first["split"].val], "aus": aus},
+    }
