@@ -6,4 +6,7 @@ like a third-party one.
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.samplers",
+    "plugins.losses",
+    "plugins.ensemblers",
+    "plugins.thresholders",
 )
