@@ -9,4 +9,5 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.losses",
     "plugins.ensemblers",
     "plugins.thresholders",
+    "plugins.tracking",
 )

@@ -1,0 +1,98 @@
+"""A model bundle as an MLflow pyfunc model, so ``mlflow models predict`` runs it.
+
+The model's input is a table with one column, ``path``: each value is an
+image file, a folder of images or a text file listing images (as for
+``auh predict``). Its output is a submission table: ``image`` (the file name)
+and one 0/1 column per AU of the bundle::
+
+    echo path > input.csv; echo /data/test_images >> input.csv
+    MLFLOW_TRACKING_URI=sqlite:///mlflow.db \\
+        mlflow models predict -m runs:/<run_id>/model -i input.csv -t csv --env-manager local
+
+``--env-manager local`` uses the current environment, which must have
+au-harness installed (it is not on PyPI, so MLflow cannot build one itself).
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+INPUT_COLUMN = "path"
+ARTIFACT_PATH = "model"
+_REQUIREMENTS = ("au-harness", "mlflow", "torch", "torchvision", "timm", "facenet-pytorch",
+                 "numpy", "pandas", "pillow", "safetensors")
+
+
+class BundleModel(mlflow.pyfunc.PythonModel):
+    """``predict(DataFrame[path]) -> DataFrame[image, AU...]`` with a bundle's thresholds."""
+
+    def load_context(self, context: Any) -> None:
+        from harness.bundle import load_bundle
+
+        self._bundle = load_bundle(context.artifacts["bundle"])
+
+    # MLflow reads predict's type hints: ``pd.DataFrame`` is one it accepts, and
+    # ``Any`` (or no hint on model_input) draws warnings; context stays unannotated.
+    def predict(self, context, model_input: pd.DataFrame,  # type: ignore[no-untyped-def]
+                params: dict[str, str] | None = None) -> pd.DataFrame:
+        from harness.bundle import list_images
+
+        paths = [image for source in _sources(model_input) for image in list_images(Path(source))]
+        _, preds = self._bundle.predict_paths(paths)
+        table = pd.DataFrame(preds.astype("int64"), columns=list(self._bundle.aus))
+        table.insert(0, "image", [p.name for p in paths])
+        return table
+
+
+def _sources(model_input: Any) -> list[str]:
+    if isinstance(model_input, pd.DataFrame):
+        column = INPUT_COLUMN if INPUT_COLUMN in model_input.columns else model_input.columns[0]
+        return [str(v) for v in model_input[column]]
+    if isinstance(model_input, (str, Path)):
+        return [str(model_input)]
+    return [str(v) for v in model_input]
+
+
+def signature(aus: list[str]) -> ModelSignature:
+    """Input ``path`` (string); output ``image`` (string) and one long column per AU."""
+    return ModelSignature(inputs=Schema([ColSpec("string", INPUT_COLUMN)]),
+                          outputs=Schema([ColSpec("string", "image")] + [ColSpec("long", au) for au in aus]))
+
+
+def requirements() -> list[str]:
+    """Pinned versions of what the model imports (those installed here)."""
+    pins = []
+    for dist in _REQUIREMENTS:
+        try:
+            pins.append(f"{dist}=={md.version(dist)}")
+        except md.PackageNotFoundError:
+            continue
+    return pins
+
+
+def log_bundle_model(client: "MlflowClient", run_id: str, bundle: str | Path, aus: list[str]) -> str:
+    """Save ``bundle`` as a pyfunc model and upload it to ``run_id`` under ``model/``;
+    returns ``runs:/<run_id>/model``. Goes through ``client`` only, so the
+    process-wide MLflow tracking URI and active run are left alone."""
+    with tempfile.TemporaryDirectory(prefix="auh-pyfunc-") as tmp:
+        local = Path(tmp) / ARTIFACT_PATH
+        # Explicit requirements: MLflow would otherwise load the model in a
+        # subprocess to infer them. No input example: it would take real images.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*input example was not provided")
+            mlflow.pyfunc.save_model(path=str(local), python_model=BundleModel(),
+                                     artifacts={"bundle": str(Path(bundle).resolve())},
+                                     signature=signature(aus), pip_requirements=requirements())
+        client.log_artifacts(run_id, str(local), ARTIFACT_PATH)
+    return f"runs:/{run_id}/{ARTIFACT_PATH}"

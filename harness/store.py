@@ -1,0 +1,176 @@
+"""Where MLflow data lives: the one tracking-URI resolver, experiment set-up and SQLite retry.
+
+Both sides of the harness write to MLflow: the tracking plugin
+(``plugins.tracking``, training runs) and the organizer's ledger
+(``leaderboard.ledger``, scored submissions). They share this module so that
+they agree on where data goes and how concurrent writers behave:
+
+* :func:`resolve_tracking_uri`: ``--tracking-uri`` / recipe ``run.tracking_uri``
+  > ``MLFLOW_TRACKING_URI`` > ``sqlite:///mlflow.db`` in the current directory.
+  SQLite paths are made absolute, so the URI (and the ``mlflow ui`` command
+  printed from it) means the same file from any directory.
+* :func:`get_or_create_experiment`: with a SQLite store, MLflow would put
+  artifacts under ``./mlruns`` of whatever directory the process runs in; the
+  experiment's ``artifact_location`` is set explicitly to ``mlartifacts/``
+  next to the database instead. A tracking server decides for itself
+  (``--default-artifact-root`` / ``--artifacts-destination``).
+* :func:`with_retry`: SQLite allows one writer at a time; databases are put in
+  WAL mode (readers never block the writer) and a write that still meets
+  "database is locked" is retried with backoff, so nothing is lost.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import random
+import re
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from urllib.parse import unquote
+
+from harness.errors import UserError
+
+if TYPE_CHECKING:  # mlflow is imported lazily: it costs seconds
+    from mlflow import MlflowClient
+
+T = TypeVar("T")
+
+DEFAULT_DB = "mlflow.db"
+ARTIFACT_DIR = "mlartifacts"
+_SQLITE_PREFIX = "sqlite:///"
+_LOCKED = ("database is locked", "database table is locked")
+
+
+# ----------------------------------------------------------------- the URI
+def resolve_tracking_uri(explicit: str | None = None) -> str:
+    """The tracking URI to use: ``explicit`` (a flag or recipe field; ``None`` or
+    ``""`` means unset) > ``MLFLOW_TRACKING_URI`` > ``sqlite:///mlflow.db`` in the
+    current directory. SQLite URIs come back with an absolute path."""
+    uri = (explicit or "").strip() or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if not uri:
+        uri = _SQLITE_PREFIX + DEFAULT_DB
+    path = sqlite_path(uri)
+    return _SQLITE_PREFIX + str(path) if path is not None else uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (absolute), else ``None``."""
+    if not uri.startswith(_SQLITE_PREFIX):
+        return None
+    rest = unquote(uri[len(_SQLITE_PREFIX):]).split("?", 1)[0]
+    if not rest or rest == ":memory:":
+        return None
+    return Path(rest).expanduser().absolute()
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment's artifacts go: ``mlartifacts/<experiment>`` beside a
+    SQLite database (as a ``file://`` URI); ``None`` (the store decides) otherwise."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    slug = re.sub(r"[^\w.-]+", "_", experiment).strip("._") or "experiment"
+    return (db.parent / ARTIFACT_DIR / slug).as_uri()
+
+
+def ui_command(uri: str) -> str:
+    """What a user types to browse ``uri``: ``mlflow ui --backend-store-uri ...``
+    for a database, the address itself for a tracking server."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+# ------------------------------------------------------------- the client
+@functools.lru_cache(maxsize=None)
+def client_for(uri: str) -> "MlflowClient":
+    """An ``MlflowClient`` for ``uri`` (resolved), cached per URI.
+
+    A SQLite database is created in WAL mode; a tracking server must answer
+    ``/health`` within seconds (else MLflow would retry for minutes).
+    """
+    from mlflow import MlflowClient
+
+    db = sqlite_path(uri)
+    if db is not None:
+        enable_wal(db)
+    elif uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    return with_retry(MlflowClient, tracking_uri=uri, registry_uri=uri)
+
+
+def enable_wal(db: Path) -> None:
+    """Put the SQLite database ``db`` (created if absent) in WAL mode; persistent."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+
+    def switch() -> None:
+        with sqlite3.connect(db, timeout=30) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.close()
+
+    with_retry(switch)
+
+
+def _check_server(uri: str) -> None:
+    import requests
+
+    try:
+        response = requests.get(uri.rstrip("/") + "/health", timeout=10)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        raise UserError(f"MLflow tracking server {uri} does not answer ({type(exc).__name__}); "
+                        f"start it (docs/readme/tracking.md) or pass another --tracking-uri") from None
+
+
+def get_or_create_experiment(name: str, tracking_uri: str | None = None) -> str:
+    """The id of experiment ``name`` at ``tracking_uri`` (resolved), created with an
+    explicit artifact location if absent. Safe when two processes race to create it.
+    A deleted experiment of that name is an error (MLflow keeps the name reserved)."""
+    from mlflow.exceptions import MlflowException
+
+    uri = resolve_tracking_uri(tracking_uri)
+    client = client_for(uri)
+    experiment = with_retry(client.get_experiment_by_name, name)
+    if experiment is None:
+        try:
+            return with_retry(client.create_experiment, name,
+                              artifact_location=artifact_location(uri, name))
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = with_retry(client.get_experiment_by_name, name)  # another process won
+    if experiment.lifecycle_stage == "deleted":
+        raise UserError(f"MLflow experiment {name!r} at {uri} is deleted; restore it with "
+                        f"`mlflow experiments restore --experiment-id {experiment.experiment_id}` "
+                        f"or use another experiment name")
+    return experiment.experiment_id
+
+
+# ------------------------------------------------------------------ retry
+def is_locked_error(exc: BaseException) -> bool:
+    """True when ``exc`` (or an exception it wraps) is SQLite's "database is locked"."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if any(text in str(exc).lower() for text in _LOCKED):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def with_retry(fn: Callable[..., T], *args: Any, attempts: int = 10, base_delay: float = 0.05,
+               max_delay: float = 2.0, sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, retried with jittered exponential backoff while it fails
+    with "database is locked" (at most ``attempts`` calls); any other error, or the
+    last locked one, propagates unchanged."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if attempt == attempts or not is_locked_error(exc):
+                raise
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1))
+            sleep(delay * (0.5 + random.random()))
+    raise AssertionError("unreachable")  # pragma: no cover
