@@ -35,7 +35,7 @@ class UniformSampler:
 
 
 class WeightedSampler:
-    """``N`` draws with replacement, image ``j`` drawn with probability proportional to ``w_j``.
+    """Inverse label frequency: ``N`` draws with replacement, image ``j`` with probability ~ ``w_j``.
 
     ``w_j = max over the labels l present in image j of N / count(l)`` (inverse
     label frequency; the rarest AU an image carries sets its weight). Images
