@@ -1,0 +1,159 @@
+"""Challenge definitions: a TOML file an organizer writes once.
+
+::
+
+    name = "enc2020-demo"            # experiment names in the ledger: "<name>/<phase>"
+    schema = "enc2020"               # AU schema of truth and submissions
+    tie_break = ["final", "f1", "accuracy", "time"]   # the default order
+    split_salt = ""                  # optional secret: hides the public/private split
+
+    [phases.test]
+    truth = "truth.txt"              # relative to this file
+    cap = 5                          # distinct submissions per team (omit: no cap)
+    public_fraction = 0.5            # rows on the public board; the rest are private
+
+Rows are public or private by a hash of ``salt/phase/image name``: the split
+is fixed by the file, independent of row order, and the same in every run.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.errors import UserError
+from harness.schema import AUSchema, get_schema
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TIE_KEYS = ("final", "f1", "accuracy", "time")
+DEFAULT_TIE_BREAK = TIE_KEYS
+DEFAULT_CHALLENGE = "scoring"  # ledger name for `auh score` without --challenge
+DEFAULT_PHASE = "test"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase: its truth file, submission cap and public share of the rows."""
+
+    name: str
+    truth: Path | None
+    cap: int | None = None
+    public_fraction: float = 1.0
+
+    @property
+    def has_private(self) -> bool:
+        return self.public_fraction < 1.0
+
+
+@dataclass(frozen=True)
+class Challenge:
+    name: str
+    schema: AUSchema
+    phases: dict[str, Phase]
+    tie_break: tuple[str, ...] = DEFAULT_TIE_BREAK
+    split_salt: str = ""
+
+    def phase(self, name: str | None) -> Phase:
+        """Phase ``name``; ``None`` means the first phase defined."""
+        if name is None:
+            return next(iter(self.phases.values()))
+        if name not in self.phases:
+            raise UserError(f"challenge {self.name!r} has no phase {name!r}; "
+                            f"phases: {', '.join(self.phases)}")
+        return self.phases[name]
+
+    def experiment(self, phase: Phase) -> str:
+        """The ledger experiment of ``phase``."""
+        return f"{self.name}/{phase.name}"
+
+    def public_mask(self, phase: Phase, names: Sequence[str]) -> np.ndarray:
+        """Boolean ``[N]``: which rows are on the public board."""
+        return public_mask(names, phase.public_fraction, f"{self.split_salt}/{phase.name}")
+
+
+def adhoc(phase: str | None, truth: Path | None, schema: AUSchema) -> Challenge:
+    """The implicit challenge of ``auh score --truth T`` without ``--challenge``."""
+    name = phase or DEFAULT_PHASE
+    return Challenge(DEFAULT_CHALLENGE, schema, {name: Phase(name, truth)})
+
+
+def public_mask(names: Sequence[str], fraction: float, salt: str = "") -> np.ndarray:
+    """Rows whose salted name hash falls below ``fraction`` (deterministic)."""
+    if fraction >= 1.0:
+        return np.ones(len(names), dtype=bool)
+    prefix = salt.encode() + b"/"
+    # First 8 bytes of blake2b as a uniform number in [0, 1).
+    hashes = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(prefix + n.encode(), digest_size=8).digest(), "big")
+         for n in names), dtype=np.uint64, count=len(names))
+    return hashes / np.float64(2 ** 64) < fraction
+
+
+# ------------------------------------------------------------------ loading
+def load_challenge(path: str | Path) -> Challenge:
+    """Read and validate a challenge TOML; truth paths resolve against its folder."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such challenge file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    where = str(path)
+    _known(data, {"name", "schema", "phases", "tie_break", "split_salt"}, where)
+    name = _field(data, "name", str, where)
+    if not name.strip() or "/" in name:
+        raise UserError(f"{where}: name: expected a non-empty name without '/', got {name!r}")
+    schema = get_schema(data.get("schema", "enc2020"))
+    tie_break = tuple(data.get("tie_break", DEFAULT_TIE_BREAK))
+    for key in tie_break:
+        if key not in TIE_KEYS:
+            raise UserError(f"{where}: tie_break: unknown key {key!r}; expected some of "
+                            f"{', '.join(TIE_KEYS)}")
+    phases_data = data.get("phases")
+    if not isinstance(phases_data, dict) or not phases_data:
+        raise UserError(f"{where}: phases: expected at least one [phases.<name>] table")
+    phases = {pname: _phase(pname, body, path.parent, f"{where}: phases.{pname}")
+              for pname, body in phases_data.items()}
+    salt = _field(data, "split_salt", str, where, default="")
+    return Challenge(name, schema, phases, tie_break, salt)
+
+
+def _phase(name: str, body: Any, root: Path, where: str) -> Phase:
+    if not isinstance(body, dict):
+        raise UserError(f"{where}: expected a table")
+    _known(body, {"truth", "cap", "public_fraction"}, where)
+    truth = root / _field(body, "truth", str, where)
+    cap = body.get("cap")
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+        raise UserError(f"{where}.cap: expected a positive integer, got {cap!r}")
+    fraction = body.get("public_fraction", 1.0)
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction <= 1:
+        raise UserError(f"{where}.public_fraction: expected a number in (0, 1], got {fraction!r}")
+    return Phase(name, truth, cap, float(fraction))
+
+
+def _field(data: dict, key: str, kind: type, where: str, default: Any = ...) -> Any:
+    if key not in data:
+        if default is ...:
+            raise UserError(f"{where}: missing field {key!r}")
+        return default
+    value = data[key]
+    if not isinstance(value, kind):
+        raise UserError(f"{where}: {key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _known(data: dict, allowed: set[str], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise UserError(f"{where}: unknown field {key!r}; expected one of "
+                            f"{', '.join(sorted(allowed))}")

@@ -1,0 +1,182 @@
+"""The scoring ledger: one immutable MLflow run per scored submission.
+
+One experiment per challenge phase (``<challenge>/<phase>``). A run is
+created, filled (tags, metrics, the submission file and the scorecard as
+artifacts) and finished in one go, and never touched again. Re-scoring the
+same file for the same team makes a new run whose ``previous_run`` tag
+points at the last one; the leaderboard then uses the newest.
+
+Where the data lives, WAL mode and the "database is locked" retry come from
+:mod:`harness.store` (shared with training runs). On top of that, writers to
+one SQLite ledger take an exclusive file lock beside the database for the
+whole write: checking a team's submission cap and creating its run is then
+atomic, so eight concurrent ``auh score`` processes make eight runs and none
+can slip past the cap. (A tracking server serializes on its own; the cap
+check there is best effort.)
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness import store
+from harness.errors import RefusedError
+
+SUBMISSION_ARTIFACT = "submission.csv"
+SCORECARD_ARTIFACT = "scorecard.json"
+_LOCK_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One scored submission as read back from the ledger."""
+
+    run_id: str
+    team: str
+    submission_sha256: str
+    truth_sha256: str
+    truth_path: str
+    submission_name: str
+    start_time: int  # ms since the epoch
+    previous_run: str
+    metrics: dict[str, float]
+
+
+def score_metrics(score: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """A scorecard as MLflow metrics: ``final``, ``ci95_lo``, ``au/AU12/f1``...
+
+    Undefined values (``None``) are left out.
+    """
+    flat: dict[str, Any] = {k: score[k] for k in ("final", "accuracy", "f1", "n_images")}
+    if "ci95" in score:
+        flat["ci95_lo"], flat["ci95_hi"] = score["ci95"]
+    for au, entry in score["per_au"].items():
+        for key, value in entry.items():
+            flat[f"au/{au}/{key}"] = value
+    return {prefix + k: float(v) for k, v in flat.items() if v is not None}
+
+
+def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecard: dict[str, Any],
+              submission: Path, truth: Path, truth_sha256: str, submission_sha256: str,
+              cap: int | None, scorer_version: str, tracking_uri: str | None = None) -> str:
+    """Record one scoring as a new finished run; return its id.
+
+    Raises :class:`RefusedError` (and records nothing) when ``team`` already
+    has ``cap`` distinct submissions in ``experiment`` and this file is not
+    one of them.
+    """
+    uri = store.resolve_tracking_uri(tracking_uri)
+    client = store.client_for(uri)
+    experiment_id = store.get_or_create_experiment(experiment, uri)
+    with _writer_lock(uri):
+        mine = [e for e in entries(experiment, uri) if e.team == team]
+        shas = {e.submission_sha256 for e in mine}
+        if cap is not None and submission_sha256 not in shas and len(shas) >= cap:
+            raise RefusedError(f"team {team!r} has used its {cap} submission{'s' * (cap > 1)} "
+                               f"in {experiment}; {submission} was not scored or recorded")
+        earlier = [e for e in mine if e.submission_sha256 == submission_sha256]
+        tags = {
+            "team": team,
+            "submission_sha256": submission_sha256,
+            "submission_name": Path(submission).name,
+            "truth_sha256": truth_sha256,
+            "truth_path": str(Path(truth).absolute()),
+            "scorer_version": scorer_version,
+            "scored_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "previous_run": earlier[-1].run_id if earlier else "",
+        }
+        run = store.with_retry(client.create_run, experiment_id, tags=tags,
+                               run_name=f"{team} #{len(shas) + (not earlier)}")
+        run_id = run.info.run_id
+        try:
+            _fill(client, run_id, metrics, scorecard, submission)
+        except BaseException:
+            store.with_retry(client.set_terminated, run_id, "FAILED")
+            raise
+        store.with_retry(client.set_terminated, run_id, "FINISHED")
+    return run_id
+
+
+def _fill(client: Any, run_id: str, metrics: dict[str, float], scorecard: dict[str, Any],
+          submission: Path) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, v, now, 0) for k, v in metrics.items()]
+    for start in range(0, len(batch), 1000):  # MLflow's per-batch metric limit
+        store.with_retry(client.log_batch, run_id, metrics=batch[start:start + 1000])
+    with tempfile.TemporaryDirectory() as tmp:
+        # A fixed artifact name: team and file names never become paths.
+        copy = Path(tmp) / SUBMISSION_ARTIFACT
+        shutil.copyfile(submission, copy)
+        client.log_artifact(run_id, str(copy))
+    client.log_dict(run_id, scorecard, SCORECARD_ARTIFACT)
+
+
+def entries(experiment: str, tracking_uri: str | None = None, page_size: int = 1000) -> list[Entry]:
+    """Every finished run of ``experiment``, oldest first (all pages)."""
+    uri = store.resolve_tracking_uri(tracking_uri)
+    client = store.client_for(uri)
+    found = store.with_retry(client.get_experiment_by_name, experiment)
+    if found is None:
+        return []
+    runs, token = [], None
+    while True:
+        page = store.with_retry(client.search_runs, [found.experiment_id],
+                                filter_string="attributes.status = 'FINISHED'",
+                                max_results=page_size, order_by=["attributes.start_time ASC"],
+                                page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    return [_entry(run) for run in runs]
+
+
+def _entry(run: Any) -> Entry:
+    tags = run.data.tags
+    return Entry(run_id=run.info.run_id, team=tags.get("team", ""),
+                 submission_sha256=tags.get("submission_sha256", ""),
+                 truth_sha256=tags.get("truth_sha256", ""), truth_path=tags.get("truth_path", ""),
+                 submission_name=tags.get("submission_name", ""), start_time=run.info.start_time,
+                 previous_run=tags.get("previous_run", ""), metrics=dict(run.data.metrics))
+
+
+@contextlib.contextmanager
+def submission_copy(entry: Entry, tracking_uri: str | None = None) -> Iterator[Path]:
+    """A temporary local copy of the submission ``entry`` scored."""
+    client = store.client_for(store.resolve_tracking_uri(tracking_uri))
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(client.download_artifacts(entry.run_id, SUBMISSION_ARTIFACT, tmp))
+
+
+@contextlib.contextmanager
+def _writer_lock(uri: str) -> Iterator[None]:
+    """Exclusive lock on ``<db>.lock`` for a SQLite store; nothing for a server."""
+    db = store.sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    import fcntl
+
+    with open(f"{db}.lock", "a") as fh:
+        deadline = time.monotonic() + _LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"ledger lock {db}.lock held for over "
+                                       f"{_LOCK_TIMEOUT_S} s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
