@@ -25,11 +25,10 @@ from PIL import Image
 
 import harness
 from harness import recipe as recipes
-from harness.engine import MEAN, STD, predict_logits, sigmoid
+from harness.engine import MEAN, STD, load_exact, predict_logits, sigmoid
 from harness.errors import UserError
 from harness.fileio import atomic_open
 from harness.schema import AUSchema
-from harness.weights import load_weights
 
 FORMAT = 1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -156,7 +155,7 @@ def load_bundle(folder: str | Path, device: str = "cpu") -> Bundle:
     for view, spec in meta["views"].items():
         name, params = recipes.component_params(spec["backbone"])
         model = harness.create("backbone", name, num_classes=n_aus, input_size=meta["input_size"], **params)
-        load_weights(model, folder / spec["weights"], strict=True)
+        load_exact(model, folder / spec["weights"])
         models[view] = model.to(device).eval()
     name, params = recipes.component_params({k: v for k, v in meta["ensembler"].items() if k != "fitted"})
     ensembler = harness.create("ensembler", name, **params)

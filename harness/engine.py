@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from harness.fileio import atomic_open, atomic_path
 from harness.progress import progress
+from harness.errors import UserError
 from harness.weights import load_weights, save_weights
 
 MEAN, STD = 0.5, 0.5  # images are scaled to [-1, 1], as the IR nets were trained
@@ -84,9 +85,7 @@ class CropBatches(Dataset):
 
     def __getitem__(self, item: tuple[int, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         number, rows = item
-        order = np.argsort(rows, kind="stable")  # sorted reads are faster on memory maps
-        crops = np.empty((len(rows),) + tuple(self.images.shape[1:]), dtype=np.uint8)
-        crops[order] = self.images[np.asarray(rows)[order]]
+        crops = np.stack([self.images[int(i)] for i in rows])
         targets = None if self.targets is None else np.array(self.targets[rows])
         if self.flip_perm is not None:
             flips = np.random.default_rng((self.seed, number)).random(len(rows)) < 0.5
@@ -152,7 +151,7 @@ class Checkpoint:
         if not path.is_file():
             return 0
         state = torch.load(path, weights_only=True)
-        load_weights(model, self.folder / state["weights"], strict=True)
+        load_exact(model, self.folder / state["weights"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
@@ -164,8 +163,15 @@ class Checkpoint:
             json.dump(metrics, fh)
 
     def load_final(self, model: torch.nn.Module) -> dict[str, float]:
-        load_weights(model, self.folder / "final.safetensors", strict=True)
+        load_exact(model, self.folder / "final.safetensors")
         return json.loads(self.done_file.read_text())
+
+
+def load_exact(model: torch.nn.Module, path: Path) -> None:
+    """Load weights that must fit ``model`` exactly (our own checkpoints and bundles)."""
+    report = load_weights(model, path)
+    if report.missing or report.unexpected or report.mismatched:
+        raise UserError(f"weights file {str(path)!r} does not fit the model: {report.summary()}")
 
 
 def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size: int,
@@ -197,6 +203,8 @@ def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size
         rows = np.asarray(task.order(seed), dtype=np.int64)
         if cfg.max_steps:
             rows = rows[: cfg.max_steps * cfg.batch_size]
+        if len(rows) % cfg.batch_size == 1:  # batch norm cannot train on a batch of one
+            rows = rows[:-1]
         data = CropBatches(task.images, task.targets, input_size, task.flip_perm, seed)
         model.train()
         total, count = 0.0, 0

@@ -230,7 +230,7 @@ def pretrain_view(info: RunInfo, view: str, dataset: AUDataset) -> Path | None:
 
 def classification_task(companion: LabelledImages, faces: Any, recipe: dict[str, Any]) -> Task:
     n = len(companion.targets)
-    return Task(images=faces.images, targets=companion.targets,
+    return Task(images=faces, targets=companion.targets,
                 order=lambda seed: np.random.default_rng(seed).permutation(n),
                 loss=torch.nn.CrossEntropyLoss(), flip_perm=[] if recipe["train"]["flip"] else None)
 
@@ -292,7 +292,7 @@ def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: A
     cfg = stage_config(recipe)
     size = recipe["train"]["input_size"]
     train_rows, val_rows = split.train, split.val
-    val_crops = _Rows(faces.images, val_rows)
+    val_crops = _Rows(faces, val_rows)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         probs = sigmoid(predict_logits(m, val_crops, size, device=cfg.device, channels_last=cfg.channels_last))
@@ -302,12 +302,12 @@ def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: A
         return {k: v for k, v in out.items() if v is not None}
 
     flip = dataset.schema.flip_permutation() if recipe["train"]["flip"] else None
-    task = Task(images=_Rows(faces.images, train_rows), targets=labels[train_rows],
+    task = Task(images=_Rows(faces, train_rows), targets=labels[train_rows],
                 order=lambda seed: sampler.sample(labels[train_rows], seed), loss=loss,
                 flip_perm=flip, evaluate=evaluate)
     _stage(info, stage, lambda: train_stage(model, task, cfg, size, Checkpoint(folder), stage,
                                             _epoch_hook(info, stage)))
-    logits = {part: predict_logits(model, _Rows(faces.images, rows), size, device=cfg.device,
+    logits = {part: predict_logits(model, _Rows(faces, rows), size, device=cfg.device,
                                    channels_last=cfg.channels_last)
               for part, rows in (("val", split.val), ("test", split.test))}
     with atomic_path(preds_file) as tmp:
@@ -317,17 +317,16 @@ def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: A
 
 
 class _Rows:
-    """A row subset of an array-like, indexable like an array (no copy)."""
+    """Rows ``rows`` of a face cache, indexed from 0 (no copy)."""
 
-    def __init__(self, array: Any, rows: np.ndarray) -> None:
-        self.array, self.rows = array, np.asarray(rows)
-        self.shape = (len(self.rows),) + tuple(array.shape[1:])
+    def __init__(self, faces: Any, rows: np.ndarray) -> None:
+        self.faces, self.rows = faces, np.asarray(rows)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, idx: Any) -> np.ndarray:
-        return self.array[self.rows[idx]]
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.faces[int(self.rows[i])]
 
 
 def _init_weights(model: torch.nn.Module, path: str | Path, field: str) -> None:
@@ -335,9 +334,8 @@ def _init_weights(model: torch.nn.Module, path: str | Path, field: str) -> None:
     if not path.is_file():
         raise UserError(f"recipe field {field}: checkpoint {str(path)!r} does not exist")
     report = load_weights(model, path)
-    if report.get("missing") or report.get("unexpected"):
-        print(f"auh: {path.name}: {len(report.get('missing', []))} missing, "
-              f"{len(report.get('unexpected', []))} unexpected keys (the classifier is new)")
+    if report.missing or report.unexpected or report.mismatched:
+        print(f"auh: {field} = {str(path)!r}: {report.summary()}")
 
 
 def _stage(info: RunInfo, stage: str, body: Any) -> None:
