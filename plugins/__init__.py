@@ -5,6 +5,8 @@ like a third-party one.
 """
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
+    "plugins.aligners",
+    "plugins.backbones",
     "plugins.samplers",
     "plugins.losses",
     "plugins.ensemblers",

@@ -1,0 +1,247 @@
+"""Face aligners: ``mtcnn`` (the paper's), ``oracle``, ``center`` and ``none``.
+
+Every aligner maps a list of RGB ``PIL.Image`` to one
+:class:`harness.data.AlignedFace` per image, in order, and has a
+``cache_key`` string (name, parameters and implementation version) that
+keys the on-disk crop cache (:mod:`harness.facecache`).
+
+Coordinates are pixel indices (the centre of the top-left pixel is
+``(0, 0)``), the convention of the 5-point template below (ArcFace's,
+used with OpenCV's ``warpAffine``). Landmark order: left eye, right eye,
+nose, left mouth corner, right mouth corner, "left" as seen in the image.
+
+``oracle`` extends the interface: ``align(images, landmarks=[...])`` takes
+the dataset's ground-truth landmarks; the crop cache passes them through.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from harness import hookimpl
+from harness.data import AlignedFace
+from harness.errors import UserError
+
+# The 112 x 112 five-point template of ArcFace / InsightFace.
+TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963],   # left eye
+     [73.5318, 51.5014],   # right eye
+     [56.0252, 71.7366],   # nose
+     [41.5493, 92.3655],   # left mouth corner
+     [70.7299, 92.2041]],  # right mouth corner
+    dtype=np.float64,
+)
+# Bump when a change in this module changes the crops: old caches are then ignored.
+VERSION = 1
+
+# Pixel-index -> continuous coordinates (PIL samples pixel i at i + 0.5).
+_HALF = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+
+
+def template(size: int) -> np.ndarray:
+    """The five template points for a ``size`` x ``size`` crop, ``[5, 2]`` float64."""
+    return TEMPLATE_112 * (size / 112.0)
+
+
+def similarity_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+    """Least-squares similarity transform (Umeyama) taking ``src`` points to
+    ``dst`` points, as a ``[3, 3]`` matrix; ``None`` for degenerate points."""
+    from skimage.transform import SimilarityTransform  # lazy: scipy is slow to import
+
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        return None
+    if hasattr(SimilarityTransform, "from_estimate"):  # scikit-image >= 0.26
+        tf = SimilarityTransform.from_estimate(src, dst)
+        ok = bool(tf)
+    else:  # pragma: no cover - older scikit-image
+        tf = SimilarityTransform()
+        ok = tf.estimate(src, dst)
+    if not ok or not np.isfinite(tf.params).all() or abs(np.linalg.det(tf.params[:2, :2])) < 1e-12:
+        return None
+    return tf.params
+
+
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a ``[3, 3]`` affine ``matrix`` to ``[K, 2]`` points."""
+    return np.asarray(points, dtype=np.float64) @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def warp(image: Image.Image, matrix: np.ndarray, size: int) -> Image.Image:
+    """Warp ``image`` by ``matrix`` (pixel-index coordinates, image -> crop)
+    into a ``size`` x ``size`` crop, bilinear.
+
+    PIL's affine warp does not low-pass filter, so a strong shrink would
+    alias: the image is first box-reduced by the integer factor that keeps
+    the remaining shrink under 2x.
+    """
+    cont = _HALF @ matrix @ np.linalg.inv(_HALF)
+    scale = float(np.sqrt(abs(np.linalg.det(cont[:2, :2]))))
+    factor = int(1.0 / scale) if scale < 0.5 else 1
+    factor = min(factor, image.width, image.height)
+    if factor > 1:
+        image = image.reduce(factor)
+        cont = cont @ np.diag([factor, factor, 1.0])
+    inverse = np.linalg.inv(cont)  # PIL wants crop -> image
+    return image.transform((size, size), Image.Transform.AFFINE, data=tuple(inverse[:2].ravel()),
+                           resample=Image.Resampling.BILINEAR)
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _check_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
+        raise ValueError(f"size must be an integer >= 16, got {size!r}")
+    return size
+
+
+class CenterAligner:
+    """Center crop (a square, ``fraction`` of the shorter side) resized to ``size``; no detection."""
+
+    def __init__(self, size: int = 112, fraction: float = 1.0) -> None:
+        self.size = _check_size(size)
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+        self.fraction = float(fraction)
+        self.cache_key = f"center/v{VERSION}:size={self.size},fraction={self.fraction:g}"
+
+    def align(self, images: Sequence[Image.Image]) -> list[AlignedFace]:
+        """Crops flagged ``found=True``: nothing is detected, so nothing is missed."""
+        return [self.crop(img, found=True) for img in images]
+
+    def crop(self, image: Image.Image, found: bool) -> AlignedFace:
+        """The center crop of one image, with the template as its landmarks
+        (where a centred face would have them)."""
+        image = _rgb(image)
+        side = self.fraction * min(image.size)
+        x0, y0 = (image.width - side) / 2, (image.height - side) / 2
+        crop = image.resize((self.size, self.size), Image.Resampling.BILINEAR,
+                            box=(x0, y0, x0 + side, y0 + side))
+        return AlignedFace(crop, template(self.size).astype(np.float32), found)
+
+
+class ResizeAligner:
+    """Resize the whole image to ``size`` x ``size`` (aspect not kept); no detection."""
+
+    def __init__(self, size: int = 112) -> None:
+        self.size = _check_size(size)
+        self.cache_key = f"none/v{VERSION}:size={self.size}"
+
+    def align(self, images: Sequence[Image.Image]) -> list[AlignedFace]:
+        """Resized images flagged ``found=True``, with the template as landmarks."""
+        lms = template(self.size).astype(np.float32)
+        return [AlignedFace(_rgb(img).resize((self.size, self.size), Image.Resampling.BILINEAR),
+                            lms.copy(), True) for img in images]
+
+
+class _TemplateAligner:
+    """Shared by the landmark-based aligners: 5 points -> template crop."""
+
+    def __init__(self, size: int) -> None:
+        self.size = _check_size(size)
+        self.template = template(self.size)
+        self.fallback = CenterAligner(self.size)
+
+    def to_template(self, image: Image.Image, points: np.ndarray | None) -> AlignedFace:
+        """Warp ``image`` so that ``points`` land on the template; a center
+        crop flagged ``found=False`` where there are no usable points."""
+        matrix = None if points is None else similarity_matrix(points, self.template)
+        if matrix is None:
+            return self.fallback.crop(image, found=False)
+        crop = warp(_rgb(image), matrix, self.size)
+        return AlignedFace(crop, transform_points(matrix, points).astype(np.float32), True)
+
+
+class OracleAligner(_TemplateAligner):
+    """Align with the dataset's ground-truth 5-point landmarks (``align(images, landmarks=...)``)."""
+
+    def __init__(self, size: int = 112) -> None:
+        super().__init__(size)
+        self.cache_key = f"oracle/v{VERSION}:size={self.size}"
+
+    def align(self, images: Sequence[Image.Image],
+              landmarks: Sequence[np.ndarray] | np.ndarray | None = None) -> list[AlignedFace]:
+        """``landmarks[i]`` (``[5, 2]``, image pixel coordinates) belongs to
+        ``images[i]``; an entry that is ``None`` or has NaNs gives a center
+        crop with ``found=False``."""
+        if landmarks is None:
+            raise UserError("aligner 'oracle' needs ground-truth landmarks, and this dataset "
+                             "has none; use aligner 'mtcnn' or 'center'")
+        if len(landmarks) != len(images):
+            raise ValueError(f"aligner 'oracle': {len(images)} images but {len(landmarks)} landmarks")
+        return [self.to_template(img, None if lm is None else np.asarray(lm, dtype=np.float64).reshape(5, 2))
+                for img, lm in zip(images, landmarks)]
+
+
+class MTCNNAligner(_TemplateAligner):
+    """MTCNN (facenet-pytorch) face and 5 landmarks, similarity-aligned to the template."""
+
+    def __init__(self, size: int = 112, select: str = "prob", min_face_size: int = 20,
+                 thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
+                 batch_size: int = 32, device: str = "cpu") -> None:
+        super().__init__(size)
+        if select not in ("prob", "largest"):
+            raise ValueError(f"select must be 'prob' (most probable face) or 'largest', got {select!r}")
+        thresholds = tuple(float(t) for t in thresholds)
+        if len(thresholds) != 3 or not all(0.0 < t < 1.0 for t in thresholds):
+            raise ValueError(f"thresholds must be 3 numbers in (0, 1) (P-, R-, O-net), got {thresholds!r}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor (image pyramid scale step) must be in (0, 1), got {factor!r}")
+        if batch_size < 1 or min_face_size < 1:
+            raise ValueError("batch_size and min_face_size must be >= 1")
+        import torch
+        from facenet_pytorch import MTCNN
+
+        self.select = select
+        self.batch_size = int(batch_size)
+        self.detector = MTCNN(min_face_size=min_face_size, thresholds=list(thresholds), factor=factor,
+                              select_largest=False, keep_all=True, device=torch.device(device)).eval()
+        self.cache_key = (f"mtcnn/v{VERSION}:size={self.size},select={select},"
+                          f"min_face_size={min_face_size},thresholds={'/'.join(f'{t:g}' for t in thresholds)},"
+                          f"factor={factor:g};facenet-pytorch={md.version('facenet-pytorch')}")
+
+    def align(self, images: Sequence[Image.Image]) -> list[AlignedFace]:
+        """Aligned crops; images without a face get a center crop and ``found=False``."""
+        return [self.to_template(img, pts) for img, pts in zip(images, self.detect(images))]
+
+    def detect(self, images: Sequence[Image.Image]) -> list[np.ndarray | None]:
+        """The selected face's 5 landmarks per image (``[5, 2]`` float64), or ``None``.
+
+        MTCNN batches only images of one size, so images are grouped by size
+        and each group is run in chunks of ``batch_size``.
+        """
+        images = [_rgb(img) for img in images]
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, img in enumerate(images):
+            by_size.setdefault(img.size, []).append(i)
+        points: list[np.ndarray | None] = [None] * len(images)
+        for idx in by_size.values():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start:start + self.batch_size]
+                boxes, probs, pts = self.detector.detect([images[i] for i in chunk], landmarks=True)
+                for j, i in enumerate(chunk):
+                    points[i] = self._choose(boxes[j], probs[j], pts[j])
+        return points
+
+    def _choose(self, boxes, probs, points) -> np.ndarray | None:
+        # Under numpy 2 facenet-pytorch returns object arrays (None where no face).
+        if boxes is None:
+            return None
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if self.select == "largest":
+            best = int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+        else:
+            best = int(np.argmax(np.asarray(probs, dtype=np.float64)))
+        return np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)[best]
+
+
+@hookimpl
+def auh_aligners():
+    return {"mtcnn": MTCNNAligner, "oracle": OracleAligner, "center": CenterAligner,
+            "none": ResizeAligner}
