@@ -89,7 +89,8 @@ def client_for(uri: str) -> "MlflowClient":
     """An ``MlflowClient`` for ``uri`` (resolved), cached per URI.
 
     A SQLite database is created in WAL mode; a tracking server must answer
-    ``/health`` within seconds (else MLflow would retry for minutes).
+    ``/health`` within seconds (else MLflow would retry for minutes), and
+    MLflow's "View run" lines on stdout are switched off for it.
     """
     from mlflow import MlflowClient
 
@@ -98,6 +99,9 @@ def client_for(uri: str) -> "MlflowClient":
         enable_wal(db)
     elif uri.startswith(("http://", "https://")):
         _check_server(uri)
+        # MLflow prints "View run ... at: URL" on stdout whenever a run over HTTP
+        # ends: noise in `auh run`, and it corrupts `auh score --json`.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     return with_retry(MlflowClient, tracking_uri=uri, registry_uri=uri)
 
 

@@ -1,0 +1,170 @@
+"""A real MLflow tracking server on 127.0.0.1: training runs and the ledger over HTTP.
+
+The server (SQLite backend store, proxied artifact store, one worker, job
+execution off) starts in about 15 s, so the whole module is marked slow.
+It is stopped by its process group in a ``finally``, whatever happens.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mlflow")
+requests = pytest.importorskip("requests")
+
+from harness import store  # noqa: E402
+from harness.metrics import challenge_score  # noqa: E402
+from harness.schema import ENC2020  # noqa: E402
+from plugins import tracking  # noqa: E402
+from harness.errors import UserError  # noqa: E402
+from test_tracking import fake_run, make_recipe, make_result  # noqa: E402  (tests/ is on sys.path)
+
+pytestmark = pytest.mark.slow
+START_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``http://127.0.0.1:PORT`` of a fresh server; its data folder as ``.root``."""
+    root = tmp_path_factory.mktemp("server")
+    port = free_port()
+    log = open(root / "server.log", "wb")
+    command = [str(Path(sys.executable).with_name("mlflow")), "server",
+               "--backend-store-uri", f"sqlite:///{root / 's.db'}",
+               "--artifacts-destination", str(root / "art"),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
+                            start_new_session=True)  # its own process group: workers die with it
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, root / "server.log")
+        yield types.SimpleNamespace(url=url, root=root)
+    finally:
+        stop(proc)
+        log.close()
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(url + "/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"mlflow server not healthy after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def auh(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AUH_QUIET": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_training_run_tracked_over_http(server, tmp_path):
+    recipe = make_recipe(experiment="over-http", tracking_uri=server.url)
+    run = fake_run(recipe, tmp_path / "runs" / "http")
+    tracking.auh_run_start(run=run)
+    stage = "fold/0/face/finetune"
+    tracking.auh_stage_start(run=run, stage=stage)
+    for epoch in (1, 2):
+        tracking.auh_epoch_end(run=run, stage=stage, epoch=epoch, metrics={"loss": 1.0 / epoch})
+    tracking.auh_stage_end(run=run, stage=stage, metrics={}, artifacts={})
+    result = make_result(tmp_path)
+    tracking.auh_run_end(run=run, result=result)
+
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(server.url)  # a fresh client: read back what the server holds
+    experiment = client.get_experiment_by_name("over-http")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {"http", "fold/0", "fold/0/face", stage}
+    parent = runs["http"]
+    assert parent.data.metrics["final"] == pytest.approx(result["scores"]["final"])
+    assert parent.data.params["run.tracking_uri"] == server.url
+    history = client.get_metric_history(runs[stage].info.run_id, "loss")
+    assert sorted((m.step, m.value) for m in history) == [(1, 1.0), (2, 0.5)]
+    # artifacts went through the server into its artifact root
+    stored = {p.name for p in (server.root / "art").rglob("*") if p.is_file()}
+    assert {"recipe.toml", "pr_curves.png", "val_predictions.npz"} <= stored
+
+
+def write_labels_csv(path: Path, names: list[str], labels: np.ndarray) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", *ENC2020.aus])
+        writer.writerows([name, *map(int, row)] for name, row in zip(names, labels))
+
+
+def test_score_and_leaderboard_over_http(server, tmp_path):
+    rng = np.random.default_rng(1)
+    names = [f"img{i:03d}.jpg" for i in range(40)]
+    truth = rng.integers(0, 2, (len(names), len(ENC2020.aus)))
+    truth[rng.random(truth.shape) < 0.1] = 999
+    good = np.where(truth == 999, 0, truth)
+    good[:4] = 1 - good[:4]  # a few mistakes, so the scores are not degenerate
+    write_labels_csv(tmp_path / "truth.csv", names, truth)
+    write_labels_csv(tmp_path / "good.csv", names, good)
+    write_labels_csv(tmp_path / "zeros.csv", names, np.zeros_like(truth))
+
+    scores = {}
+    for team, sub in (("alpha", "good.csv"), ("beta", "zeros.csv")):
+        done = auh("score", "--truth", "truth.csv", "--submission", sub, "--team", team, "--json",
+                   "--resamples", "50", "--tracking-uri", server.url, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        scores[team] = json.loads(done.stdout)
+        pred = good if team == "alpha" else np.zeros_like(good)
+        expected = challenge_score(pred, truth, list(ENC2020.aus))
+        assert scores[team]["final"] == pytest.approx(expected["final"])
+    assert not (tmp_path / "mlflow.db").exists()  # the ledger is on the server
+
+    board = auh("leaderboard", "--truth", "truth.csv", "--format", "csv", "--resamples", "50",
+                "--tracking-uri", server.url, cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    rows = list(csv.DictReader(board.stdout.splitlines()))
+    assert [r["team"] for r in rows] == ["alpha", "beta"]
+    assert float(rows[0]["final"]) == pytest.approx(scores["alpha"]["final"], abs=1e-4)
+
+
+def test_unreachable_server_is_one_line_error(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    run = fake_run(make_recipe(tracking_uri=url), tmp_path / "runs" / "x")
+    with pytest.raises(UserError, match="does not answer"):
+        tracking.auh_run_start(run=run)
