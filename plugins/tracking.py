@@ -237,7 +237,9 @@ def auh_stage_end(run: Any, stage: str, metrics: dict[str, float], artifacts: di
 
 @hookimpl
 def auh_run_end(run: Any, result: dict[str, Any]) -> None:
-    """Scores as metrics, plots, artifacts and the pyfunc model; close every run."""
+    """Scores as metrics, plots, artifacts and the pyfunc model; close every run.
+    Adds ``result["tracking"]``: ``tracking_uri``, ``experiment_id``, ``run_id`` (the
+    parent), ``model_uri`` and ``ui_command`` (what to type to browse it)."""
     tracker = _TRACKERS.pop(run.run_id, None)
     if tracker is None:
         return
@@ -247,11 +249,16 @@ def auh_run_end(run: Any, result: dict[str, Any]) -> None:
         store.with_retry(tracker.client.log_artifacts, tracker.parent, tmp)
     tracker.log_files(tracker.parent, result.get("artifacts") or {})
     bundle = result.get("bundle")
+    model_uri = ""
     if bundle and Path(bundle).is_dir():
         from harness.pyfunc import log_bundle_model
 
-        log_bundle_model(tracker.client, tracker.parent, bundle, _aus(result))
+        model_uri = log_bundle_model(tracker.client, tracker.parent, bundle, _aus(result))
     _finish_all(tracker, "FINISHED")
+    # Where to look, for the scorecard the CLI prints (no score is touched).
+    result["tracking"] = {"tracking_uri": tracker.uri, "experiment_id": tracker.experiment_id,
+                          "run_id": tracker.parent, "model_uri": model_uri,
+                          "ui_command": store.ui_command(tracker.uri)}
 
 
 def _finish_all(tracker: Tracker, status: str) -> None:

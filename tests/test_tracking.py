@@ -228,6 +228,10 @@ def test_run_end_metrics(tracked):
     assert metrics["baseline/all_zeros/accuracy"] == pytest.approx(
         tracked.result["baselines"]["all_zeros"]["accuracy"])
     assert metrics["cv/std"] == 0.01
+    assert tracked.result["tracking"] == {
+        "tracking_uri": f"sqlite:///{tracked.tmp / 'mlflow.db'}", "experiment_id": tracked.experiment,
+        "run_id": parent.info.run_id, "model_uri": "",
+        "ui_command": f"mlflow ui --backend-store-uri sqlite:///{tracked.tmp / 'mlflow.db'}"}
 
 
 def test_run_end_artifacts(tracked):
@@ -296,6 +300,17 @@ def test_resume_with_changed_param_keeps_first_value(tmp_path):
     client = store.client_for(store.resolve_tracking_uri(uri))
     parent = client.get_run(again.state["mlflow"]["parent_run_id"])
     assert parent.data.params["train.lr"] == "0.01"
+
+
+def test_interrupted_run_is_marked_failed_at_exit(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = fake_run(make_recipe(experiment="failed", tracking_uri=uri), tmp_path / "runs" / "f", run_id="f")
+    hooks_through_epoch(run, "fold/0/face/finetune", range(1, 2))
+    tracking._mark_unfinished()  # what atexit does when the pipeline raised
+    client = store.client_for(store.resolve_tracking_uri(uri))
+    ids = [run.state["mlflow"]["parent_run_id"], *run.state["mlflow"]["runs"].values()]
+    assert [client.get_run(i).info.status for i in ids] == ["FAILED"] * 4
+    assert "f" not in tracking._TRACKERS
 
 
 # ------------------------------------------------------------- switched off
