@@ -9,8 +9,8 @@ points at the last one; the leaderboard then uses the newest.
 Where the data lives, WAL mode and the "database is locked" retry come from
 :mod:`harness.store` (shared with training runs). On top of that, writers to
 one SQLite ledger take an exclusive file lock beside the database for the
-whole write: checking a team's submission cap and creating its run is then
-atomic, so eight concurrent ``auh score`` processes make eight runs and none
+whole write (and while MLflow creates a new database's tables): checking a
+team's submission cap and creating its run is then atomic, so eight concurrent ``auh score`` processes make eight runs and none
 can slip past the cap. (A tracking server serializes on its own; the cap
 check there is best effort.)
 """
@@ -72,9 +72,11 @@ def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecar
     one of them.
     """
     uri = store.resolve_tracking_uri(tracking_uri)
-    client = store.client_for(uri)
-    experiment_id = store.get_or_create_experiment(experiment, uri)
+    # The lock also covers opening the store: MLflow creates a new database's
+    # tables on first use, and two processes doing that at once collide.
     with _writer_lock(uri):
+        client = store.client_for(uri)
+        experiment_id = store.get_or_create_experiment(experiment, uri)
         mine = [e for e in entries(experiment, uri) if e.team == team]
         shas = {e.submission_sha256 for e in mine}
         if cap is not None and submission_sha256 not in shas and len(shas) >= cap:
