@@ -78,11 +78,13 @@ def load_recipe(args: argparse.Namespace) -> dict[str, Any]:
 
 # --------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness import distributed
     from harness.pipeline import run
 
     recipe = load_recipe(args)
     result = run(recipe, resume=args.resume)
-    print(scorecard(result, recipe))
+    if distributed.is_main():
+        print(scorecard(result, recipe))
     return 0
 
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from harness.fileio import atomic_open, atomic_path
 from harness.progress import progress
+from harness import distributed
 from harness.errors import UserError
 from harness.weights import load_weights, save_weights
 
@@ -180,7 +181,9 @@ def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size
     """Train ``model`` on ``task`` for ``cfg.epochs`` epochs, resuming from ``checkpoint``.
 
     Returns the last epoch's metrics. A finished stage is not trained again:
-    its final weights are loaded instead.
+    its final weights are loaded instead. Under torchrun each rank trains on
+    its share of every epoch with ``batch_size / world_size`` rows per step,
+    so the effective batch is the recipe's; rank 0 alone writes checkpoints.
     """
     device = torch.device(cfg.device)
     model.to(device)
@@ -188,6 +191,12 @@ def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size
         model.to(memory_format=torch.channels_last)
     if checkpoint.is_done():
         return checkpoint.load_final(model)
+    world = distributed.world_size()
+    batch_size = max(1, cfg.batch_size // world)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
@@ -205,17 +214,18 @@ def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size
             rows = rows[: cfg.max_steps * cfg.batch_size]
         if len(rows) % cfg.batch_size == 1:  # batch norm cannot train on a batch of one
             rows = rows[:-1]
+        rows = distributed.shard(rows, batch_size)
         data = CropBatches(task.images, task.targets, input_size, task.flip_perm, seed)
-        model.train()
+        net.train()
         total, count = 0.0, 0
-        for x, y in progress(loader(data, rows, cfg.batch_size, cfg.workers, device.type == "cuda"),
+        for x, y in progress(loader(data, rows, batch_size, cfg.workers, device.type == "cuda"),
                              desc=f"{name} epoch {epoch + 1}/{cfg.epochs}", leave=False):
             x = x.to(device, non_blocking=True)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(x)
+                logits = net(x)
             loss = task.loss(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -223,13 +233,17 @@ def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size
             total += float(loss.detach()) * len(x)
             count += len(x)
         scheduler.step()
-        metrics = {"loss": total / max(count, 1), "lr": scheduler.get_last_lr()[0]}
+        metrics = {"loss": distributed.all_mean(total / max(count, 1)), "lr": scheduler.get_last_lr()[0]}
         if task.evaluate is not None:
             metrics.update(task.evaluate(model))
-        checkpoint.save(epoch, model, optimizer, scheduler)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, metrics)
-    checkpoint.finish(model, metrics)
+        if distributed.is_main():
+            checkpoint.save(epoch, model, optimizer, scheduler)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, metrics)
+        distributed.barrier()
+    if distributed.is_main():
+        checkpoint.finish(model, metrics)
+    distributed.barrier()
     return metrics
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import harness
+from harness import distributed
 from harness import recipe as recipes
 from harness.data import AUDataset, LabelledImages
 from harness.engine import Checkpoint, StageConfig, Task, predict_logits, sigmoid, train_stage
@@ -44,6 +45,8 @@ class RunInfo:
     state: dict[str, Any] = field(default_factory=dict)
 
     def save_state(self) -> None:
+        if not distributed.is_main():
+            return
         with atomic_open(self.out_dir / STATE_FILE) as fh:
             json.dump(self.state, fh, indent=1, default=str)
 
@@ -64,7 +67,15 @@ def recipe_digest(recipe: dict[str, Any]) -> str:
 
 
 def prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
-    """Pick the run folder: a new ``output/name[-k]``, or with ``resume`` the latest one."""
+    """Pick the run folder: a new ``output/name[-k]``, or with ``resume`` the latest one.
+
+    Under torchrun rank 0 decides and every rank gets the same folder and id.
+    """
+    info = _prepare_run(recipe, resume) if distributed.is_main() else None
+    return distributed.broadcast(info)
+
+
+def _prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
     base = Path(recipe["run"]["output"]) / recipe["run"]["name"]
     existing = sorted((p for p in base.parent.glob(base.name + "*")
                        if p == base or p.name[len(base.name) + 1:].isdigit() and p.name[len(base.name)] == "-"),
@@ -98,8 +109,9 @@ def prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
 def run(recipe: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     """Run the whole pipeline for a resolved recipe; return the result dict."""
     _set_determinism(recipe)
+    distributed.setup(device_of(recipe))
     info = prepare_run(recipe, resume)
-    hook = harness.get_registry().hook
+    hook = hooks()
     hook.auh_run_start(run=info)
     info.save_state()
 
@@ -114,8 +126,9 @@ def run(recipe: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     for split in splits:
         fold_results.append(run_split(info, split, dataset, faces, pretrained))
     result = summarize(info, fold_results, dataset, aus, faces)
-    with atomic_open(info.out_dir / "result.json") as fh:
-        json.dump({k: v for k, v in result.items() if k != "val"}, fh, indent=1)
+    if distributed.is_main():
+        with atomic_open(info.out_dir / "result.json") as fh:
+            json.dump({k: v for k, v in result.items() if k != "val"}, fh, indent=1)
     info.state["finished"] = True
     info.save_state()
     hook.auh_run_end(run=info, result=result)
@@ -130,10 +143,24 @@ def _set_determinism(recipe: dict[str, Any]) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+class _Silent:
+    """Lifecycle hooks on ranks other than 0: calls that do nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda **kwargs: None
+
+
+def hooks() -> Any:
+    """The lifecycle hooks, called by rank 0 only (one MLflow run, not one per rank)."""
+    return harness.get_registry().hook if distributed.is_main() else _Silent()
+
+
 def device_of(recipe: dict[str, Any]) -> str:
     wanted = recipe["run"]["device"]
     if wanted == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted == "cuda" and distributed.world_size() > 1:
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     if wanted.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"recipe field run.device: {wanted!r} requested but no CUDA device is available")
     return wanted
@@ -161,7 +188,8 @@ def align(images: list[Path], recipe: dict[str, Any], landmarks: np.ndarray | No
 
     aligner = make_aligner(recipe)
     return build_cache(images, aligner, cache_root() / "faces", landmarks=landmarks,
-                       workers=max(1, recipe["train"]["workers"]))
+                       workers=max(1, recipe["train"]["workers"]),
+                       rank=distributed.rank(), world_size=distributed.world_size())
 
 
 # ------------------------------------------------------------------ splits
@@ -249,7 +277,7 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
         val_probs.append(sigmoid(logits["val"]))
         test_probs.append(sigmoid(logits["test"]))
     ens_stage = f"{split.name}/ensemble"
-    harness.get_registry().hook.auh_stage_start(run=info, stage=ens_stage)
+    hooks().auh_stage_start(run=info, stage=ens_stage)
     ensembler = _create("ensembler", recipe["ensembler"])
     if hasattr(ensembler, "fit"):
         ensembler.fit(val_probs, labels[split.val])
@@ -264,10 +292,11 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
             (test_probs[i] >= thresholder.fit(val_probs[i], labels[split.val])).astype(np.int64),
             labels[split.test], aus)["final"]
     folder = info.out_dir / ens_stage
-    artifacts = _save_predictions(folder, dataset, split, aus, val_ens, test_ens, thresholds, test_pred)
+    artifacts = (_save_predictions(folder, dataset, split, aus, val_ens, test_ens, thresholds, test_pred)
+                 if distributed.is_main() else {})
     metrics = {"final": score["final"], "accuracy": score["accuracy"], "f1": score["f1"],
                **{f"view/{v}/final": s for v, s in view_scores.items()}}
-    harness.get_registry().hook.auh_stage_end(run=info, stage=ens_stage, metrics=metrics, artifacts=artifacts)
+    hooks().auh_stage_end(run=info, stage=ens_stage, metrics=metrics, artifacts=artifacts)
     info.save_state()
     return {"split": split, "score": score, "thresholds": thresholds, "ensembler": ensembler,
             "val_probs": val_ens, "test_probs": test_ens, "test_pred": test_pred, "view_final": view_scores}
@@ -310,8 +339,8 @@ def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: A
     logits = {part: predict_logits(model, _Rows(faces, rows), size, device=cfg.device,
                                    channels_last=cfg.channels_last)
               for part, rows in (("val", split.val), ("test", split.test))}
-    with atomic_path(preds_file) as tmp:
-        with open(tmp, "wb") as fh:
+    if distributed.is_main():
+        with atomic_path(preds_file) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **logits)
     return logits
 
@@ -339,7 +368,7 @@ def _init_weights(model: torch.nn.Module, path: str | Path, field: str) -> None:
 
 
 def _stage(info: RunInfo, stage: str, body: Any) -> None:
-    hook = harness.get_registry().hook
+    hook = hooks()
     hook.auh_stage_start(run=info, stage=stage)
     info.save_state()
     metrics = body()
@@ -349,7 +378,7 @@ def _stage(info: RunInfo, stage: str, body: Any) -> None:
 
 def _epoch_hook(info: RunInfo, stage: str) -> Any:
     def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-        harness.get_registry().hook.auh_epoch_end(run=info, stage=stage, epoch=epoch, metrics=metrics)
+        hooks().auh_epoch_end(run=info, stage=stage, epoch=epoch, metrics=metrics)
         info.save_state()
     return on_epoch_end
 
@@ -397,13 +426,15 @@ def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, au
                                       seed=recipe["run"]["seed"])
     finals = np.array([f["score"]["final"] for f in folds], dtype=float)
     first = folds[0]
-    pooled = Split("pooled", np.concatenate([f["split"].train for f in folds[:1]]), first["split"].val, test_rows)
-    from harness.bundle import save_bundle
+    pooled = Split("pooled", first["split"].train, first["split"].val, test_rows)
+    bundle = info.out_dir / "bundle"
+    if distributed.is_main():  # the first split's models: the fixed split, or fold 0 of k
+        from harness.bundle import save_bundle
 
-    bundle = save_bundle(info.out_dir / "bundle", recipe, dataset.schema,
-                         {v: info.out_dir / first["split"].name / v / "finetune" / "final.safetensors"
-                          for v in recipe["views"]},
-                         first["thresholds"], first["ensembler"])
+        save_bundle(bundle, recipe, dataset.schema,
+                    {v: info.out_dir / first["split"].name / v / "finetune" / "final.safetensors"
+                     for v in recipe["views"]},
+                    first["thresholds"], first["ensembler"])
     return {
         "scores": scores,
         "folds": [f["score"] for f in folds],
