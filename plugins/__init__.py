@@ -12,4 +12,5 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.ensemblers",
     "plugins.thresholders",
     "plugins.tracking",
+    "plugins.datasets",
 )
