@@ -21,13 +21,13 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 import harness
 from harness import recipe as recipes
 from harness.engine import MEAN, STD, load_exact, predict_logits, sigmoid
 from harness.errors import UserError
 from harness.fileio import atomic_open
+from harness.images import read_image
 from harness.schema import AUSchema
 
 FORMAT = 1
@@ -130,16 +130,6 @@ class Bundle:
         if not crops:
             raise UserError("no images to predict")
         return self.predict_crops(np.stack(crops), batch_size)
-
-
-def read_image(path: Path) -> Image.Image:
-    """Open an image as RGB, or say which file is not one."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise UserError(f"{path}: not a readable image ({exc})") from None
 
 
 def load_bundle(folder: str | Path, device: str = "cpu") -> Bundle:

@@ -94,6 +94,7 @@ class Registry:
         self._table = None
 
     def load_builtins(self) -> None:
+        _check_builtin_package()
         from plugins import BUILTIN_PLUGINS
 
         version = _own_version()
@@ -229,6 +230,24 @@ def _check_factories(result: Any, hook_name: str, provider: Provider) -> None:
         if not callable(factory):
             raise UserError(f"plugin {provider}: {hook_name}() entry {name!r} is not callable "
                             f"(got {type(factory).__name__})")
+
+
+def _check_builtin_package() -> None:
+    """Refuse, before importing anything, a ``plugins`` that is not ours.
+
+    The built-in plugins are the top-level package ``plugins`` installed next
+    to ``harness``. A folder of that name earlier on ``sys.path`` (the working
+    directory under ``python -m``, or ``PYTHONPATH``) would otherwise be
+    imported, and its code run, in their place.
+    """
+    home = Path(__file__).resolve().parent.parent / "plugins"
+    spec = importlib.util.find_spec("plugins")
+    found = [Path(p).resolve() for p in (spec.submodule_search_locations or [])] if spec else []
+    if found != [home]:
+        where = ", ".join(map(str, found)) or "nowhere"
+        raise UserError(f"the package 'plugins' resolves to {where}, not au-harness's built-in "
+                        f"plugins at {home}: a folder named 'plugins' on sys.path shadows it; "
+                        f"rename that folder or run auh from another directory")
 
 
 def _import_file(path: str) -> ModuleType:
