@@ -23,14 +23,17 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from harness.schema import POSITIVE, UNKNOWN
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
-# Cells of one resample chunk's multiplicity matrix (float32): bounds memory
-# at ~64 MB whatever the number of rows.
-_CHUNK_CELLS = 1 << 24
+# Cells of one resample chunk's multiplicity matrix: ~12 resamples of 325,000
+# rows. Small enough for bincount to stay cache-friendly and memory bounded
+# (~100 MB whatever the number of rows), large enough that the matrix product
+# amortizes reading the indicator matrix.
+_CHUNK_CELLS = 1 << 22
 
 
 # ----------------------------------------------------------------- the metric
@@ -130,18 +133,23 @@ def bootstrap_finals(preds: Sequence[np.ndarray], truth: np.ndarray,
     n_rows, n_aus = truth.shape
     if n_rows == 0:
         raise ValueError("cannot bootstrap zero rows")
-    indicators = _indicators(checked, truth)  # [N, (2 + 2K) C]
+    # float32 sums of integers are exact below 2**24: every count is <= N.
+    dtype = np.float32 if n_rows < 2 ** 24 else np.float64
+    indicators = _indicators(checked, truth).astype(dtype)  # [N, (2 + 2K) C]
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_resamples, _CHUNK_CELLS // n_rows))
     out = np.empty((n_resamples, len(checked)))
-    for start in range(0, n_resamples, chunk):
-        b = min(chunk, n_resamples - start)
-        draws = rng.integers(0, n_rows, size=(b, n_rows))
-        draws += (np.arange(b) * n_rows)[:, None]
-        weights = np.bincount(draws.ravel(), minlength=b * n_rows).reshape(b, n_rows)
-        # float32 is exact here: every count is an integer <= N < 2**24.
-        counts = (weights.astype(np.float32) @ indicators).astype(np.int64)
-        out[start:start + b] = _finals_from_sums(counts.reshape(b, -1, n_aus))
+    # One BLAS thread: the product is small per chunk, and a multi-threaded
+    # OpenBLAS that spins for cores other processes hold ran 10x slower in
+    # measurements on a busy 2-core machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, n_resamples, chunk):
+            b = min(chunk, n_resamples - start)
+            draws = rng.integers(0, n_rows, size=(b, n_rows))
+            draws += (np.arange(b) * n_rows)[:, None]
+            weights = np.bincount(draws.ravel(), minlength=b * n_rows).reshape(b, n_rows)
+            counts = (weights.astype(dtype) @ indicators).astype(np.int64)
+            out[start:start + b] = _finals_from_sums(counts.reshape(b, -1, n_aus))
     return out
 
 
@@ -196,7 +204,7 @@ def _indicators(preds: Sequence[np.ndarray], truth: np.ndarray) -> np.ndarray:
     for pred in preds:
         hit = pred == 1
         blocks += [hit & known, hit & pos]
-    return np.concatenate(blocks, axis=1).astype(np.float32)
+    return np.concatenate(blocks, axis=1)
 
 
 def _finals_from_sums(sums: np.ndarray) -> np.ndarray:
