@@ -81,7 +81,7 @@ def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecar
         shas = {e.submission_sha256 for e in mine}
         if cap is not None and submission_sha256 not in shas and len(shas) >= cap:
             raise RefusedError(f"team {team!r} has used its {cap} submission{'s' * (cap > 1)} "
-                               f"in {experiment}; {submission} was not scored or recorded")
+                               f"in {experiment}; {submission} is refused and not recorded")
         earlier = [e for e in mine if e.submission_sha256 == submission_sha256]
         tags = {
             "team": team,
