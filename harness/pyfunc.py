@@ -14,11 +14,13 @@ au-harness installed (it is not on PyPI, so MLflow cannot build one itself).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as md
+import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import mlflow.pyfunc
 import pandas as pd
@@ -30,8 +32,11 @@ if TYPE_CHECKING:
 
 INPUT_COLUMN = "path"
 ARTIFACT_PATH = "model"
-_REQUIREMENTS = ("au-harness", "mlflow", "torch", "torchvision", "timm", "facenet-pytorch",
-                 "numpy", "pandas", "pillow", "safetensors")
+_PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+ENTRY = Path(__file__).with_name("pyfunc_entry.py")  # the model's code ("models from code")
+# What the model imports (MLflow adds itself).
+_REQUIREMENTS = ("au-harness", "torch", "torchvision", "timm", "facenet-pytorch", "numpy", "pandas",
+                 "pillow", "safetensors")
 
 
 class BundleModel(mlflow.pyfunc.PythonModel):
@@ -71,11 +76,12 @@ def signature(aus: list[str]) -> ModelSignature:
 
 
 def requirements() -> list[str]:
-    """Pinned versions of what the model imports (those installed here)."""
+    """``dist==version`` for each installed package the model imports, without local
+    version labels (``2.3.0+cpu`` -> ``2.3.0``), as MLflow writes them itself."""
     pins = []
     for dist in _REQUIREMENTS:
         try:
-            pins.append(f"{dist}=={md.version(dist)}")
+            pins.append(f"{dist}=={md.version(dist).split('+')[0]}")
         except md.PackageNotFoundError:
             continue
     return pins
@@ -85,14 +91,30 @@ def log_bundle_model(client: "MlflowClient", run_id: str, bundle: str | Path, au
     """Save ``bundle`` as a pyfunc model and upload it to ``run_id`` under ``model/``;
     returns ``runs:/<run_id>/model``. Goes through ``client`` only, so the
     process-wide MLflow tracking URI and active run are left alone."""
-    with tempfile.TemporaryDirectory(prefix="auh-pyfunc-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="auh-pyfunc-") as tmp, _no_progress_bars():
         local = Path(tmp) / ARTIFACT_PATH
-        # Explicit requirements: MLflow would otherwise load the model in a
-        # subprocess to infer them. No input example: it would take real images.
+        # The model is code (ENTRY), not a pickle; explicit requirements, since MLflow
+        # would otherwise load the model in a subprocess to infer them. No input
+        # example: it would need real images.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*input example was not provided")
-            mlflow.pyfunc.save_model(path=str(local), python_model=BundleModel(),
+            mlflow.pyfunc.save_model(path=str(local), python_model=str(ENTRY),
                                      artifacts={"bundle": str(Path(bundle).resolve())},
                                      signature=signature(aus), pip_requirements=requirements())
         client.log_artifacts(run_id, str(local), ARTIFACT_PATH)
     return f"runs:/{run_id}/{ARTIFACT_PATH}"
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    # Saving copies the bundle through MLflow's artifact download, which draws a bar.
+    old = os.environ.get(_PROGRESS_ENV)
+    os.environ[_PROGRESS_ENV] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(_PROGRESS_ENV, None)
+        else:
+            os.environ[_PROGRESS_ENV] = old
+

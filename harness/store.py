@@ -21,10 +21,13 @@ they agree on where data goes and how concurrent writers behave:
 from __future__ import annotations
 
 import functools
+import importlib.metadata as md
+import logging
 import os
 import random
 import re
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -94,6 +97,9 @@ def client_for(uri: str) -> "MlflowClient":
     """
     from mlflow import MlflowClient
 
+    # Table creation and migration notes are INFO lines on stderr: not for users.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     db = sqlite_path(uri)
     if db is not None:
         enable_wal(db)
@@ -178,3 +184,18 @@ def with_retry(fn: Callable[..., T], *args: Any, attempts: int = 10, base_delay:
             delay = min(max_delay, base_delay * 2 ** (attempt - 1))
             sleep(delay * (0.5 + random.random()))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ------------------------------------------------------------- provenance
+def package_version(dist: str, module: str | None = None) -> str | None:
+    """The version of ``dist`` actually running: the imported ``module``'s
+    ``__version__`` when it has one (stale metadata of an older install can
+    disagree), else the installed distribution's; ``None`` if not installed."""
+    version = getattr(sys.modules.get(module or dist), "__version__", None)
+    if version:
+        return str(version)
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import importlib.metadata as md
 import json
 import numbers
 import os
@@ -287,25 +286,13 @@ def run_tags(recipe_text: str) -> dict[str, str]:
     """Tags of a parent run: recipe sha256, package versions, git commit (if any)."""
     tags = {"recipe.sha256": hashlib.sha256(recipe_text.encode()).hexdigest()}
     for dist, module in VERSION_TAGS.items():
-        version = package_version(dist, module)
+        version = store.package_version(dist, module)
         if version:
             tags[f"version.{dist}"] = version
     commit = git_commit()
     if commit:
         tags["git.commit"] = tags["mlflow.source.git.commit"] = commit
     return tags
-
-
-def package_version(dist: str, module: str) -> str | None:
-    """The version actually running: the imported module's ``__version__`` when it has
-    one (stale metadata of an older install can disagree), else the distribution's."""
-    version = getattr(sys.modules.get(module), "__version__", None)
-    if version:
-        return str(version)
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return None
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import os
+import sqlite3
 import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -369,3 +370,70 @@ def test_pyfunc_model_predicts_a_folder(tmp_path, monkeypatch):
     assert out.to_dict("list") == {"image": ["a.png", "b.png", "c.jpg"], "AU1": [1, 0, 1], "AU2": [0, 1, 0]}
     shipped = Path(client.download_artifacts(run_id, "model/artifacts/bundle/bundle.json", str(tmp_path / "d")))
     assert shipped.read_text() == "{}"
+
+
+@pytest.fixture
+def real_bundle(tmp_path):
+    """A tiny real bundle (random timm:resnet10t weights, 32 px, center crop) and 3 images."""
+    bundle_mod = pytest.importorskip("harness.bundle")
+    import harness
+    from PIL import Image
+
+    from harness.schema import ENC2020
+    from harness.weights import save_weights
+
+    if "timm:*" not in harness.available("backbone") or "center" not in harness.available("aligner"):
+        pytest.skip("needs the timm backbones and the center aligner")
+    recipe = recipes.load(None, ["train.input_size=32", "aligner.name=center",
+                                 "views.face.backbone.name=timm:resnet10t"])
+    recipe["views"] = {"face": recipe["views"]["face"]}
+    model = harness.create("backbone", "timm:resnet10t", num_classes=len(ENC2020), input_size=32)
+    weights = save_weights(model, tmp_path / "face.safetensors")
+    thresholds = np.linspace(0.3, 0.7, len(ENC2020))
+    folder = bundle_mod.save_bundle(tmp_path / "bundle", recipe, ENC2020, {"face": weights}, thresholds,
+                                    harness.create("ensembler", "mean_prob"))
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    return types.SimpleNamespace(folder=folder, images=images, aus=list(ENC2020.aus),
+                                 expected=bundle_mod.load_bundle(folder).predict_paths(
+                                     sorted(images.iterdir()))[1])
+
+
+def test_pyfunc_real_bundle_matches_predict_paths(real_bundle, tmp_path):
+    import pandas as pd
+
+    from harness import pyfunc
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = store.client_for(store.resolve_tracking_uri(uri))
+    run_id = client.create_run(store.get_or_create_experiment("real", uri)).info.run_id
+    pyfunc.log_bundle_model(client, run_id, real_bundle.folder, real_bundle.aus)
+    model = mlflow.pyfunc.load_model(f"{client.get_run(run_id).info.artifact_uri}/model")
+    out = model.predict(pd.DataFrame({"path": [str(real_bundle.images)]}))
+    assert list(out.columns) == ["image", *real_bundle.aus]
+    assert out["image"].tolist() == ["0.png", "1.png", "2.png"]
+    np.testing.assert_array_equal(out[real_bundle.aus].to_numpy(), real_bundle.expected)
+
+
+@pytest.mark.slow
+def test_mlflow_models_predict_cli(real_bundle, tmp_path):
+    """``mlflow models predict`` on a folder of images gives the bundle's predictions."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = store.client_for(store.resolve_tracking_uri(uri))
+    run_id = client.create_run(store.get_or_create_experiment("cli", uri)).info.run_id
+    from harness import pyfunc
+
+    model_uri = pyfunc.log_bundle_model(client, run_id, real_bundle.folder, real_bundle.aus)
+    (tmp_path / "input.csv").write_text(f"path\n{real_bundle.images}\n")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([str(Path(sys.executable).with_name("mlflow")), "models", "predict", "-m", model_uri,
+                           "-i", str(tmp_path / "input.csv"), "-t", "csv", "--env-manager", "local",
+                           "-o", str(tmp_path / "out.json")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads((tmp_path / "out.json").read_text())["predictions"]
+    assert [r["image"] for r in rows] == ["0.png", "1.png", "2.png"]
+    np.testing.assert_array_equal([[r[au] for au in real_bundle.aus] for r in rows], real_bundle.expected)
