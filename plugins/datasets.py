@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from harness import hookimpl
 from harness.data import AUDataset
 from harness.errors import UserError
+from harness.images import ImageError, check_image
 from harness.labels import read_labels
 from harness.progress import progress
 from harness.schema import ENC2020
@@ -89,13 +89,10 @@ def emotionet(root: str, labels: str, skip_bad: bool = False, seed: int = 0, fol
 
 def _problem(path: Path) -> str | None:
     """Why an image cannot be used, or ``None``. Reads the header only (fast)."""
-    if not path.is_file():
-        return "missing"
     try:
-        with Image.open(path) as im:
-            im.size
-    except (UnidentifiedImageError, OSError) as exc:
-        return f"unreadable: {type(exc).__name__}"
+        check_image(path)
+    except ImageError as exc:
+        return exc.reason
     return None
 
 
