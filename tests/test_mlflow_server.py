@@ -126,6 +126,58 @@ def test_training_run_tracked_over_http(server, tmp_path):
     assert {"recipe.toml", "pr_curves.png", "val_predictions.npz"} <= stored
 
 
+TINY_RUN = """
+[run]
+name = "tiny-http"
+seed = 1
+
+[dataset]
+name = "synth"
+n = 120
+size = 64
+identities = 8
+per_identity = 4
+per_expression = 4
+
+[aligner]
+name = "center"
+
+[evaluation]
+mode = "split"
+bootstrap = 20
+
+[train]
+epochs = 1
+batch_size = 16
+input_size = 32
+workers = 0
+
+[views.face]
+pretrain = "none"
+backbone = "timm:resnet10t"
+"""
+
+
+def test_auh_run_over_http(server, tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY_RUN)
+    done = auh("run", "tiny.toml", "--tracking-uri", server.url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"MLflow: open {server.url}" in done.stdout
+    assert not (tmp_path / "mlflow.db").exists()
+    result = json.loads((tmp_path / "runs" / "tiny-http" / "result.json").read_text())
+    state = json.loads((tmp_path / "runs" / "tiny-http" / "state.json").read_text())
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(server.url)
+    parent = client.get_run(state["mlflow"]["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["final"] == pytest.approx(result["scores"]["final"])
+    names = {r.info.run_name for r in client.search_runs([parent.info.experiment_id])}
+    assert {"tiny-http", "split/face/finetune", "split/ensemble"} <= names
+    assert {"model", "plots", "recipe.toml"} <= {f.path for f in client.list_artifacts(parent.info.run_id)}
+
+
 def write_labels_csv(path: Path, names: list[str], labels: np.ndarray) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
