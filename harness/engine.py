@@ -22,7 +22,7 @@ from harness.fileio import atomic_open, atomic_path
 from harness.progress import progress
 from harness import distributed
 from harness.errors import UserError
-from harness.weights import load_weights, save_weights
+from harness.weights import load_weights, safe_torch_load, save_weights
 
 MEAN, STD = 0.5, 0.5  # images are scaled to [-1, 1], as the IR nets were trained
 
@@ -151,7 +151,7 @@ class Checkpoint:
         path = self.folder / "state.pt"
         if not path.is_file():
             return 0
-        state = torch.load(path, weights_only=True)
+        state = safe_torch_load(path)
         load_exact(model, self.folder / state["weights"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -75,8 +75,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if path.suffix not in TORCH_SUFFIXES:
         raise UserError(f"weights file {str(path)!r}: unknown format; expected .safetensors or "
                         f"{', '.join(TORCH_SUFFIXES)}")
+    return _unwrap(safe_torch_load(path), path)
+
+
+def safe_torch_load(path: str | Path) -> object:
+    """``torch.load(weights_only=True)`` on the CPU: tensors, containers and plain
+    values only. A file that needs any other unpickling (which could run code)
+    or is not a readable checkpoint raises :class:`UserError`."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"weights file {str(path)!r}: refused, it holds pickled objects other than "
@@ -84,7 +91,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                         f"or convert it to .safetensors") from None
     except (RuntimeError, OSError, EOFError) as exc:
         raise UserError(f"weights file {str(path)!r}: not a readable torch checkpoint: {exc}") from None
-    return _unwrap(obj, path)
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
