@@ -158,6 +158,22 @@ def get_or_create_experiment(name: str, tracking_uri: str | None = None) -> str:
     return experiment.experiment_id
 
 
+# ---------------------------------------------------------------- metrics
+def score_metrics(score: dict[str, Any], prefix: str = "", per_au: bool = True) -> dict[str, float]:
+    """A scorecard (``harness.metrics.challenge_score``) as MLflow metrics: ``final``,
+    ``accuracy``, ``f1``, ``n_images``, ``ci95_lo``, ``ci95_hi`` and, with ``per_au``,
+    ``au/AU12/accuracy|f1|n``; each name after ``prefix``. Undefined values (``None``)
+    are left out. Shared by training runs and the scoring ledger."""
+    flat: dict[str, Any] = {k: score.get(k) for k in ("final", "accuracy", "f1", "n_images")}
+    if score.get("ci95"):
+        flat["ci95_lo"], flat["ci95_hi"] = score["ci95"]
+    if per_au:
+        for au, entry in (score.get("per_au") or {}).items():
+            for key, value in entry.items():
+                flat[f"au/{au}/{key}"] = value
+    return {prefix + k: float(v) for k, v in flat.items() if v is not None}
+
+
 # ------------------------------------------------------------------ retry
 def is_locked_error(exc: BaseException) -> bool:
     """True when ``exc`` (or an exception it wraps) is SQLite's "database is locked"."""

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 from harness import store
 from harness.errors import RefusedError
+from harness.store import score_metrics  # noqa: F401  (ledger.score_metrics; shared with training runs)
 
 SUBMISSION_ARTIFACT = "submission.csv"
 SCORECARD_ARTIFACT = "scorecard.json"
@@ -46,20 +47,6 @@ class Entry:
     start_time: int  # ms since the epoch
     previous_run: str
     metrics: dict[str, float]
-
-
-def score_metrics(score: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """A scorecard as MLflow metrics: ``final``, ``ci95_lo``, ``au/AU12/f1``...
-
-    Undefined values (``None``) are left out.
-    """
-    flat: dict[str, Any] = {k: score[k] for k in ("final", "accuracy", "f1", "n_images")}
-    if "ci95" in score:
-        flat["ci95_lo"], flat["ci95_hi"] = score["ci95"]
-    for au, entry in score["per_au"].items():
-        for key, value in entry.items():
-            flat[f"au/{au}/{key}"] = value
-    return {prefix + k: float(v) for k, v in flat.items() if v is not None}
 
 
 def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecard: dict[str, Any],

@@ -308,11 +308,11 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 
 def result_metrics(result: dict[str, Any]) -> dict[str, float]:
     """The parent run's metrics from a pipeline result."""
-    metrics = score_metrics(result.get("scores") or {})
+    metrics: dict[str, float] = store.score_metrics(result.get("scores") or {})
     for k, fold in enumerate(result.get("folds") or []):
-        metrics.update(score_metrics(fold, f"fold/{k}/", per_au=False))
+        metrics.update(store.score_metrics(fold, f"fold/{k}/", per_au=False))
     for name, base in (result.get("baselines") or {}).items():
-        metrics.update(score_metrics(base, f"baseline/{name}/", per_au=False))
+        metrics.update(store.score_metrics(base, f"baseline/{name}/", per_au=False))
     for key, value in (result.get("cv") or {}).items():
         metrics[f"cv/{key}"] = value
     for view, value in (result.get("view_final") or {}).items():
@@ -320,20 +320,6 @@ def result_metrics(result: dict[str, Any]) -> dict[str, float]:
     if "faces_found" in result:
         metrics["faces_found"] = result["faces_found"]
     return metrics
-
-
-def score_metrics(score: dict[str, Any], prefix: str = "", per_au: bool = True) -> dict[str, Any]:
-    """A scorecard as metrics: ``final``, ``accuracy``, ``f1``, ``n_images``,
-    ``final/ci95_low|high`` and (``per_au``) ``au/<AU>/accuracy|f1|n``."""
-    out = {f"{prefix}{k}": score.get(k) for k in ("final", "accuracy", "f1", "n_images")}
-    ci = score.get("ci95")
-    if ci:
-        out[f"{prefix}final/ci95_low"], out[f"{prefix}final/ci95_high"] = ci
-    if per_au:
-        for au, values in (score.get("per_au") or {}).items():
-            for key in ("accuracy", "f1", "n"):
-                out[f"{prefix}au/{au}/{key}"] = values.get(key)
-    return out
 
 
 def write_result_files(result: dict[str, Any], folder: Path) -> list[Path]:

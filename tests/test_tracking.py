@@ -224,7 +224,7 @@ def test_run_end_metrics(tracked):
     assert metrics["final"] == pytest.approx(scores["final"])
     assert metrics["au/AU12/f1"] == pytest.approx(scores["per_au"]["AU12"]["f1"])
     assert metrics["au/AU12/n"] == scores["per_au"]["AU12"]["n"]
-    assert metrics["final/ci95_high"] == pytest.approx(scores["final"] + 0.05)
+    assert metrics["ci95_hi"] == pytest.approx(scores["final"] + 0.05)
     assert metrics["fold/1/final"] == pytest.approx(tracked.result["folds"][1]["final"])
     assert metrics["baseline/all_zeros/accuracy"] == pytest.approx(
         tracked.result["baselines"]["all_zeros"]["accuracy"])
