@@ -116,12 +116,11 @@ def _first_line(path: str | os.PathLike) -> str:
         head = fh.read(_SNIFF_BYTES)
     if b"\x00" in head:
         raise UserError(f"{path}: not a text file (it contains NUL bytes)")
-    line = head.split(b"\n", 1)[0]
+    line = re.split(rb"\r\n?|\n", head, maxsplit=1)[0]  # any line end, as pandas reads them
     try:
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(f"{path}: line 1: not UTF-8 text") from None
-    text = text.rstrip("\r")
     if not text.strip():
         raise UserError(f"{path}: line 1 is blank; expected a header or a first label row")
     return text
