@@ -76,7 +76,9 @@ def mtcnn_rate(n: int, size: int, seed: int = 100) -> dict:
     return result
 
 
-def learnability(n: int, minutes: float, size: int = 112, train_px: int = 64, seed: int = 0) -> dict:
+def learnability(n: int, minutes: float, size: int = 112, train_px: int = 64, seed: int = 0,
+                 epochs: int | None = None) -> dict:
+    """Train for ``epochs`` (reproducible) or, when None, for ``minutes`` of wall time."""
     import torch
     from torch import nn
 
@@ -104,8 +106,8 @@ def learnability(n: int, minutes: float, size: int = 112, train_px: int = 64, se
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     known_pos = ((y[tr] == 1).float().sum(0) / (y[tr] != 999).float().sum(0)).clamp(0.01, 0.99)
     pos_weight = ((1 - known_pos) / known_pos).sqrt()  # mild re-weighting of rare AUs
-    start, epochs = time.time(), 0
-    while time.time() - start < minutes * 60:
+    start, done = time.time(), 0
+    while (done < epochs) if epochs is not None else (time.time() - start < minutes * 60):
         net.train()
         for idx in tr[torch.randperm(len(tr))].split(64):
             xb, yb = x[idx], y[idx]  # no flips: they would swap the sided pose AUs
@@ -116,7 +118,7 @@ def learnability(n: int, minutes: float, size: int = 112, train_px: int = 64, se
             opt.zero_grad()
             loss.backward()
             opt.step()
-        epochs += 1
+        done += 1
 
     net.eval()
     with torch.no_grad():
@@ -135,7 +137,7 @@ def learnability(n: int, minutes: float, size: int = 112, train_px: int = 64, se
         "small CNN, thresholds searched on val": (probs["test"] >= thresholds).astype(np.int64),
     }
     scores = {name: challenge_score(p, truth, list(AUS)) for name, p in rows.items()}
-    result = {"n": n, "train_px": train_px, "epochs": epochs, "minutes": minutes,
+    result = {"n": n, "train_px": train_px, "epochs": done, "minutes": round((time.time() - start) / 60, 1),
               "scores": {k: {m: round(v[m], 4) for m in ("final", "accuracy", "f1")} for k, v in scores.items()},
               "cnn_per_au_f1": {au: round(s["f1"], 3) for au, s in scores[list(rows)[-1]]["per_au"].items()},
               "train_positive_rate": {au: round(float(r), 3) for au, r in zip(AUS, prior)}}
@@ -176,13 +178,14 @@ def main() -> int:
     ap.add_argument("--n", type=int)
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--minutes", type=float, default=4.0)
+    ap.add_argument("--epochs", type=int, help="learn: train this many epochs instead of --minutes")
     args = ap.parse_args()
     if args.what == "sheet":
         contact_sheet(Path(args.out), args.size)
     elif args.what == "mtcnn":
         mtcnn_rate(args.n or 500, args.size)
     elif args.what == "learn":
-        learnability(args.n or 4000, args.minutes, args.size)
+        learnability(args.n or 4000, args.minutes, args.size, epochs=args.epochs)
     elif args.what == "stats":
         label_table(args.n or 4000)
     else:
