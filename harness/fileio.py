@@ -49,3 +49,18 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def tree_sha256(folder: str | os.PathLike) -> dict[str, str]:
+    """``{relative posix path: sha256}`` of every file under ``folder``, sorted."""
+    root = Path(folder)
+    return {f.relative_to(root).as_posix(): sha256_file(f)
+            for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+def damaged_files(folder: str | os.PathLike, recorded: dict[str, str]) -> list[str]:
+    """The files of ``recorded`` (from :func:`tree_sha256`) that are missing
+    under ``folder`` or whose sha256 differs, in ``recorded``'s order."""
+    root = Path(folder)
+    return [name for name, digest in recorded.items()
+            if not (root / name).is_file() or sha256_file(root / name) != digest]

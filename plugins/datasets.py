@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -39,13 +40,18 @@ def synth(n: int = 2000, seed: int = 0, size: int = 112, identities: int = 200, 
     ``root`` reads a folder written by ``auh synth`` instead. The cache
     folder is keyed by every parameter and the renderer version; it is
     written to a temporary folder and renamed, so a killed run never leaves
-    a half benchmark that a later run would trust.
+    a half benchmark that a later run would trust; a cached benchmark whose
+    files fail the sha256 recorded in its ``meta.json`` is rebuilt.
     """
     if root is not None:
         return writer.load(root)
     params = writer.SynthParams(n=n, seed=seed, size=size, identities=identities,
                                 per_identity=per_identity, per_expression=per_expression)
     folder = (Path(cache).expanduser() if cache else default_cache()) / params.key()
+    if (folder / "meta.json").is_file() and (bad := writer.damaged(folder)):
+        print(f"synth: cached benchmark {folder} fails its checksums ({len(bad)} files, e.g. "
+              f"{bad[0]}); rebuilding it", file=sys.stderr)
+        _discard(folder)
     if not (folder / "meta.json").is_file():
         try:
             writer.generate(folder, params, workers=workers)
@@ -53,6 +59,16 @@ def synth(n: int = 2000, seed: int = 0, size: int = 112, identities: int = 200, 
             if not (folder / "meta.json").is_file():  # not a concurrent run that finished first
                 raise
     return writer.load(folder)
+
+
+def _discard(folder: Path) -> None:
+    """Move a bad cache folder out of the way (atomically), then delete it."""
+    aside = folder.with_name(f".{folder.name}.bad-{os.getpid()}")
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:  # another process discarded it first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def emotionet(root: str, labels: str, skip_bad: bool = False, seed: int = 0, folds: int = 5,

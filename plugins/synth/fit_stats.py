@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.fileio import atomic_open
 from harness.labels import read_labels
 from harness.schema import ENC2020, POSITIVE, UNKNOWN
 from plugins.synth import RENDERER_VERSION
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     stats["occluder_unknown_rate"] = np.round(occ, 5).tolist()
     stats["unsure_rate"] = np.round(np.clip((unknown - occ) / (1 - occ), 0, 1), 5).tolist()
     stats["renderer_version"] = RENDERER_VERSION
-    Path(args.out).write_text(json.dumps(stats, indent=1) + "\n")
+    with atomic_open(args.out) as fh:  # the label model of every later run reads it
+        fh.write(json.dumps(stats, indent=1) + "\n")
     print(f"wrote {args.out}: {len(labels)} rows, {COMPONENTS} mixture components")
     return 0
 

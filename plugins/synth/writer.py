@@ -8,7 +8,8 @@ Layout of ``OUT``::
     splits.csv                         image, split (train/val/test), fold (0-4)
     identity/images/, identity/labels.csv, identity/landmarks.csv
     expression/images/, expression/labels.csv, expression/landmarks.csv
-    meta.json                          parameters, renderer version, counts
+    meta.json                          parameters, renderer version, counts, each
+                                       file's sha256 (written last)
 
 Every image has its own seed, ``SeedSequence(seed, spawn_key=(set, index...))``,
 so the output is identical for the same parameters whatever the order or
@@ -32,6 +33,7 @@ import pandas as pd
 
 from harness.data import AUDataset, LabelledImages
 from harness.errors import UserError
+from harness.fileio import damaged_files, tree_sha256
 from harness.labels import read_labels, write_labels
 from harness.progress import progress
 from harness.schema import ENC2020, UNKNOWN
@@ -249,8 +251,18 @@ def _write_all(root: Path, p: SynthParams, workers: int) -> None:
                      [r[1] for r in rows])
     meta = {"format": "au-harness synth", "renderer_version": RENDERER_VERSION, "params": asdict(p),
             "counts": {"au": p.n, "identity": len(people), "expression": len(shots)},
-            "split_fractions": SPLIT_FRACTIONS, "folds": N_FOLDS}
+            "split_fractions": SPLIT_FRACTIONS, "folds": N_FOLDS, "sha256": tree_sha256(root)}
     (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def damaged(root: str | os.PathLike) -> list[str]:
+    """Files of the benchmark at ``root`` that fail the sha256 recorded in its
+    ``meta.json`` (or ``["meta.json"]`` when that holds no checksums)."""
+    try:
+        recorded = json.loads((Path(root) / "meta.json").read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ["meta.json"]
+    return damaged_files(root, recorded)
 
 
 # ------------------------------------------------------------------ reading
