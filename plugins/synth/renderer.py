@@ -14,12 +14,16 @@ face points whose occlusion makes that AU unknown (999).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from plugins.synth.face import AU_INDEX, AUS, Identity, Scene, head_pose
 from plugins.synth.geometry import FaceGeometry
+
+if TYPE_CHECKING:
+    from plugins.synth.occluders import Occluder
 
 SUPERSAMPLE = 2
 
@@ -397,8 +401,6 @@ def render(ident: Identity, au: np.ndarray, scene: Scene, size: int, *,
     ``smirk`` in [-1, 1] makes AU12 one-sided (contempt). ``rng`` drives the
     scene noise and the clothes colour (default: seeded from the scene).
     """
-    from plugins.synth.occluders import Occluder  # noqa: F401  (type only)
-
     au = np.asarray(au, dtype=np.float64)
     rng = rng if rng is not None else np.random.default_rng(scene.background_seed + 1)
     pose = head_pose(au, np.zeros(3) if pose_jitter is None else pose_jitter)
