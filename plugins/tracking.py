@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -95,6 +95,7 @@ class Tracker:
     uri: str
     experiment_id: str
     state: dict[str, Any]
+    last_epoch: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> its last epoch's metrics
 
     @property
     def parent(self) -> str:
@@ -220,6 +221,7 @@ def auh_epoch_end(run: Any, stage: str, epoch: int, metrics: dict[str, float]) -
         return
     tracker.log_metrics(tracker.stage_run(stage, run.run_id), metrics, step=int(epoch))
     tracker.state["steps"][stage] = int(epoch)
+    tracker.last_epoch[stage] = dict(metrics)
 
 
 @hookimpl
@@ -228,8 +230,11 @@ def auh_stage_end(run: Any, stage: str, metrics: dict[str, float], artifacts: di
     if tracker is None:
         return
     run_id = tracker.stage_run(stage, run.run_id)
-    # At the last epoch's step, so the final value is also the metric's latest one.
-    tracker.log_metrics(run_id, metrics, step=tracker.state["steps"].get(stage, 0))
+    # At the last epoch's step, so the final value is also the metric's latest one;
+    # values that repeat the last epoch's are already there.
+    last = tracker.last_epoch.pop(stage, {})
+    tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if k not in last or last[k] != v},
+                        step=tracker.state["steps"].get(stage, 0))
     tracker.log_files(run_id, artifacts or {})
     tracker.finish(run_id)
 

@@ -156,7 +156,8 @@ def tracked(tmp_path_factory):
     os.chdir(tmp)  # git.commit comes from the working directory's repository
     try:
         hooks_through_epoch(run, "fold/0/face/finetune", range(1, 4))
-        tracking.auh_stage_end(run=run, stage="fold/0/face/finetune", metrics={"val/final": 0.7},
+        tracking.auh_stage_end(run=run, stage="fold/0/face/finetune",
+                               metrics={"val/final": 0.7, "loss": 1.0 / 3},  # loss repeats epoch 3's
                                artifacts={"val_predictions": str(stage_artifact)})
         tracking.auh_stage_start(run=run, stage="fold/0/ensemble")
         tracking.auh_stage_end(run=run, stage="fold/0/ensemble", metrics={"final": 0.66}, artifacts={})
