@@ -17,6 +17,7 @@ from harness.errors import UserError
 # Modules that contribute subcommands, in the order ``auh --help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "harness.commands",
+    "harness.facecache",
     "leaderboard.commands",
 )
 
