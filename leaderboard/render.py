@@ -185,4 +185,4 @@ def _subtitle(board: Board) -> str:
     rows = {"public": "public rows", "private": "private rows", "all": "all rows"}[board.view]
     return (f"{len(board.rows)} team{'s' * (len(board.rows) != 1)}, scored on {rows}, "
             f"{board.pick} submission per team. vs next: gap in final to the next team and the "
-            f"paired-bootstrap probability p that this team is better (significant at p >= 0.95).")
+            f"paired-bootstrap probability p that this team is better (significant from p = 0.95).")
