@@ -113,15 +113,19 @@ class Bundle:
         params.setdefault("size", self.meta["input_size"])
         return harness.create("aligner", name, **params)
 
-    def predict_crops(self, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 crops ``[N,S,S,3]`` -> ``(probs, preds)``."""
         size = self.meta["input_size"]
-        logits = [predict_logits(m, crops, size, batch_size, self.device) for m in self.models.values()]
+        logits = [predict_logits(m, crops, size, device=self.device) for m in self.models.values()]
         probs = self.ensembler.combine([sigmoid(x) for x in logits], logits=logits)
         return probs, (probs >= self.thresholds).astype(np.int64)
 
     def predict_paths(self, paths: Sequence[Path], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """Image files -> ``(probs [N,C], preds [N,C])``; aligned with the bundle's aligner."""
+        """Image files -> ``(probs [N,C], preds [N,C])``; aligned with the bundle's aligner.
+
+        ``batch_size`` images are read and aligned at a time; the result does
+        not depend on it.
+        """
         aligner = self.aligner()
         crops = []
         for start in range(0, len(paths), batch_size):
@@ -129,7 +133,7 @@ class Bundle:
             crops.extend(np.asarray(face.image.convert("RGB")) for face in aligner.align(images))
         if not crops:
             raise UserError("no images to predict")
-        return self.predict_crops(np.stack(crops), batch_size)
+        return self.predict_crops(np.stack(crops))
 
 
 def load_bundle(folder: str | Path, device: str = "cpu") -> Bundle:

@@ -247,21 +247,30 @@ def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size
     return metrics
 
 
+PREDICT_CHUNK = 32
+
+
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, images: Any, input_size: int, batch_size: int = 64,
+def predict_logits(model: torch.nn.Module, images: Any, input_size: int, chunk: int = PREDICT_CHUNK,
                    device: str = "cpu", workers: int = 0, channels_last: bool = True) -> np.ndarray:
-    """Logits ``[N,C]`` for every crop, in order; no randomness (no flips, eval mode)."""
+    """Logits ``[N,C]`` for every crop, in order; no randomness (no flips, eval mode).
+
+    The model always sees batches of exactly ``chunk`` crops (the last one
+    padded by repeating its final crop): convolution kernels pick their
+    algorithm by batch shape, so a fixed shape makes every image's logits
+    independent of how many images are predicted together.
+    """
     dev = torch.device(device)
     model.to(dev).eval()
-    rows = np.arange(len(images))
+    n = len(images)
+    rows = np.minimum(np.arange(-(-n // chunk) * chunk), n - 1)
     out = []
-    for x, _ in loader(CropBatches(images, None, input_size), rows, batch_size, workers,
-                       dev.type == "cuda"):
+    for x, _ in loader(CropBatches(images, None, input_size), rows, chunk, workers, dev.type == "cuda"):
         x = x.to(dev)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out.append(model(x).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(out).numpy()[:n] if out else np.zeros((0, 0), dtype=np.float32)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -446,5 +446,6 @@ def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, au
         "bundle": str(bundle),
         "out_dir": str(info.out_dir),
         "artifacts": {},
-        "val": {"probs": first["val_probs"], "labels": dataset.labels[first["split"].val], "aus": aus},
+        "val": {"probs": first["val_probs"], "labels": dataset.labels[first["split"].val], "aus": aus,
+                "thresholds": first["thresholds"]},
     }

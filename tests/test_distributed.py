@@ -13,7 +13,7 @@ import pytest
 
 from harness import distributed
 
-PLUGIN = Path(__file__).parent / "plugins" / "noise_dataset.py"
+PLUGIN = Path(__file__).parent / "testplugins" / "noise_dataset.py"
 RECIPE = """
 [run]
 name = "ddp"

@@ -1,0 +1,144 @@
+"""`auh run` end to end on a tiny recipe: run -> predict -> score, and kill-and-resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+
+TINY = """
+[run]
+name = "tiny"
+seed = 3
+tracking_uri = "off"
+
+[dataset]
+name = "synth"
+n = 160
+size = 64
+identities = 12
+per_identity = 4
+per_expression = 6
+
+[aligner]
+name = "center"
+
+[sampler]
+name = "mlros"
+
+[loss]
+name = "selective"
+
+[evaluation]
+bootstrap = 50
+
+[train]
+epochs = 2
+batch_size = 16
+input_size = 32
+workers = 0
+
+[pretrain]
+epochs = 1
+batch_size = 16
+
+[views.face]
+pretrain = "identity"
+[views.face.backbone]
+name = "timm:resnet10t"
+
+[views.emotion]
+pretrain = "expression"
+[views.emotion.backbone]
+name = "timm:resnet10t"
+"""
+
+
+def write_recipe(folder: Path, extra: str = "") -> Path:
+    path = folder / "tiny.toml"
+    path.write_text(TINY + extra)
+    return path
+
+
+def run_cli(*args: str) -> int:
+    return main(list(args))
+
+
+def test_run_predict_score(in_tmp, capsys):
+    recipe = write_recipe(in_tmp)
+    assert run_cli("run", str(recipe)) == 0
+    out = capsys.readouterr().out
+    assert "final" in out and "baseline all_zeros" in out
+    run_dir = in_tmp / "runs" / "tiny"
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["finished"] is True
+    bundle = run_dir / "bundle"
+    meta = json.loads((bundle / "bundle.json").read_text())
+    assert len(meta["thresholds"]) == 23 and set(meta["views"]) == {"face", "emotion"}
+
+    # predict the test images of the synthetic set and score against its labels
+    from harness import create
+    from harness.labels import write_labels
+
+    ds = create("dataset", "synth", n=160, size=64, identities=12, per_identity=4, per_expression=6)
+    test = ds.splits["test"]
+    listing = in_tmp / "test_images.txt"
+    listing.write_text("\n".join(str(ds.images[i]) for i in test))
+    truth = in_tmp / "truth.csv"
+    write_labels(truth, [ds.names[i] for i in test], ds.labels[test], ds.schema)
+    assert run_cli("predict", str(bundle), str(listing), "--out", "sub.csv") == 0
+    capsys.readouterr()
+    assert run_cli("score", "--truth", str(truth), "--submission", "sub.csv", "--json",
+                   "--tracking-uri", f"sqlite:///{in_tmp / 'ledger.db'}") == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert 0 <= scored["final"] <= 1 and scored["n_images"] == len(test)
+
+
+def test_predictions_do_not_depend_on_batch_size(in_tmp):
+    recipe = write_recipe(in_tmp, "")
+    assert run_cli("run", str(recipe), "--set", "train.epochs=1", "--set", "pretrain.epochs=0") == 0
+    from harness.bundle import load_bundle
+    from harness import create
+
+    bundle = load_bundle(in_tmp / "runs" / "tiny" / "bundle")
+    ds = create("dataset", "synth", n=160, size=64, identities=12, per_identity=4, per_expression=6)
+    paths = ds.images[:20]
+    p1, y1 = bundle.predict_paths(paths, batch_size=1)
+    p64, y64 = bundle.predict_paths(paths, batch_size=64)
+    np.testing.assert_allclose(p1, p64, rtol=1e-5, atol=1e-6)
+    assert (y1 == y64).all()
+
+
+def _final_scores(run_dir: Path) -> dict:
+    return json.loads((run_dir / "result.json").read_text())["scores"]
+
+
+@pytest.mark.slow
+def test_kill_and_resume_gives_the_same_scores(in_tmp):
+    recipe = write_recipe(in_tmp, "")
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "harness", "run", str(recipe), "--set", "run.output=straight"]
+    assert subprocess.run(cmd, env=env, cwd=in_tmp, capture_output=True, timeout=600).returncode == 0
+    reference = _final_scores(in_tmp / "straight" / "tiny")
+
+    rng = np.random.default_rng(0)
+    cmd = [sys.executable, "-m", "harness", "run", str(recipe), "--set", "run.output=killed"]
+    proc = subprocess.Popen(cmd, env=env, cwd=in_tmp, start_new_session=True)
+    time.sleep(float(rng.uniform(8, 14)))
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for _ in range(3):
+        done = subprocess.run(cmd + ["--resume"], env=env, cwd=in_tmp, capture_output=True, text=True,
+                              timeout=600)
+        if done.returncode == 0:
+            break
+    assert done.returncode == 0, done.stderr
+    assert _final_scores(in_tmp / "killed" / "tiny") == reference

@@ -1,0 +1,124 @@
+"""A third-party plugin, installed as its own distribution, is discovered and used by name."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PLUGIN_SOURCE = textwrap.dedent('''
+    """Every other row, twice: a sampler nobody would ship, easy to recognise."""
+    import numpy as np
+    from harness import hookimpl
+
+
+    class EvenRows:
+        """Even rows, repeated ``times`` times."""
+
+        def __init__(self, times: int = 2):
+            self.times = times
+
+        def sample(self, labels, seed):
+            return np.tile(np.arange(0, len(labels), 2), self.times)
+
+
+    @hookimpl
+    def auh_samplers():
+        return {"even_rows": EvenRows}
+''')
+
+RECIPE = textwrap.dedent('''
+    [sampler]
+    name = "even_rows"
+    times = 3
+''')
+
+USE_IT = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    import harness
+    from harness import recipe
+    r = recipe.load(sys.argv[1])
+    name, params = recipe.component_params(r["sampler"])
+    rows = harness.create("sampler", name, **params).sample(np.zeros((7, 23), int), seed=0)
+    print(json.dumps(rows.tolist()))
+''')
+
+
+def _env(site: Path | None) -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", AUH_QUIET="1")
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """Build and install ``auh-even-rows`` (entry point group ``au_harness``) into a private site dir."""
+    root = tmp_path_factory.mktemp("plugin")
+    pkg = root / "src"
+    (pkg / "auh_even_rows").mkdir(parents=True)
+    (pkg / "auh_even_rows" / "__init__.py").write_text(PLUGIN_SOURCE)
+    (pkg / "pyproject.toml").write_text(textwrap.dedent('''
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "auh-even-rows"
+        version = "0.4.2"
+
+        [project.entry-points.au_harness]
+        even_rows = "auh_even_rows"
+    '''))
+    site = root / "site"
+    proc = _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                 "--no-index", "--target", str(site), str(pkg)], _env(None), root)
+    assert proc.returncode == 0, proc.stderr
+    return site
+
+
+def test_entry_point_plugin_is_listed_with_its_distribution(installed, tmp_path):
+    proc = _run([sys.executable, "-m", "harness", "plugins", "--kind", "sampler"], _env(installed), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if "even_rows" in ln)
+    assert line.split()[:5] == ["sampler", "even_rows", "even_rows", "auh-even-rows", "0.4.2"]
+    assert "Even rows, repeated" in line
+
+
+def test_entry_point_sampler_runs_by_name_from_a_recipe(installed, tmp_path):
+    (tmp_path / "r.toml").write_text(RECIPE)
+    (tmp_path / "use.py").write_text(USE_IT)
+    proc = _run([sys.executable, "use.py", "r.toml"], _env(installed), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [0, 2, 4, 6] * 3
+
+
+def test_plugin_file_works_the_same(tmp_path):
+    (tmp_path / "even_rows.py").write_text(PLUGIN_SOURCE)
+    (tmp_path / "r.toml").write_text(RECIPE)
+    (tmp_path / "use.py").write_text("import harness; harness.load_plugins(['even_rows.py'])\n" + USE_IT)
+    proc = _run([sys.executable, "use.py", "r.toml"], _env(None), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [0, 2, 4, 6] * 3
+    listed = _run([sys.executable, "-m", "harness", "--plugin", "even_rows.py", "plugins", "--kind", "sampler"],
+                  _env(None), tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert any(ln.split()[:3] == ["sampler", "even_rows", "even_rows.py"] for ln in listed.stdout.splitlines())
+
+
+def test_unknown_sampler_in_a_recipe_is_one_line_exit_2(tmp_path):
+    (tmp_path / "r.toml").write_text('[sampler]\nname = "mlross"\n')
+    proc = _run([sys.executable, "-m", "harness", "run", "r.toml"], _env(None), tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "auh: error: recipe field sampler: unknown sampler 'mlross'; available: mlros, uniform, weighted "
+        "(did you mean 'mlros'?)"]
