@@ -27,12 +27,13 @@ import argparse
 import math
 import random
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from sklearn.metrics import precision_recall_curve
 
+from bench.common import best_time, format_table, row
 from harness.metrics import per_au_counts
 from plugins.losses import SelectiveLoss
 from plugins.samplers import LabelDraws, MLROSSampler, imbalance_ratios
@@ -62,25 +63,6 @@ def synthetic_scores(labels: np.ndarray, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     z = rng.normal(-1.5, 1.0, labels.shape) + 2.0 * (labels == 1)
     return (1 / (1 + np.exp(-z))).astype(np.float32).astype(np.float64)
-
-
-def best_time(fn: Callable[[], Any], repeats: int, warmup: int = 0) -> float:
-    """Fastest of ``repeats`` wall-clock runs after ``warmup`` untimed ones, in seconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def row(component: str, workload: str, harness_s: float, baseline: str, baseline_s: float,
-        equal: bool, check: str) -> dict[str, Any]:
-    return {"component": component, "workload": workload, "harness_s": harness_s,
-            "baseline": baseline, "baseline_s": baseline_s, "ratio": baseline_s / harness_s,
-            "equal": bool(equal), "check": check}
 
 
 # ------------------------------------------------------------ threshold search
@@ -278,22 +260,6 @@ def bench_selective_loss(quick: bool) -> list[dict[str, Any]]:
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Every benchmark row (see the module docstring)."""
     return bench_threshold_search(quick) + bench_mlros(quick) + bench_selective_loss(quick)
-
-
-def seconds(t: float) -> str:
-    """``1.2 ms``, ``0.31 s``, ``1,160 s``."""
-    return f"{t * 1000:.2g} ms" if t < 0.1 else f"{t:.2f} s" if t < 100 else f"{t:,.0f} s"
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The rows as a Markdown table."""
-    lines = ["| component | workload | harness | baseline | baseline time | speed-up | same answer |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['component']} | {r['workload']} | {seconds(r['harness_s'])} | {r['baseline']} | "
-                     f"{seconds(r['baseline_s'])} | {r['ratio']:,.0f}x | {'yes' if r['equal'] else 'NO'} "
-                     f"({r['check']}) |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

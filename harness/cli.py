@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "harness.commands",
     "harness.facecache",
     "leaderboard.commands",
+    "bench.cli",
 )
 
 

@@ -1,0 +1,6 @@
+"""Benchmarks of the harness against naive and published baselines (``auh bench``).
+
+One module per topic (``bench_components``, ``bench_training``,
+``bench_alignment``, ``bench_demo``), rows in the format of
+:mod:`bench.common`, the command in :mod:`bench.cli`.
+"""

@@ -1,0 +1,103 @@
+"""``auh bench``: the quick run's equality checks, its files, and the pieces it is built from."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from setuptools import find_packages
+
+from bench.bench_demo import run_child
+from bench.cli import BENCHMARKS, selected
+from bench.common import format_table, interleaved, row, times
+from harness.cli import main
+from harness.errors import UserError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quick_bench_passes_every_equality_check_and_writes_its_files(in_tmp, capsys):
+    out = in_tmp / "results" / "bench.json"
+    assert main(["bench", "--quick", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    made = {r["bench"] for r in report["rows"]}
+    assert made == set(BENCHMARKS) - {"demo"}  # the demo run is skipped under --quick
+    assert report["quick"] is True and report["machine"]["cores"] >= 1
+    compared = [r for r in report["rows"] if r["baseline_s"] is not None]
+    assert len(compared) >= len(made)  # every benchmark has a row with a baseline
+    for r in compared:
+        assert r["equal"] is True, r
+        assert r["ratio"] == pytest.approx(r["baseline_s"] / r["harness_s"])
+    for r in report["rows"]:
+        assert r["harness_s"] > 0 and (r["baseline_s"] is not None or r["equal"] is None)
+    page = out.with_suffix(".md").read_text()
+    assert "| component |" in page and "auh bench --quick" in page
+    assert page.count("| yes (") == len(compared)
+    assert "| component |" in capsys.readouterr().out
+
+
+def test_only_picks_benchmarks_in_table_order_and_names_a_typo():
+    assert selected("mtcnn, threshold") == ["threshold", "mtcnn"]
+    assert selected(None) == list(BENCHMARKS)
+    with pytest.raises(UserError, match="did you mean 'training'"):
+        selected("trainig")
+
+
+def test_bad_only_is_a_one_line_error(capsys):
+    assert main(["bench", "--only", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("auh: error: --only: unknown benchmark 'nosuch'") and err.count("\n") == 1
+
+
+def test_row_without_baseline_has_no_ratio_and_reads_n_a():
+    r = row("demo", "w", 2.0, "none", None, None, "no baseline")
+    assert r["ratio"] is None and r["equal"] is None
+    assert "| 2.00 s | none | - | - | n/a (no baseline) |" in format_table([r])
+    assert row("x", "w", 0.5, "b", 2.0, 1, "c")["ratio"] == 4.0
+
+
+def test_ratio_keeps_decimals_near_one():
+    assert times(0.974) == "0.97x" and times(3940.2) == "3,940x" and times(None) == "-"
+
+
+def test_interleaved_keeps_each_functions_fastest_run_and_last_result():
+    calls = []
+
+    def f():
+        calls.append("f")
+        return len(calls)
+
+    def g():
+        calls.append("g")
+        return -len(calls)
+
+    best, results = interleaved([f, g], 3)
+    assert calls == ["f", "g"] * 3  # in turn, not all of f then all of g
+    assert results == [5, -6] and len(best) == 2 and all(t >= 0 for t in best)
+
+
+def test_child_peak_memory_covers_what_it_allocated(tmp_path):
+    # 300 MiB touched page by page must show in the child's maximum RSS
+    code = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); print('done')"
+    wall, peak_mib, output = run_child([sys.executable, "-c", code], tmp_path, {})
+    assert output.strip() == "done" and wall > 0
+    assert 300 <= peak_mib < 2000
+
+
+def test_failing_child_is_a_user_error_with_its_output(tmp_path):
+    with pytest.raises(UserError, match="exit status 3.*boom"):
+        run_child([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], tmp_path, {})
+
+
+def test_bench_ships_in_the_distribution():
+    # `auh bench` must work from an installed copy: setuptools has to find the package
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = find_packages(where=str(ROOT), include=include)
+    assert "bench" in packages and "submissions" in packages
