@@ -29,15 +29,35 @@ def build_parser() -> argparse.ArgumentParser:
         description="au-harness: train, ensemble, threshold and score facial action unit "
                     "detectors; run AU challenges with an MLflow ledger and a leaderboard.",
     )
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
-                        help="load a plugin module (dotted name) or .py file; repeatable")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _common_options(parser, None)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                       parser_class=_subparser_class())
     for modname in COMMANDS:
         importlib.import_module(modname).register(subparsers)
     _plugin_commands(subparsers)
     return parser
+
+
+def _common_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """``--plugin``, ``--debug`` and ``--quiet``, accepted before or after the subcommand."""
+    parser.add_argument("--plugin", action="append", default=[] if default is None else default,
+                        metavar="MODULE_OR_FILE",
+                        help="load a plugin module (dotted name) or .py file; repeatable")
+    parser.add_argument("--debug", action="store_true", default=False if default is None else default,
+                        help="show tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", default=False if default is None else default,
+                        help="no progress bars")
+
+
+def _subparser_class() -> type:
+    class SubcommandParser(argparse.ArgumentParser):
+        # The subcommand's copies default to SUPPRESS so they never overwrite
+        # a value given before the subcommand.
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _common_options(self, argparse.SUPPRESS)
+
+    return SubcommandParser
 
 
 def _plugin_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -74,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("auh: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `auh ... | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as exc:  # a bug, not bad input: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"auh: internal error: {type(exc).__name__}: {exc} "
+              f"(a bug in au-harness or a plugin; rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

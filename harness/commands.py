@@ -108,7 +108,9 @@ def scorecard(result: dict[str, Any], recipe: dict[str, Any]) -> str:
         lines.append(f"view {view} alone: final {final:.4f}")
     for name, b in result["baselines"].items():
         lines.append(f"baseline {name}: final {b['final']:.4f} (accuracy {b['accuracy']:.4f}, F1 {b['f1']:.4f})")
-    lines.append(f"faces found by the aligner: {100 * result['faces_found']:.1f}%")
+    faces = result["faces"]
+    lines.append(f"faces: {faces['n'] - faces['not_found']} of {faces['n']} found by the aligner; "
+                 f"{faces['not_found']} fell back to a center crop (still labelled and scored)")
     lines.append(f"model bundle: {result['bundle']}")
     ui = result.get("tracking", {}).get("ui_command")
     if ui:

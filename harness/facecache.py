@@ -399,7 +399,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     sets = {dataset.name: (dataset.images, dataset.landmarks)}
     sets.update({f"{dataset.name}/{task}": (c.images, c.landmarks) for task, c in dataset.companions.items()})
     for label, (images, landmarks) in sets.items():
-        cache = align(images, recipe, landmarks)
+        cache = align(images, recipe, landmarks, dataset.root)
         if distributed.is_main():
             missed = len(cache) - int(cache.found.sum())
             print(f"{label}: {len(cache)} images aligned, no face found in {missed} "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +117,7 @@ def run(recipe: dict[str, Any], resume: bool = False) -> dict[str, Any]:
 
     dataset = _create("dataset", recipe["dataset"])
     aus = list(dataset.schema.aus)
-    faces = align(dataset.images, recipe, dataset.landmarks)
+    faces = align(dataset.images, recipe, dataset.landmarks, dataset.root)
     splits = evaluation_splits(dataset, recipe)
     views = list(recipe["views"])
     pretrained = {v: pretrain_view(info, v, dataset) for v in views}
@@ -182,12 +182,17 @@ def make_aligner(recipe: dict[str, Any]) -> Any:
     return harness.create("aligner", name, **params)
 
 
-def align(images: list[Path], recipe: dict[str, Any], landmarks: np.ndarray | None = None) -> Any:
-    """The aligned-face cache for ``images`` (built on first use, then reused)."""
+def align(images: list[Path], recipe: dict[str, Any], landmarks: np.ndarray | None = None,
+          root: Path | None = None) -> Any:
+    """The aligned-face cache for ``images`` (built on first use, then reused).
+
+    With ``root`` the cache is keyed by paths relative to it, so moving the
+    dataset keeps its cache.
+    """
     from harness.facecache import build_cache
 
     aligner = make_aligner(recipe)
-    return build_cache(images, aligner, cache_root() / "faces", landmarks=landmarks,
+    return build_cache(images, aligner, cache_root() / "faces", landmarks=landmarks, root=root,
                        workers=max(1, recipe["train"]["workers"]),
                        rank=distributed.rank(), world_size=distributed.world_size())
 
@@ -248,7 +253,7 @@ def pretrain_view(info: RunInfo, view: str, dataset: AUDataset) -> Path | None:
     model = new_backbone(recipe, view, len(companion.classes))
     if spec["init"]:
         _init_weights(model, spec["init"], f"views.{view}.init")
-    faces = align(companion.images, recipe, companion.landmarks)
+    faces = align(companion.images, recipe, companion.landmarks, dataset.root)
     task = classification_task(companion, faces, recipe)
     _stage(info, stage, lambda: train_stage(model, task, stage_config(recipe, "pretrain"),
                                             recipe["train"]["input_size"], Checkpoint(folder), stage,
@@ -364,7 +369,7 @@ def _init_weights(model: torch.nn.Module, path: str | Path, field: str) -> None:
         raise UserError(f"recipe field {field}: checkpoint {str(path)!r} does not exist")
     report = load_weights(model, path)
     if report.missing or report.unexpected or report.mismatched:
-        print(f"auh: {field} = {str(path)!r}: {report.summary()}")
+        print(f"auh: {field} = {str(path)!r}: {report.summary()}", file=sys.stderr)
 
 
 def _stage(info: RunInfo, stage: str, body: Any) -> None:
@@ -442,7 +447,7 @@ def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, au
                "n_folds": len(folds)},
         "view_final": {v: float(np.mean([f["view_final"][v] for f in folds])) for v in recipe["views"]},
         "baselines": baselines(dataset, pooled, recipe["run"]["seed"]),
-        "faces_found": float(np.mean(faces.found)) if len(faces.found) else 1.0,
+        "faces": {"n": len(faces.found), "not_found": int(np.sum(~np.asarray(faces.found, bool)))},
         "bundle": str(bundle),
         "out_dir": str(info.out_dir),
         "artifacts": {},

@@ -322,8 +322,8 @@ def result_metrics(result: dict[str, Any]) -> dict[str, float]:
         metrics[f"cv/{key}"] = value
     for view, value in (result.get("view_final") or {}).items():
         metrics[f"view/{view}/final"] = value
-    if "faces_found" in result:
-        metrics["faces_found"] = result["faces_found"]
+    if "faces" in result:
+        metrics["faces/not_found"] = result["faces"]["not_found"]
     return metrics
 
 
