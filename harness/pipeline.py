@@ -24,7 +24,7 @@ import harness
 from harness import distributed
 from harness import recipe as recipes
 from harness.data import AUDataset, LabelledImages
-from harness.engine import Checkpoint, StageConfig, Task, predict_logits, sigmoid, train_stage
+from harness.engine import Checkpoint, StageConfig, Task, derive_seed, predict_logits, sigmoid, train_stage
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path
 from harness.metrics import bootstrap_ci, challenge_score
@@ -229,7 +229,14 @@ def stage_config(recipe: dict[str, Any], section: str = "train") -> StageConfig:
         seed=recipe["run"]["seed"], device=device_of(recipe))
 
 
-def new_backbone(recipe: dict[str, Any], view: str, num_classes: int) -> torch.nn.Module:
+def new_backbone(recipe: dict[str, Any], view: str, num_classes: int, stage: str) -> torch.nn.Module:
+    """A freshly initialised backbone for ``stage``.
+
+    Its random initialisation is seeded from ``(seed, stage)``, not from
+    whatever the global generator went through before: a resumed run skips
+    finished stages, and must still build the same models.
+    """
+    torch.manual_seed(derive_seed(recipe["run"]["seed"], stage, "init"))
     return _create("backbone", recipe["views"][view]["backbone"], num_classes=num_classes,
                    input_size=recipe["train"]["input_size"])
 
@@ -250,7 +257,7 @@ def pretrain_view(info: RunInfo, view: str, dataset: AUDataset) -> Path | None:
                         f"{task_name!r} companion set; available: {', '.join(dataset.companions) or '(none)'}")
     stage = f"{view}/pretrain"
     folder = info.out_dir / stage
-    model = new_backbone(recipe, view, len(companion.classes))
+    model = new_backbone(recipe, view, len(companion.classes), stage)
     if spec["init"]:
         _init_weights(model, spec["init"], f"views.{view}.init")
     faces = align(companion.images, recipe, companion.landmarks, dataset.root)
@@ -316,7 +323,7 @@ def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: A
         with np.load(preds_file) as saved:
             return {"val": saved["val"], "test": saved["test"]}
     labels = dataset.labels
-    model = new_backbone(recipe, view, len(dataset.schema))
+    model = new_backbone(recipe, view, len(dataset.schema), stage)
     if start is not None:
         _init_weights(model, start, f"views.{view}")
     sampler = _create("sampler", recipe["sampler"])
