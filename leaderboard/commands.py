@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     score = subparsers.add_parser(
         "score", help="validate, score and record a submission in the ledger",
-        description="Validate a submission, score it (challenge metric, bootstrap 95%% CI), "
+        description="Validate a submission, score it (challenge metric, bootstrap 95% CI), "
                     "record one immutable MLflow run and print the scorecard.",
         epilog=_SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _truth_args(score)
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     board = subparsers.add_parser(
         "leaderboard", help="rank teams from the ledger (md, csv or html)",
         description="One row per team from the scoring ledger: rank (ties declared), scores, "
-                    "95%% CI, submissions, per-AU F1 and whether the gap to the next team is "
+                    "95% CI, submissions, per-AU F1 and whether the gap to the next team is "
                     "significant (paired bootstrap).")
     _truth_args(board, truth_help="truth file for the significance test (default: the "
                                   "challenge's, or the one recorded at scoring)")
