@@ -2,30 +2,38 @@
 
 Both train the same timm ``resnet18`` (23 outputs, 112 px input) from the
 same initial weights, on the same in-memory uint8 crops, in the same batch
-order, with the same SGD settings and loss. The harness side is the whole
-:func:`harness.engine.train_stage` call (its DataLoader over
-:class:`~harness.engine.CropBatches`, channels-last, the per-epoch
-checkpoint and the final weights file); the bare side is the loop a
-PyTorch user would write by hand around the same model. Flips are off
-(``flip_perm=None``), so both see identical batches and must end with
-bit-identical weights: that is the equality check.
+order, with the same SGD settings and loss. The harness side is
+:func:`harness.engine.train_stage` (its DataLoader over
+:class:`~harness.engine.CropBatches`, channels-last, progress and loss
+bookkeeping); the bare side is the loop a PyTorch user would write by hand
+around the same model. Flips are off (``flip_perm=None``), so both see
+identical batches and must end with bit-identical weights: that is the
+equality check.
 
-Runs are interleaved (harness, bare, harness, bare, ...) and the fastest of
-each is kept, so that a slow spell on a shared machine hits both sides.
+On a shared machine a slow spell lasts seconds, longer than a step, so the
+two loops are interleaved step by step: the harness's loss, at each call,
+lets the bare loop run one step before its own step goes on. A step (on
+either side) is the time from one loss call to the next: loss, backward,
+optimizer, the next batch's data and forward. Neighbouring steps see the
+same machine, and the medians compare like with like. What
+``train_stage`` does once per epoch (DataLoader set-up, the checkpoint
+writes) is reported apart.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 import harness
 from bench.bench_components import ENC_POSITIVE_RATE
-from bench.common import interleaved, row
+from bench.common import row
 from harness.engine import Checkpoint, StageConfig, Task, train_stage
 
 SIZE = 112
@@ -33,11 +41,12 @@ MODEL = "resnet18"
 
 
 def bare_loop(model: torch.nn.Module, images: np.ndarray, targets: np.ndarray, rows: np.ndarray,
-              loss_fn: torch.nn.Module, cfg: StageConfig) -> torch.nn.Module:
-    """Train ``model`` for one pass over ``rows`` with a hand-written loop; return it.
+              loss_fn: torch.nn.Module, cfg: StageConfig) -> Iterator[None]:
+    """Train ``model`` for one pass over ``rows`` with a hand-written loop.
 
-    The preprocessing is the harness's (scale to [-1, 1], channels-last),
-    written inline as a user would.
+    A generator, so that it can be run a step at a time: it pauses just
+    before each loss call. The preprocessing is the harness's (scale to
+    [-1, 1], channels-last), written inline as a user would.
     """
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -50,18 +59,34 @@ def bare_loop(model: torch.nn.Module, images: np.ndarray, targets: np.ndarray, r
         x = (x - 0.5) / 0.5
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss = loss_fn(model(x), torch.from_numpy(targets[idx]))
+        logits = model(x)
+        yield
+        loss = loss_fn(logits, torch.from_numpy(targets[idx]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return model
 
 
-def harness_stage(model: torch.nn.Module, task: Task, cfg: StageConfig) -> torch.nn.Module:
-    """One :func:`train_stage` call (checkpoints in a temporary folder); return the model."""
-    with tempfile.TemporaryDirectory(prefix="auh-bench-") as folder:
-        train_stage(model, task, cfg, SIZE, Checkpoint(Path(folder)), "bench")
-    return model
+class Lockstep(torch.nn.Module):
+    """The harness's loss, which at each call first runs one step of the bare
+    loop, timing both sides' steps (see the module docstring)."""
+
+    def __init__(self, loss: torch.nn.Module, bare: Iterator[None]) -> None:
+        super().__init__()
+        self.loss, self.bare = loss, bare
+        self.harness_steps: list[float] = []
+        self.bare_steps: list[float] = []
+        self._resumed: float | None = None
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        next(self.bare)
+        bare = time.perf_counter() - start
+        if self._resumed is not None:  # the first call ends no full step on either side
+            self.harness_steps.append(start - self._resumed)
+            self.bare_steps.append(bare)
+        self._resumed = time.perf_counter()
+        return self.loss(logits, targets)
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -71,30 +96,44 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def bench_training(quick: bool) -> list[dict[str, Any]]:
-    batch, steps, repeats = (8, 3, 1) if quick else (32, 10, 3)
+    batch, steps = (8, 4) if quick else (32, 16)
     n = batch * steps
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8)
     targets = (rng.random((n, 23)) < ENC_POSITIVE_RATE).astype(np.float32)
     order = rng.permutation(n)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    task = Task(images=images, targets=targets, order=lambda seed: order, loss=loss_fn, flip_perm=None)
     cfg = StageConfig(epochs=1, batch_size=batch, lr=0.01, workers=0, seed=0, device="cpu")
 
     torch.manual_seed(0)
-    initial = harness.create("backbone", f"timm:{MODEL}", num_classes=23, input_size=SIZE)
+    ours = harness.create("backbone", f"timm:{MODEL}", num_classes=23, input_size=SIZE)
     # The bare side gets the same network without the harness's thin wrapper.
-    bare_initial = copy.deepcopy(initial.model)
-    bare_loop(copy.deepcopy(bare_initial), images, targets, order[:batch], loss_fn, cfg)  # warm-up
+    bare = copy.deepcopy(ours.model)
+    for _ in bare_loop(copy.deepcopy(bare), images, targets, order[:batch], loss_fn, cfg):  # warm-up
+        pass
 
-    (h, b), (ours, bare) = interleaved(
-        [lambda: harness_stage(copy.deepcopy(initial), task, cfg),
-         lambda: bare_loop(copy.deepcopy(bare_initial), images, targets, order, loss_fn, cfg)], repeats)
-    return [row("training throughput", f"timm {MODEL}, {SIZE} px, {steps} steps of batch {batch}", h,
+    bare_run = bare_loop(bare, images, targets, order, loss_fn, cfg)
+    lockstep = Lockstep(loss_fn, bare_run)
+    task = Task(images=images, targets=targets, order=lambda seed: order, loss=lockstep, flip_perm=None)
+    with tempfile.TemporaryDirectory(prefix="auh-bench-") as folder:
+        start = time.perf_counter()
+        train_stage(ours, task, cfg, SIZE, Checkpoint(Path(folder)), "bench")
+        call = time.perf_counter() - start
+    for _ in bare_run:  # the bare loop's last backward and optimizer step
+        pass
+
+    h, b = float(np.median(lockstep.harness_steps)), float(np.median(lockstep.bare_steps))
+    outside = call - sum(lockstep.harness_steps) - sum(lockstep.bare_steps)
+    pairs = len(lockstep.harness_steps)
+    pair_ratio = float(np.median(np.array(lockstep.bare_steps) / lockstep.harness_steps))
+    return [row("training throughput", f"timm {MODEL}, {SIZE} px, one SGD step of batch {batch}", h,
                 "bare PyTorch loop, same model, data, order and optimizer", b, same_weights(ours.model, bare),
                 f"bit-identical weights after {steps} SGD steps",
-                f"harness {n / h:.1f} img/s vs bare {n / b:.1f} img/s (speed-up below 1 = harness "
-                f"slower); harness time is the whole train_stage call, checkpoint writes included; "
-                f"DataLoader workers=0, channels-last on both sides; fastest of {repeats} "
-                f"interleaved runs each",
-                harness_img_s=n / h, baseline_img_s=n / b)]
+                f"harness {batch / h:.1f} img/s vs bare {batch / b:.1f} img/s (speed-up below 1 = harness "
+                f"slower): medians of {pairs} steps per side, the two loops interleaved step by step "
+                f"(median of the {pairs} step-by-step ratios: {pair_ratio:.2f}); "
+                f"train_stage spent {outside:.2f} s of its {call:.1f} s outside those steps (first forward, "
+                f"last backward, DataLoader set-up, checkpoint writes). DataLoader workers=0, "
+                f"channels-last on both sides",
+                harness_img_s=batch / h, baseline_img_s=batch / b,
+                median_step_ratio=pair_ratio)]

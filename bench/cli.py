@@ -99,6 +99,7 @@ def run_bench(names: list[str], quick: bool,
     Progress bars of the harness are off while it runs (``AUH_QUIET``).
     Each row carries ``bench``, the name of the benchmark that made it.
     """
+    load_before = os.getloadavg()[0]
     quiet = os.environ.get("AUH_QUIET")
     os.environ["AUH_QUIET"] = "1"
     rows, start = [], time.perf_counter()
@@ -114,12 +115,14 @@ def run_bench(names: list[str], quick: bool,
             os.environ.pop("AUH_QUIET", None)
     return {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "quick": quick, "benchmarks": names, "machine": machine(),
-            "total_s": time.perf_counter() - start, "rows": rows}
+            "total_s": time.perf_counter() - start,
+            "load_average": {"start": load_before, "end": os.getloadavg()[0]}, "rows": rows}
 
 
 def markdown(report: dict[str, Any], command: str) -> str:
     """The report as a Markdown page (for ``docs/readme/bench.md``)."""
-    m = report["machine"]
+    m, load = report["machine"], report["load_average"]
+    busy = " (other jobs shared the cores)" if max(load.values()) > m["cores"] else ""
     lines = [
         "# Benchmarks", "",
         "Each row times the harness and a baseline doing the same work on the same machine, "
@@ -128,7 +131,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
         f"Command: `{command}` ({'quick sizes, ' if report['quick'] else ''}"
         f"{seconds(report['total_s'])} in all, {report['created']}).  ",
         f"Machine: {m['cores']} cores, {m['cpu']}; torch {m['torch']} ({m['torch_threads']} threads), "
-        f"Python {m['python']}, {m['platform']}.", "",
+        f"Python {m['python']}, {m['platform']}; 1-minute load average {load['start']:.1f} at the start, "
+        f"{load['end']:.1f} at the end{busy}.", "",
         format_table(report["rows"]), "",
     ]
     notes = format_notes(report["rows"])

@@ -95,7 +95,7 @@ def format_notes(rows: list[dict[str, Any]]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    """Where the numbers were measured: cores, CPU model, versions."""
+    """Where the numbers were measured: usable cores (as ``nproc``), CPU model, versions."""
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -104,6 +104,7 @@ def machine() -> dict[str, Any]:
             cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(),
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cores": cores, "cpu": cpu, "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(terse=True)}

@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from setuptools import find_packages
 
 from bench.bench_demo import run_child
+from bench.bench_training import Lockstep
 from bench.cli import BENCHMARKS, selected
 from bench.common import format_table, interleaved, row, times
 from harness.cli import main
@@ -86,8 +88,8 @@ def test_interleaved_keeps_each_functions_fastest_run_and_last_result():
 def test_child_peak_memory_covers_what_it_allocated(tmp_path):
     # 300 MiB touched page by page must show in the child's maximum RSS
     code = "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); print('done')"
-    wall, peak_mib, output = run_child([sys.executable, "-c", code], tmp_path, {})
-    assert output.strip() == "done" and wall > 0
+    wall, cpu, peak_mib, output = run_child([sys.executable, "-c", code], tmp_path, {})
+    assert output.strip() == "done" and wall > 0 and cpu > 0
     assert 300 <= peak_mib < 2000
 
 
@@ -101,3 +103,19 @@ def test_bench_ships_in_the_distribution():
     include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     packages = find_packages(where=str(ROOT), include=include)
     assert "bench" in packages and "submissions" in packages
+
+
+def test_lockstep_runs_one_bare_step_per_loss_call_and_times_only_full_steps():
+    advanced = []
+
+    def bare():
+        for i in range(5):
+            advanced.append(i)
+            yield
+
+    lockstep = Lockstep(torch.nn.MSELoss(), bare())
+    losses = [lockstep(torch.zeros(2), torch.full((2,), 3.0)).item() for _ in range(3)]
+    assert losses == [9.0, 9.0, 9.0]  # the wrapped loss, unchanged
+    assert advanced == [0, 1, 2]  # one bare step per harness step
+    # the first call ends no full step: 3 calls time 2 steps per side
+    assert len(lockstep.harness_steps) == len(lockstep.bare_steps) == 2
