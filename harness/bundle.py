@@ -12,7 +12,6 @@ Weights are safetensors only, so loading a bundle never unpickles anything.
 """
 from __future__ import annotations
 
-import importlib.metadata as md
 import json
 import shutil
 from dataclasses import dataclass
@@ -29,19 +28,10 @@ from harness.errors import UserError
 from harness.fileio import atomic_open
 from harness.images import read_image
 from harness.schema import AUSchema
+from harness.store import package_versions
 
 FORMAT = 1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for dist in ("au-harness", "torch", "timm", "numpy"):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights: dict[str, Path],
@@ -63,7 +53,7 @@ def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights:
                   for v in weights},
         "ensembler": {**recipe["ensembler"], "fitted": _fitted_state(ensembler)},
         "thresholds": [float(t) for t in thresholds],
-        "versions": _versions(),
+        "versions": package_versions(),
     }
     (tmp / "bundle.json").write_text(json.dumps(meta, indent=1))
     (tmp / "recipe.toml").write_text(recipes.dumps(recipe))

@@ -280,7 +280,8 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
     """Fine-tune every view on one split, ensemble, fit thresholds on val, score test."""
     recipe = info.recipe
     labels, aus = dataset.labels, list(dataset.schema.aus)
-    val_probs, test_probs, val_logits, test_logits, view_scores = [], [], [], [], {}
+    val_probs, test_probs, val_logits, test_logits = [], [], [], []
+    view_scores: dict[str, float] = {}
     for view in recipe["views"]:
         stage = f"{split.name}/{view}/finetune"
         logits = finetune_view(info, stage, view, split, dataset, faces, pretrained[view])
@@ -295,14 +296,12 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
         ensembler.fit(val_probs, labels[split.val])
     val_ens = ensembler.combine(val_probs, logits=val_logits)
     test_ens = ensembler.combine(test_probs, logits=test_logits)
-    thresholder = _create("thresholder", recipe["thresholder"])
-    thresholds = np.asarray(thresholder.fit(val_ens, labels[split.val]), dtype=float)
+    thresholds = fit_thresholds(recipe, val_ens, labels[split.val])
     test_pred = (test_ens >= thresholds).astype(np.int64)
     score = challenge_score(test_pred, labels[split.test], aus)
-    for i, view in enumerate(recipe["views"]):
-        view_scores[view] = challenge_score(
-            (test_probs[i] >= thresholder.fit(val_probs[i], labels[split.val])).astype(np.int64),
-            labels[split.test], aus)["final"]
+    for i, view in enumerate(recipe["views"]):  # each view alone, thresholded the same way
+        view_pred = test_probs[i] >= fit_thresholds(recipe, val_probs[i], labels[split.val])
+        view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus)["final"]
     folder = info.out_dir / ens_stage
     artifacts = (_save_predictions(folder, dataset, split, aus, val_ens, test_ens, thresholds, test_pred)
                  if distributed.is_main() else {})
@@ -312,6 +311,12 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
     info.save_state()
     return {"split": split, "score": score, "thresholds": thresholds, "ensembler": ensembler,
             "val_probs": val_ens, "test_probs": test_ens, "test_pred": test_pred, "view_final": view_scores}
+
+
+def fit_thresholds(recipe: dict[str, Any], val_probs: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
+    """Per-AU thresholds from the recipe's thresholder, fitted on validation rows only."""
+    thresholder = _create("thresholder", recipe["thresholder"])
+    return np.asarray(thresholder.fit(val_probs, val_labels), dtype=float)
 
 
 def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: AUDataset,

@@ -237,13 +237,9 @@ def _component(path: str, kind: str, table: dict[str, Any], default: str, check:
 
 def _unknown(what: str, path: str, choices: Any) -> str:
     """``unknown recipe key 'train.epoch'; available: ... (did you mean 'epochs'?)``"""
-    import difflib
+    from harness.registry import unknown_message
 
-    names = sorted(choices)
-    last = path.rsplit(".", 1)[-1]
-    msg = f"unknown recipe {what} {path!r}; available: {', '.join(names)}"
-    close = difflib.get_close_matches(last, names, n=1)
-    return msg + (f" (did you mean {close[0]!r}?)" if close else "")
+    return unknown_message(f"recipe {what}", path, choices, match=path.rsplit(".", 1)[-1])
 
 
 def component_params(table: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -196,11 +196,14 @@ class Registry:
         return self.pm.hook
 
 
-def unknown_message(what: str, name: str, choices: Iterable[str]) -> str:
-    """``unknown sampler 'mlross'; available: mlros, uniform, weighted (did you mean 'mlros'?)``"""
+def unknown_message(what: str, name: str, choices: Iterable[str], match: str | None = None) -> str:
+    """``unknown sampler 'mlross'; available: mlros, uniform, weighted (did you mean 'mlros'?)``
+
+    The hint compares ``match`` (default: ``name``) with the choices.
+    """
     names = sorted(choices)
     msg = f"unknown {what} {name!r}; available: {', '.join(names) or '(none)'}"
-    close = difflib.get_close_matches(str(name), names, n=1)
+    close = difflib.get_close_matches(str(name if match is None else match), names, n=1)
     return msg + (f" (did you mean {close[0]!r}?)" if close else "")
 
 

@@ -203,6 +203,16 @@ def with_retry(fn: Callable[..., T], *args: Any, attempts: int = 10, base_delay:
 
 
 # ------------------------------------------------------------- provenance
+VERSIONED = {"au-harness": "harness", "torch": "torch", "timm": "timm", "mlflow": "mlflow",
+             "numpy": "numpy"}  # distribution -> module: what results record they ran with
+
+
+def package_versions() -> dict[str, str]:
+    """``{distribution: version}`` of the packages in :data:`VERSIONED` that are installed."""
+    found = {dist: package_version(dist, module) for dist, module in VERSIONED.items()}
+    return {dist: v for dist, v in found.items() if v}
+
+
 def package_version(dist: str, module: str | None = None) -> str | None:
     """The version of ``dist`` actually running: the imported ``module``'s
     ``__version__`` when it has one (stale metadata of an older install can

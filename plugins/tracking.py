@@ -46,8 +46,6 @@ from harness import store
 
 OFF = "off"
 STATE_KEY = "mlflow"
-VERSION_TAGS = {"au-harness": "harness", "torch": "torch", "timm": "timm", "mlflow": "mlflow",
-                "numpy": "numpy"}  # distribution -> module
 _BATCH = {"metrics": 1000, "params": 100, "tags": 100}  # MLflow's log_batch limits
 _BAD_CHARS = re.compile(r"[^\w.\- /]")
 
@@ -290,10 +288,7 @@ def _mark_unfinished() -> None:
 def run_tags(recipe_text: str) -> dict[str, str]:
     """Tags of a parent run: recipe sha256, package versions, git commit (if any)."""
     tags = {"recipe.sha256": hashlib.sha256(recipe_text.encode()).hexdigest()}
-    for dist, module in VERSION_TAGS.items():
-        version = store.package_version(dist, module)
-        if version:
-            tags[f"version.{dist}"] = version
+    tags.update({f"version.{dist}": v for dist, v in store.package_versions().items()})
     commit = git_commit()
     if commit:
         tags["git.commit"] = tags["mlflow.source.git.commit"] = commit
