@@ -112,9 +112,14 @@ def scorecard(result: dict[str, Any], recipe: dict[str, Any]) -> str:
     lines.append(f"faces: {faces['n'] - faces['not_found']} of {faces['n']} found by the aligner; "
                  f"{faces['not_found']} fell back to a center crop (still labelled and scored)")
     lines.append(f"model bundle: {result['bundle']}")
-    ui = result.get("tracking", {}).get("ui_command")
-    if ui:
-        lines.append(f"MLflow: {ui}")
+    tracking = result.get("tracking") or {}
+    if tracking.get("ui_command"):
+        lines.append(f"MLflow: {tracking['ui_command']}")
+        if tracking.get("run_id") and tracking.get("experiment_id"):
+            base = tracking["tracking_uri"] if str(tracking.get("tracking_uri", "")).startswith("http") \
+                else "http://127.0.0.1:5000"
+            lines.append(f"        then open {base.rstrip('/')}/#/experiments/{tracking['experiment_id']}"
+                         f"/runs/{tracking['run_id']}")
     return "\n".join(lines)
 
 
