@@ -175,8 +175,12 @@ def resolve(raw: dict[str, Any], check_components: bool = True) -> dict[str, Any
     for section, fields in SECTIONS.items():
         out[section] = _fields(section, _table(raw, section), fields)
     for section, default in COMPONENTS.items():
-        out[section] = _component(section, section, _table(raw, section), default,
-                                  check_components)
+        table = raw.get(section, {})
+        if isinstance(table, str):  # the shorthand `sampler = "mlros"`
+            table = {"name": table}
+        if not isinstance(table, dict):
+            raise UserError(f"recipe field {section}: expected a {section} name or a table, got {table!r}")
+        out[section] = _component(section, section, table, default, check_components)
     views = raw.get("views", DEFAULT_VIEWS)
     if not isinstance(views, dict) or not views:
         raise UserError("recipe field views: expected at least one [views.NAME] table")

@@ -95,3 +95,13 @@ def test_dumps_round_trips():
 
 def test_flatten():
     assert recipe.flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": 2}) == {"a.b": 1, "a.c.d": "x", "e": 2}
+
+
+def test_a_component_may_be_named_by_a_string(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('dataset = "synth"\nsampler = "uniform"\n\n[views.face]\nbackbone = "ir50"\n')
+    r = recipe.load(path, check_components=False)
+    assert r["dataset"] == {"name": "synth"} and r["sampler"] == {"name": "uniform"}
+    assert r["views"]["face"]["backbone"] == {"name": "ir50"}
+    with pytest.raises(UserError, match="recipe field sampler: expected a sampler name or a table, got 3"):
+        load("sampler=3")
