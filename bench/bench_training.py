@@ -22,7 +22,6 @@ writes) is reported apart.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import tempfile
 import time
 from pathlib import Path

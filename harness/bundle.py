@@ -25,7 +25,6 @@ import harness
 from harness import recipe as recipes
 from harness.engine import MEAN, STD, load_exact, predict_logits, sigmoid
 from harness.errors import UserError
-from harness.fileio import atomic_open
 from harness.images import read_image
 from harness.schema import AUSchema
 from harness.store import package_versions

@@ -175,11 +175,7 @@ def resolve(raw: dict[str, Any], check_components: bool = True) -> dict[str, Any
     for section, fields in SECTIONS.items():
         out[section] = _fields(section, _table(raw, section), fields)
     for section, default in COMPONENTS.items():
-        table = raw.get(section, {})
-        if isinstance(table, str):  # the shorthand `sampler = "mlros"`
-            table = {"name": table}
-        if not isinstance(table, dict):
-            raise UserError(f"recipe field {section}: expected a {section} name or a table, got {table!r}")
+        table = _component_table(section, section, raw.get(section, {}))
         out[section] = _component(section, section, table, default, check_components)
     views = raw.get("views", DEFAULT_VIEWS)
     if not isinstance(views, dict) or not views:
@@ -193,13 +189,20 @@ def resolve(raw: dict[str, Any], check_components: bool = True) -> dict[str, Any
         if unknown:
             raise UserError(_unknown("key", f"{path}.{sorted(unknown)[0]}", list(VIEW_FIELDS) + ["backbone"]))
         resolved = _fields(path, {k: v for k, v in view.items() if k != "backbone"}, VIEW_FIELDS)
-        backbone = view.get("backbone", {"name": "ir152"})
-        if isinstance(backbone, str):
-            backbone = {"name": backbone}
+        backbone = _component_table(f"{path}.backbone", "backbone", view.get("backbone", {"name": "ir152"}))
         resolved["backbone"] = _component(f"{path}.backbone", "backbone", backbone, "ir152",
                                           check_components, reserved=("num_classes", "input_size"))
         out["views"][name] = resolved
     return out
+
+
+def _component_table(path: str, kind: str, value: Any) -> dict[str, Any]:
+    """A component's table; the shorthand ``sampler = "mlros"`` names it without parameters."""
+    if isinstance(value, str):
+        return {"name": value}
+    if not isinstance(value, dict):
+        raise UserError(f"recipe field {path}: expected a {kind} name or a table, got {value!r}")
+    return value
 
 
 def _table(raw: dict[str, Any], section: str) -> dict[str, Any]:
