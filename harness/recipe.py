@@ -80,7 +80,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
     },
     "evaluation": {
         "mode": _choice("split", "kfold"),
-        "folds": Field(int, 5, lambda v: v >= 2, "an integer >= 2"),
+        "folds": Field(int, 5, lambda v: v >= 3, "an integer >= 3 (a fold tests, the next validates, the rest train)"),
         "bootstrap": Field(int, 1000, _nonneg, "an integer >= 0"),
     },
     "train": {

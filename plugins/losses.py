@@ -124,7 +124,7 @@ class SelectiveLoss(torch.nn.Module):
         self.max_weight = max_weight
         rates = torch.tensor([], dtype=torch.float64)
         if not isinstance(target, str):
-            rates = _floats(target, "target").double()
+            rates = _floats(target, "target", torch.float64)  # float32 would make r*K overshoot whole numbers
             if ((rates < 0) | (rates > 1)).any():
                 raise ValueError(f"target rates must lie in [0, 1], got {list(target)}")
         self.register_buffer("rates", rates)
@@ -186,9 +186,9 @@ def _random_subset(members: torch.Tensor, keep: torch.Tensor, generator: torch.G
     return members & (rank < keep.unsqueeze(0))
 
 
-def _floats(values: Sequence[float], name: str) -> torch.Tensor:
+def _floats(values: Sequence[float], name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     try:
-        return torch.tensor([float(v) for v in values], dtype=torch.float32)
+        return torch.tensor([float(v) for v in values], dtype=dtype)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a list of numbers, got {values!r}") from None
 

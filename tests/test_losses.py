@@ -184,3 +184,11 @@ def test_selective_gradient_flows_and_errors_are_clear():
         create("loss", "selective", target="skewed")
     with pytest.raises(ValueError, match="2 AUs"):
         create("loss", "selective", target=[0.5])(z, labels)
+
+
+def test_selective_list_target_keeps_exactly_ceil_rk_at_whole_numbers():
+    # r = 0.2 of K = 10 known is exactly 2 positives; float32 rates made it 3.
+    loss = create("loss", "selective", target=[0.2])
+    labels = torch.tensor([[1]] * 5 + [[0]] * 5)
+    kept_pos = int((loss.weights(labels)[:5] > 0).sum())
+    assert kept_pos == 2
