@@ -44,6 +44,7 @@ def test_int_accepted_where_float_expected_but_not_bool():
     ("train.epochs=-1", "recipe field train.epochs: expected an integer >= 0, got -1"),
     ("trian.epochs=1", "unknown recipe section 'trian'; available: .* \\(did you mean 'train'\\?\\)"),
     ("train.epoch=3", "unknown recipe key 'train.epoch'; .*did you mean 'epochs'"),
+    ("evaluation.folds=2", "evaluation.folds: expected an integer >= 3"),
     ("evaluation.mode=cv", "evaluation.mode: expected one of split, kfold, got 'cv'"),
     ("views.face.pretrain=imagenet", "views.face.pretrain: expected one of none, identity, expression"),
     ("views.face.backbone.num_classes=3", "views.face.backbone.num_classes: set by the pipeline"),
