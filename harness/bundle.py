@@ -23,7 +23,7 @@ import torch
 
 import harness
 from harness import recipe as recipes
-from harness.engine import MEAN, STD, load_exact, predict_logits, sigmoid
+from harness.engine import MEAN, STD, load_exact, predict_logits, resolve_device, sigmoid
 from harness.errors import UserError
 from harness.images import read_image
 from harness.schema import AUSchema
@@ -126,13 +126,10 @@ class Bundle:
 
 
 def load_bundle(folder: str | Path, device: str = "cpu") -> Bundle:
+    """Load a bundle folder; a damaged one (bad JSON, missing fields or weights) is refused."""
     folder = Path(folder)
-    meta_file = folder / "bundle.json"
-    if not meta_file.is_file():
-        raise UserError(f"{folder}: not a model bundle (no bundle.json)")
-    meta = json.loads(meta_file.read_text())
-    if meta.get("format") != FORMAT:
-        raise UserError(f"{meta_file}: bundle format {meta.get('format')!r}, expected {FORMAT}")
+    meta = read_meta(folder)
+    device = resolve_device(device, "--device")
     n_aus = len(meta["schema"]["aus"])
     models = {}
     for view, spec in meta["views"].items():
@@ -147,6 +144,51 @@ def load_bundle(folder: str | Path, device: str = "cpu") -> Bundle:
     return Bundle(folder, meta, models, ensembler, np.asarray(meta["thresholds"], dtype=float), device)
 
 
+def read_meta(folder: Path) -> dict[str, Any]:
+    """``bundle.json``, checked field by field before anything is built from it."""
+    meta_file = folder / "bundle.json"
+    if not meta_file.is_file():
+        raise UserError(f"{folder}: not a model bundle (no bundle.json)")
+    try:
+        meta = json.loads(meta_file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{meta_file}: damaged bundle file, not valid JSON ({exc}); "
+                        f"export the bundle again") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise UserError(f"{meta_file}: bundle format {found!r}, expected {FORMAT}")
+
+    def bad(field: str, expected: str) -> UserError:
+        return UserError(f"{meta_file}: damaged bundle, field {field!r}: expected {expected}")
+
+    schema = meta.get("schema")
+    if not (isinstance(schema, dict) and isinstance(schema.get("aus"), list) and schema["aus"]
+            and all(isinstance(a, str) for a in schema["aus"]) and isinstance(schema.get("name"), str)
+            and isinstance(schema.get("flip_pairs"), list)):
+        raise bad("schema", "name, a list of AU names and flip_pairs")
+    size = meta.get("input_size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 16:
+        raise bad("input_size", "an integer >= 16")
+    thresholds = meta.get("thresholds")
+    if not (isinstance(thresholds, list) and len(thresholds) == len(schema["aus"])
+            and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds)):
+        raise bad("thresholds", f"{len(schema['aus'])} numbers, one per AU")
+    for key in ("aligner", "ensembler"):
+        if not (isinstance(meta.get(key), dict) and isinstance(meta[key].get("name"), str)):
+            raise bad(key, "a component table with a name")
+    views = meta.get("views")
+    if not isinstance(views, dict) or not views:
+        raise bad("views", "at least one view")
+    for view, spec in views.items():
+        if not (isinstance(spec, dict) and isinstance(spec.get("weights"), str)
+                and isinstance(spec.get("backbone"), dict) and isinstance(spec["backbone"].get("name"), str)):
+            raise bad(f"views.{view}", "a backbone table and a weights path")
+        weights = folder / spec["weights"]
+        if not weights.is_file():
+            raise UserError(f"{folder}: damaged bundle, weights of view {view!r} missing ({weights})")
+    return meta
+
+
 def list_images(source: Path) -> list[Path]:
     """A folder (its image files, sorted) or a text file listing one image path per line."""
     source = Path(source)
@@ -158,7 +200,17 @@ def list_images(source: Path) -> list[Path]:
     if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
         return [source]
     if source.is_file():
-        lines = [ln.strip() for ln in source.read_text().splitlines() if ln.strip()]
+        data = source.read_bytes()
+        try:
+            if b"\x00" in data:
+                raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL")
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise UserError(f"{source}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a text "
+                            f"file listing image paths (it holds binary data)") from None
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if not lines:
+            raise UserError(f"{source}: the list of images is empty")
         paths = [(source.parent / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:

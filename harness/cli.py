@@ -8,11 +8,13 @@ printed as one line with exit status 2 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
+from typing import NoReturn
 
-from harness.errors import UserError
+from harness.errors import UserError, one_line
 
 # Modules that contribute subcommands, in the order ``auh --help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -23,8 +25,17 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error contract: one line on stderr, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f" (see `{self.prog} --help`)"
+        print(f"auh: error: {one_line(message)}{hint}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="auh",
         description="au-harness: train, ensemble, threshold and score facial action unit "
                     "detectors; run AU challenges with an MLflow ledger and a leaderboard.",
@@ -50,7 +61,7 @@ def _common_options(parser: argparse.ArgumentParser, default: object) -> None:
 
 
 def _subparser_class() -> type:
-    class SubcommandParser(argparse.ArgumentParser):
+    class SubcommandParser(Parser):
         # The subcommand's copies default to SUPPRESS so they never overwrite
         # a value given before the subcommand.
         def __init__(self, *args, **kwargs):
@@ -72,6 +83,10 @@ def _plugin_commands(subparsers: argparse._SubParsersAction) -> None:
         pass
 
 
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                       errno.EFBIG, errno.ENAMETOOLONG}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -89,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         if args.debug:
             raise
-        print(f"auh: error: {exc}", file=sys.stderr)
+        print(f"auh: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("auh: interrupted", file=sys.stderr)
@@ -100,7 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not bad input: still one line unless --debug
         if args.debug:
             raise
-        print(f"auh: internal error: {type(exc).__name__}: {exc} "
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+            # The machine, not the code: a full disk, a read-only or forbidden path.
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"auh: error: {one_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+            return 2
+        print(f"auh: internal error: {type(exc).__name__}: {one_line(str(exc))} "
               f"(a bug in au-harness or a plugin; rerun with --debug for the traceback)", file=sys.stderr)
         return 1
 

@@ -10,6 +10,7 @@ from typing import Any
 import harness
 from harness import recipe as recipes
 from harness.errors import UserError
+from harness.fileio import check_output_file, check_output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -129,6 +130,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
+    check_output_file(args.out)
     bundle = load_bundle(args.bundle, device=args.device)
     paths = list_images(args.input)
     _, preds = bundle.predict_paths(paths, args.batch_size)
@@ -138,56 +140,75 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ ablate
-ABLATION_ROWS = ("F_face", "F_emotion", "F_face + F_emotion", "Align + F_face + F_emotion",
-                 "Align + F_face + F_emotion + balancing")
-
-
 def ablation_recipes(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The paper's Table 2 as recipes derived from ``base``.
+    """The paper's Table 2 as recipes derived from ``base``, keyed by row name.
 
     Without alignment the aligner is ``none`` (resize only); without
     balancing the sampler is ``uniform`` and the loss plain ``bce``. The
     single-view rows keep the base recipe's ``face`` / ``emotion`` views
-    (the first and second view when named otherwise).
+    (the first and second view when named otherwise; rows say ``F_<view>``).
+    A base recipe that already runs without alignment, or without any
+    balancing, is refused: its "+ Align" or "+ balancing" row would repeat
+    the row before it under a name that says otherwise.
     """
     views = list(base["views"])
     if len(views) < 2:
         raise UserError("auh ablate needs a recipe with two views (face and emotion)")
+    if base["aligner"]["name"] == "none":
+        raise UserError("auh ablate: the recipe's aligner is 'none', so its '+ Align' row would "
+                        "repeat the row without alignment; set aligner.name to the aligner to ablate")
+    if base["sampler"]["name"] == "uniform" and base["loss"]["name"] == "bce":
+        raise UserError("auh ablate: the recipe's sampler is 'uniform' and its loss 'bce', so its "
+                        "'+ balancing' row would repeat the row without it; name the sampler or "
+                        "loss to ablate")
     face = "face" if "face" in views else views[0]
     emotion = "emotion" if "emotion" in views else views[1]
+    both = f"F_{face} + F_{emotion}"
 
-    def variant(row: str, view_names: list[str], aligned: bool, balanced: bool) -> dict[str, Any]:
+    def variant(view_names: list[str], aligned: bool, balanced: bool) -> dict[str, Any]:
         r = copy.deepcopy(base)
         r["views"] = {v: r["views"][v] for v in view_names}
         if not aligned:
             r["aligner"] = {"name": "none"}
         if not balanced:
             r["sampler"], r["loss"] = {"name": "uniform"}, {"name": "bce"}
-        slug = row.lower().replace(" + ", "+").replace(" ", "_")
-        r["run"]["name"] = f"{base['run']['name']}-ablate-{slug}"
         return r
 
-    return {
-        ABLATION_ROWS[0]: variant(ABLATION_ROWS[0], [face], False, False),
-        ABLATION_ROWS[1]: variant(ABLATION_ROWS[1], [emotion], False, False),
-        ABLATION_ROWS[2]: variant(ABLATION_ROWS[2], [face, emotion], False, False),
-        ABLATION_ROWS[3]: variant(ABLATION_ROWS[3], [face, emotion], True, False),
-        ABLATION_ROWS[4]: variant(ABLATION_ROWS[4], [face, emotion], True, True),
-    }
+    rows = {f"F_{face}": variant([face], False, False),
+            f"F_{emotion}": variant([emotion], False, False),
+            both: variant([face, emotion], False, False),
+            f"Align + {both}": variant([face, emotion], True, False),
+            f"Align + {both} + balancing": variant([face, emotion], True, True)}
+    for row, r in rows.items():
+        slug = row.lower().replace(" + ", "+").replace(" ", "_")
+        r["run"]["name"] = f"{base['run']['name']}-ablate-{slug}"
+    return rows
+
+
+def ablation_legend(base: dict[str, Any]) -> str:
+    """What "Align" and "balancing" stand for in the rows derived from ``base``."""
+    return (f"Align = aligner {base['aligner']['name']!r}; balancing = sampler "
+            f"{base['sampler']['name']!r} + loss {base['loss']['name']!r} "
+            f"(without: aligner 'none', sampler 'uniform', loss 'bce')")
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     from harness.fileio import atomic_open
-    from harness.pipeline import run
+    from harness.pipeline import preflight, run
 
     base = load_recipe(args)
+    variants = {row: recipes.resolve(r) for row, r in ablation_recipes(base).items()}
+    out = args.out or Path(base["run"]["output"]) / f"{base['run']['name']}-ablation.md"
+    check_output_folder(out.parent, "--out folder")
+    for r in variants.values():  # every row refused before the first one runs
+        preflight(r)
     rows = []
-    for row, r in ablation_recipes(base).items():
-        s = run(recipes.resolve(r))["scores"]
+    for row, r in variants.items():
+        s = run(r)["scores"]
         rows.append((row, s["accuracy"], s["f1"], s["final"]))
     table = "\n".join(["| method | Acc | F1 | Avg |", "|---|---|---|---|"] +
-                      [f"| {m} | {a:.3f} | {f:.3f} | {v:.3f} |" for m, a, f, v in rows])
-    out = args.out or Path(base["run"]["output"]) / f"{base['run']['name']}-ablation.md"
+                      [f"| {m} | {a:.3f} | {f:.3f} | {v:.3f} |" for m, a, f, v in rows] +
+                      ["", ablation_legend(base)])
     with atomic_open(out) as fh:
         fh.write(table + "\n")
     print(table)

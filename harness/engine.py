@@ -275,3 +275,30 @@ def predict_logits(model: torch.nn.Module, images: Any, input_size: int, chunk: 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
+
+
+def resolve_device(wanted: str, what: str) -> str:
+    """``wanted`` ("auto", "cpu", "cuda", "cuda:1", "mps") as a device this machine has.
+
+    ``what`` names the option or recipe field in the error.
+    """
+    wanted = str(wanted).strip()
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(wanted)
+    except (RuntimeError, ValueError):
+        raise UserError(f"{what}: unknown device {wanted!r}; expected auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UserError(f"{what}: {wanted!r} requested but this machine has no CUDA device")
+        if device.index is not None and device.index >= count:
+            raise UserError(f"{what}: {wanted!r} requested but this machine has {count} CUDA "
+                            f"device{'s' * (count > 1)} (cuda:0 to cuda:{count - 1})")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(f"{what}: 'mps' requested but this machine has no MPS device")
+    elif device.type != "cpu":
+        raise UserError(f"{what}: device {wanted!r} is not supported; expected auto, cpu, cuda, cuda:N or mps")
+    return wanted

@@ -16,3 +16,39 @@ class UserError(Exception):
 
 class RefusedError(UserError):
     """A valid request that policy refuses (for example a submission cap)."""
+
+
+_LONG_TOKEN = 300  # characters of one echoed value kept before it is cut
+_MAX_LINE = 2000
+
+
+def one_line(message: str) -> str:
+    """``message`` as one readable terminal line.
+
+    Values echoed from outside (file, team and image names) may hold line
+    ends, control characters, bytes that were not UTF-8 (surrogate escapes)
+    or tens of thousands of characters: control characters are escaped, such
+    bytes shown as ``\\xNN``, and any run of more than a few hundred
+    characters without a space is cut in the middle.
+    """
+    try:
+        raw = message.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no file name produced
+        raw = message.encode("utf-8", "backslashreplace")
+    text = raw.decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+    text = _cut_long_tokens(text)
+    if len(text) > _MAX_LINE:
+        text = f"{text[:_MAX_LINE - 60]}...[{len(text) - _MAX_LINE + 60:,} characters cut]"
+    return text
+
+
+def _cut_long_tokens(text: str) -> str:
+    def cut(part: str) -> str:
+        if len(part) <= _LONG_TOKEN:
+            return part
+        keep = _LONG_TOKEN // 2
+        return f"{part[:keep]}...[{len(part) - 2 * keep:,} characters cut]...{part[-keep:]}"
+
+    return " ".join(cut(part) for part in text.split(" "))

@@ -2,16 +2,24 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+from harness.errors import UserError
+
+# Failures of the file system, not of the code: reported as the path + reason.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                          errno.EFBIG, errno.EISDIR, errno.ENOTDIR, errno.EEXIST,
+                          errno.ENAMETOOLONG})
+
 # The process umask, read once: mkstemp creates files 0600, and a written
 # result (a leaderboard page, a submission) should get the mode open() gives.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)
+os.umask(UMASK)
 
 
 @contextlib.contextmanager
@@ -19,20 +27,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is untouched.
+    A failure of the file system itself (no space, read-only, no permission,
+    a directory in the way) is a :class:`UserError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; expected a file name to write")
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        os.chmod(tmp_path, 0o666 & ~UMASK)
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        raise UserError(f"{path}: cannot write: {exc.strerror}") from exc
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -40,6 +58,48 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
     """``open`` for writing, atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh
+
+
+def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Refuse, before any work, an output file that cannot be written.
+
+    ``path`` must not be a directory, and its folder must exist, be a folder
+    and be writable. Creates nothing.
+    """
+    path = Path(path)
+    parent = path.parent
+    reason = None
+    if path.is_dir():
+        reason = "is a directory; expected a file name"
+    elif not parent.exists():
+        reason = f"folder {str(parent)!r} does not exist"
+    elif not parent.is_dir():
+        reason = f"{str(parent)!r} is a file, not a folder"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        reason = f"folder {str(parent)!r} is not writable"
+    if reason:
+        raise UserError(f"{what} {str(path)!r}: {reason}")
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, what: str) -> Path:
+    """Refuse, before any work, a folder that cannot be created or written into.
+
+    The folder may not exist yet; then its nearest existing ancestor must be
+    a writable folder. Creates nothing.
+    """
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    reason = None
+    if not probe.is_dir():
+        reason = f"{str(probe)!r} is a file, not a folder"
+    elif not os.access(probe, os.W_OK | os.X_OK):
+        reason = f"folder {str(probe)!r} is not writable"
+    if reason:
+        raise UserError(f"{what} {str(path)!r}: {reason}")
+    return path
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

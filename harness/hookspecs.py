@@ -116,6 +116,14 @@ def auh_add_commands(subparsers: Any) -> None:
 
 # ------------------------------------------------------------------- lifecycle
 @hookspec
+def auh_check_recipe(recipe: dict[str, Any]) -> None:
+    """Refuse a resolved ``recipe`` before a run writes anything: raise
+    ``harness.errors.UserError`` naming the field and what was expected.
+    Called after every component the recipe names has been built once;
+    must not write anything (no files, no tracking runs)."""
+
+
+@hookspec
 def auh_run_start(run: Any) -> None:
     """A pipeline run begins. ``run`` is a ``harness.pipeline.RunInfo``:
     ``run.recipe`` (resolved dict), ``run.out_dir``, ``run.run_id`` (stable

@@ -48,7 +48,7 @@ def read_labels(path: str | os.PathLike, schema: AUSchema = ENC2020) -> tuple[li
     """
     first = _first_line(path)
     if "," in first:
-        frame, first_row_line = _read_csv(path, first, schema, nrows=None), 2
+        frame, first_row_line = _read_csv(path, first, schema), 2
     else:
         frame, first_row_line = _read_text(path, schema), 1
     return _validated(path, frame, schema, (0, 1, UNKNOWN), first_row_line)
@@ -91,7 +91,9 @@ def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
     if "," not in first:
         raise UserError(f"{path}: line 1: not a CSV header; expected "
                         f"'{_header_hint(schema)}'")
-    frame = _read_csv(path, first, schema, nrows=len(truth_names) + 1)
+    # Parsed to the end (the size check bounds it): a row after a blank
+    # line, or a second row for an image, is refused, never left unread.
+    frame = _read_csv(path, first, schema)
     names, preds = _validated(path, frame, schema, (0, 1), first_row_line=2)
     return _align(path, names, preds, truth_names)
 
@@ -110,12 +112,15 @@ def _size(path: str | os.PathLike) -> int:
 
 
 def _first_line(path: str | os.PathLike) -> str:
-    """The first line, decoded, without BOM or line end; refuses non-text files."""
+    """The first line, decoded, without BOM or line end; refuses non-text files.
+
+    The whole file is scanned for NUL bytes: the CSV parser would end a
+    field at one and silently drop the rest of it.
+    """
     _size(path)
+    _refuse_nul(path)
     with open(path, "rb") as fh:
         head = fh.read(_SNIFF_BYTES)
-    if b"\x00" in head:
-        raise UserError(f"{path}: not a text file (it contains NUL bytes)")
     line = re.split(rb"\r\n?|\n", head, maxsplit=1)[0]  # any line end, as pandas reads them
     try:
         text = line.decode("utf-8-sig")
@@ -124,6 +129,17 @@ def _first_line(path: str | os.PathLike) -> str:
     if not text.strip():
         raise UserError(f"{path}: line 1 is blank; expected a header or a first label row")
     return text
+
+
+def _refuse_nul(path: str | os.PathLike) -> None:
+    lines = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_SNIFF_BYTES), b""):
+            at = block.find(b"\x00")
+            if at >= 0:
+                line = lines + block.count(b"\n", 0, at) + 1
+                raise UserError(f"{path}: line {line}: a NUL byte; not a text file")
+            lines += block.count(b"\n")
 
 
 def _header_hint(schema: AUSchema) -> str:
@@ -160,22 +176,24 @@ _FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 def _read_csv(path: str | os.PathLike, first_line: str, schema: AUSchema,
-              nrows: int | None) -> pd.DataFrame:
+              as_text: bool = False) -> pd.DataFrame:
     columns = _csv_columns(path, first_line, schema)
-    frame = _parse(path, columns, first_row_line=2, sep=",", skiprows=1, nrows=nrows)
+    frame = _parse(path, columns, first_row_line=2, as_text=as_text, sep=",", skiprows=1)
     frame[IMAGE] = frame[IMAGE].str.strip()
     return frame
 
 
-def _read_text(path: str | os.PathLike, schema: AUSchema) -> pd.DataFrame:
-    return _parse(path, [IMAGE, *schema.aus], first_row_line=1, sep=r"\s+")
+def _read_text(path: str | os.PathLike, schema: AUSchema, as_text: bool = False) -> pd.DataFrame:
+    return _parse(path, [IMAGE, *schema.aus], first_row_line=1, as_text=as_text, sep=r"\s+")
 
 
 def _parse(path: str | os.PathLike, columns: list[str], first_row_line: int,
-           **options) -> pd.DataFrame:
+           as_text: bool = False, **options) -> pd.DataFrame:
+    """The table of ``path``; with ``as_text`` every field stays the string the file holds."""
     expected = f"expected {len(columns)} (image + {len(columns) - 1} AUs)"
+    parse = {**_PARSE, "dtype": str} if as_text else _PARSE
     try:
-        frame = pd.read_csv(path, **_PARSE, **options)
+        frame = pd.read_csv(path, **parse, **options)
     except pd.errors.EmptyDataError:
         return pd.DataFrame(columns=columns)
     except pd.errors.ParserError as exc:
@@ -206,8 +224,15 @@ def _validated(path: str | os.PathLike, frame: pd.DataFrame, schema: AUSchema,
     if names.isna().any():
         row = int(np.flatnonzero(names.isna().to_numpy())[0])
         raise UserError(_row_problem(path, row + first_row_line, n_fields, "image name is empty"))
+    raw: list[pd.DataFrame] = []  # the file's own spellings, read only if a column needs them
     for au in schema.aus:
-        bad = _bad_values(frame[au], allowed)
+        column = frame[au]
+        if column.dtype != np.int64:  # floats, booleans, text: judge the spelling, not the number
+            if not raw:
+                raw.append(_drop_trailing_blank_rows(_reread_as_text(path, first_row_line, schema)))
+                frame = frame.copy()
+            column = frame[au] = _exact_integers(raw[0][au])
+        bad = _bad_values(column, allowed)
         if bad is not None:
             row, value = bad
             what = (f"column {au}: {'empty value' if pd.isna(value) else f'value {str(value)!r}'}, "
@@ -229,10 +254,33 @@ def _drop_trailing_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[:keep]
 
 
+# The accepted spellings of a label: a decimal integer, optionally signed, with
+# optional leading zeros and an optional fraction of zeros only ("1", "+1",
+# "01", "1.0", "999.00"). Anything else, "True", "1e0", "0.99999999999999999999"
+# included, is refused even where it would round to a valid value.
+_INTEGER = re.compile(r"\s*([+-]?[0-9]+)(?:\.0+)?\s*")
+
+
+def _reread_as_text(path: str | os.PathLike, first_row_line: int, schema: AUSchema) -> pd.DataFrame:
+    if first_row_line == 2:
+        return _read_csv(path, _first_line(path), schema, as_text=True)
+    return _read_text(path, schema, as_text=True)
+
+
+def _exact_integers(raw: pd.Series) -> pd.Series:
+    """Strings -> their integer value where spelled as one (see ``_INTEGER``),
+    else the string itself (so the error can quote it)."""
+    parts = raw.str.fullmatch(_INTEGER.pattern)
+    ok = parts.fillna(False).to_numpy(dtype=bool)
+    values = raw.astype(object).copy()
+    values[ok] = raw[ok].str.extract(_INTEGER.pattern, expand=False).map(int)
+    return values
+
+
 def _bad_values(column: pd.Series, allowed: tuple[int, ...]) -> tuple[int, object] | None:
-    """``(row, raw value)`` of the first value not numerically in ``allowed``, or None."""
-    numeric = column if pd.api.types.is_numeric_dtype(column) else pd.to_numeric(column, errors="coerce")
-    ok = numeric.isin(allowed).to_numpy()
+    """``(row, raw value)`` of the first value not in ``allowed``, or None.
+    ``column`` holds int64 values, or integers and the refused strings."""
+    ok = column.isin(allowed).to_numpy()
     if ok.all():
         return None
     row = int(np.argmin(ok))

@@ -85,7 +85,7 @@ def summarize(acc: np.ndarray, f1: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 def challenge_score(pred: np.ndarray, truth: np.ndarray, aus: Sequence[str]) -> dict[str, Any]:
-    """The scorecard of DESIGN.md section 5, without ``ci95``.
+    """The challenge scorecard (final, accuracy, F1, per-AU table), without ``ci95``.
 
     ``{"final", "accuracy", "f1", "n_images", "per_au": {au: {"accuracy", "f1", "n"}}}``,
     Python floats, never rounded. An undefined AU (``n == 0``) has

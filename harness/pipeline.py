@@ -24,9 +24,10 @@ import harness
 from harness import distributed
 from harness import recipe as recipes
 from harness.data import AUDataset, LabelledImages
-from harness.engine import Checkpoint, StageConfig, Task, derive_seed, predict_logits, sigmoid, train_stage
+from harness.engine import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
+                            sigmoid, train_stage)
 from harness.errors import UserError
-from harness.fileio import atomic_open, atomic_path
+from harness.fileio import atomic_open, atomic_path, check_output_folder
 from harness.metrics import bootstrap_ci, challenge_score
 from harness.weights import load_weights
 
@@ -82,9 +83,12 @@ def _prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
                       key=lambda p: p.stat().st_mtime)
     existing = [p for p in existing if (p / STATE_FILE).is_file()]
     digest = recipe_digest(recipe)
-    if resume:
-        if not existing:
-            raise UserError(f"--resume: no run to resume under {base}; start one without --resume")
+    if resume and not existing:
+        # Deliberate: `auh run --resume` is the one command a job scheduler reruns
+        # after a kill, and a kill may come before the run folder exists.
+        print(f"auh: --resume: no run of {recipe['run']['name']!r} under {base.parent} yet; "
+              f"starting a new one", file=sys.stderr)
+    if resume and existing:
         out_dir = existing[-1]
         state = json.loads((out_dir / STATE_FILE).read_text())
         if state.get("recipe_sha256") != digest:
@@ -109,13 +113,13 @@ def _prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
 def run(recipe: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     """Run the whole pipeline for a resolved recipe; return the result dict."""
     _set_determinism(recipe)
+    dataset = preflight(recipe)
     distributed.setup(device_of(recipe))
     info = prepare_run(recipe, resume)
     hook = hooks()
     hook.auh_run_start(run=info)
     info.save_state()
 
-    dataset = _create("dataset", recipe["dataset"])
     aus = list(dataset.schema.aus)
     faces = align(dataset.images, recipe, dataset.landmarks, dataset.root)
     splits = evaluation_splits(dataset, recipe)
@@ -134,6 +138,48 @@ def run(recipe: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     hook.auh_run_end(run=info, result=result)
     info.save_state()
     return result
+
+
+def preflight(recipe: dict[str, Any]) -> AUDataset:
+    """Check everything ``recipe`` names before anything is written; return its dataset.
+
+    Every component is built once (a factory that refuses its parameters,
+    or fails, is an error naming the recipe field), the device, the output
+    and cache folders, ``init`` files and pretraining companions are
+    checked, and plugins may refuse the recipe (``auh_check_recipe``): a
+    refused recipe leaves no run folder, face cache or tracking run. The
+    dataset is built last, since building it may fill its own data cache.
+    """
+    device_of(recipe)
+    check_output_folder(recipe["run"]["output"], "recipe field run.output")
+    check_output_folder(cache_root(), "face cache folder (AUH_CACHE)")
+    _in_field("aligner", lambda: make_aligner(recipe))
+    for section in ("sampler", "loss", "ensembler", "thresholder"):
+        _in_field(section, lambda: _create(section, recipe[section]))
+    for view, spec in recipe["views"].items():
+        if spec["init"] and not Path(spec["init"]).is_file():
+            raise UserError(f"recipe field views.{view}.init: checkpoint {spec['init']!r} does not exist")
+    dataset = _in_field("dataset", lambda: _create("dataset", recipe["dataset"]))
+    for view, spec in recipe["views"].items():
+        _in_field(f"views.{view}.backbone", lambda: _create(
+            "backbone", spec["backbone"], num_classes=len(dataset.schema),
+            input_size=recipe["train"]["input_size"]))
+        if spec["pretrain"] != "none" and spec["pretrain"] not in dataset.companions:
+            raise UserError(f"recipe field views.{view}.pretrain: dataset {dataset.name!r} has no "
+                            f"{spec['pretrain']!r} companion set; available: "
+                            f"{', '.join(dataset.companions) or '(none)'}")
+    hooks().auh_check_recipe(recipe=recipe)
+    return dataset
+
+
+def _in_field(path: str, build: Any) -> Any:
+    """``build()``, with a refusal prefixed by the recipe field it came from."""
+    try:
+        return build()
+    except UserError as exc:
+        if str(exc).startswith("recipe field"):
+            raise
+        raise UserError(f"recipe field {path}: {exc}") from None
 
 
 def _set_determinism(recipe: dict[str, Any]) -> None:
@@ -156,13 +202,9 @@ def hooks() -> Any:
 
 
 def device_of(recipe: dict[str, Any]) -> str:
-    wanted = recipe["run"]["device"]
-    if wanted == "auto":
-        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    wanted = resolve_device(recipe["run"]["device"], "recipe field run.device")
     if wanted == "cuda" and distributed.world_size() > 1:
         return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    if wanted.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"recipe field run.device: {wanted!r} requested but no CUDA device is available")
     return wanted
 
 
@@ -251,10 +293,7 @@ def pretrain_view(info: RunInfo, view: str, dataset: AUDataset) -> Path | None:
     if spec["pretrain"] == "none":
         return Path(spec["init"]) if spec["init"] else None
     task_name = spec["pretrain"]
-    companion = dataset.companions.get(task_name)
-    if companion is None:
-        raise UserError(f"recipe field views.{view}.pretrain: dataset {dataset.name!r} has no "
-                        f"{task_name!r} companion set; available: {', '.join(dataset.companions) or '(none)'}")
+    companion = dataset.companions[task_name]  # present: checked by preflight
     stage = f"{view}/pretrain"
     folder = info.out_dir / stage
     model = new_backbone(recipe, view, len(companion.classes), stage)
@@ -419,16 +458,20 @@ def _save_predictions(folder: Path, dataset: AUDataset, split: Split, aus: list[
 
 
 # ---------------------------------------------------------------- summary
-def baselines(dataset: AUDataset, split: Split, seed: int) -> dict[str, dict[str, Any]]:
-    """Trivial predictors on the test rows: all zeros, and draws at each AU's training prior."""
+def baselines(dataset: AUDataset, splits: list[Split], seed: int) -> dict[str, dict[str, Any]]:
+    """Trivial predictors on the pooled test rows of ``splits``: all zeros, and
+    draws at each AU's prior, taken for each split from its own training rows
+    (a fold's test rows are never part of the prior they are scored against)."""
     labels, aus = dataset.labels, list(dataset.schema.aus)
-    train = labels[split.train]
-    known = train != 999
-    prior = (train == 1).sum(0) / np.maximum(known.sum(0), 1)
-    n = len(split.test)
-    draws = (np.random.default_rng(seed).random((n, len(aus))) < prior).astype(np.int64)
-    return {"all_zeros": challenge_score(np.zeros((n, len(aus)), np.int64), labels[split.test], aus),
-            "prior": challenge_score(draws, labels[split.test], aus)}
+    rng = np.random.default_rng(seed)
+    test = np.concatenate([s.test for s in splits])
+    draws = []
+    for split in splits:
+        train = labels[split.train]
+        prior = (train == 1).sum(0) / np.maximum((train != 999).sum(0), 1)
+        draws.append((rng.random((len(split.test), len(aus))) < prior).astype(np.int64))
+    return {"all_zeros": challenge_score(np.zeros((len(test), len(aus)), np.int64), labels[test], aus),
+            "prior": challenge_score(np.concatenate(draws), labels[test], aus)}
 
 
 def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, aus: list[str],
@@ -443,7 +486,6 @@ def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, au
                                       seed=recipe["run"]["seed"])
     finals = np.array([f["score"]["final"] for f in folds], dtype=float)
     first = folds[0]
-    pooled = Split("pooled", first["split"].train, first["split"].val, test_rows)
     bundle = info.out_dir / "bundle"
     if distributed.is_main():  # the first split's models: the fixed split, or fold 0 of k
         from harness.bundle import save_bundle
@@ -458,7 +500,7 @@ def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, au
         "cv": {"mean": float(finals.mean()), "std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
                "n_folds": len(folds)},
         "view_final": {v: float(np.mean([f["view_final"][v] for f in folds])) for v in recipe["views"]},
-        "baselines": baselines(dataset, pooled, recipe["run"]["seed"]),
+        "baselines": baselines(dataset, [f["split"] for f in folds], recipe["run"]["seed"]),
         "faces": {"n": len(faces.found), "not_found": int(np.sum(~np.asarray(faces.found, bool)))},
         "bundle": str(bundle),
         "out_dir": str(info.out_dir),

@@ -107,7 +107,7 @@ class Registry:
             provider = Provider(ep.name, dist.name if dist else "", dist.version if dist else "")
             try:
                 plugin = ep.load()
-            except Exception as exc:  # any import-time failure of a third-party plugin
+            except (Exception, SystemExit) as exc:  # any import-time failure, sys.exit() included
                 raise UserError(f"plugin {provider}: failed to load entry point {ep.value!r}: "
                                 f"{type(exc).__name__}: {exc}") from exc
             self.register(plugin, provider)
@@ -121,7 +121,7 @@ class Registry:
                 module = importlib.import_module(spec)
         except UserError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a plugin is a failed load, not an exit
             raise UserError(f"plugin {spec!r}: import failed: {type(exc).__name__}: {exc}") from exc
         self.register(module, Provider(spec))
 
@@ -182,8 +182,11 @@ class Registry:
             return component.factory(*args, **params)
         except UserError:
             raise
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # the factory's own check of a parameter
             raise UserError(f"{kind} {name!r}: {exc}") from exc
+        except Exception as exc:  # the plugin failed, not the input: say which one
+            raise UserError(f"{kind} {name!r} (plugin {component.provider}) failed to build: "
+                            f"{type(exc).__name__}: {exc}") from exc
 
     def _kind(self, kind: str) -> dict[str, Component]:
         if kind not in KINDS:

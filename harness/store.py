@@ -28,12 +28,14 @@ import random
 import re
 import sqlite3
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from urllib.parse import unquote
 
 from harness.errors import UserError
+from harness.fileio import UMASK, check_output_folder
 
 if TYPE_CHECKING:  # mlflow is imported lazily: it costs seconds
     from mlflow import MlflowClient
@@ -88,12 +90,14 @@ def ui_command(uri: str) -> str:
 
 # ------------------------------------------------------------- the client
 @functools.lru_cache(maxsize=None)
-def client_for(uri: str) -> "MlflowClient":
+def client_for(uri: str, create: bool = True) -> "MlflowClient":
     """An ``MlflowClient`` for ``uri`` (resolved), cached per URI.
 
-    A SQLite database is created in WAL mode; a tracking server must answer
-    ``/health`` within seconds (else MLflow would retry for minutes), and
-    MLflow's "View run" lines on stdout are switched off for it.
+    A SQLite database is checked first (:func:`check_sqlite`); a missing one
+    is created atomically, in WAL mode, when ``create`` (commands that only
+    read pass ``False`` and are refused instead). A tracking server must
+    answer ``/health`` within seconds (else MLflow would retry for minutes),
+    and MLflow's "View run" lines on stdout are switched off for it.
     """
     from mlflow import MlflowClient
 
@@ -102,28 +106,110 @@ def client_for(uri: str) -> "MlflowClient":
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     db = sqlite_path(uri)
     if db is not None:
-        enable_wal(db)
+        if check_sqlite(db, must_exist=not create):
+            create_sqlite(db)
     elif uri.startswith(("http://", "https://")):
-        _check_server(uri)
+        check_server(uri)
         # MLflow prints "View run ... at: URL" on stdout whenever a run over HTTP
         # ends: noise in `auh run`, and it corrupts `auh score --json`.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     return with_retry(MlflowClient, tracking_uri=uri, registry_uri=uri)
 
 
-def enable_wal(db: Path) -> None:
-    """Put the SQLite database ``db`` (created if absent) in WAL mode; persistent."""
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_MLFLOW_TABLES = {"alembic_version", "experiments", "runs", "metrics", "latest_metrics",
+                  "params", "tags"}
+
+
+def check_sqlite(db: Path, must_exist: bool = False) -> bool:
+    """Refuse a database path MLflow could not use, before anything is written.
+
+    Returns ``True`` when ``db`` does not exist yet (and may be created).
+    A directory, a file that is not SQLite, and a database whose MLflow
+    schema is incomplete (a creation that was interrupted) or of another
+    MLflow version are one-line errors saying what to do.
+    """
+    if db.is_dir():
+        raise UserError(f"ledger {db}: is a directory, not an MLflow database; point "
+                        f"--tracking-uri (or MLFLOW_TRACKING_URI) at a database file")
+    if not db.exists():
+        if must_exist:
+            raise UserError(f"no ledger at {db}: nothing has been recorded there; check "
+                            f"--tracking-uri (or MLFLOW_TRACKING_URI) or run from the ledger's folder")
+        check_output_folder(db.parent, f"ledger {db}: folder")
+        return True
+    try:
+        with open(db, "rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise UserError(f"ledger {db}: cannot read it: {exc.strerror}") from None
+    if head != _SQLITE_MAGIC:
+        what = "is empty" if not head else "is not an SQLite database"
+        raise UserError(f"ledger {db}: {what}; move it away or point --tracking-uri at the "
+                        f"right file (a new ledger is created where none exists)")
+    _check_schema(db)
+    return False
+
+
+def _check_schema(db: Path) -> None:
+    try:
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            version = (conn.execute("SELECT version_num FROM alembic_version").fetchone()
+                       if "alembic_version" in tables else None)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        if is_locked_error(exc):
+            return  # a writer holds it: the schema is there, MLflow will wait and retry
+        raise UserError(f"ledger {db}: not a readable SQLite database ({exc}); move it away "
+                        f"or point --tracking-uri at the right file") from None
+    if not _MLFLOW_TABLES <= tables or version is None:
+        raise UserError(f"ledger {db}: its MLflow tables are incomplete (a creation that was "
+                        f"interrupted, or not an MLflow database); nothing usable is in it: move "
+                        f"it away and run the command again")
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    expected = _get_latest_schema_revision()
+    if version[0] != expected:
+        raise UserError(f"ledger {db}: MLflow schema version {version[0]}, but the installed "
+                        f"MLflow expects {expected}; back it up and run "
+                        f"`mlflow db upgrade sqlite:///{db}`, or use the MLflow that wrote it")
+
+
+def create_sqlite(db: Path) -> None:
+    """Create the MLflow database ``db`` atomically: the schema is built in a
+    temporary file beside it, which is then linked into place only if ``db``
+    still does not exist. A kill or a full disk midway leaves no ``db``."""
+    from mlflow import MlflowClient
+
     db.parent.mkdir(parents=True, exist_ok=True)
-
-    def switch() -> None:
-        with sqlite3.connect(db, timeout=30) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+    fd, name = tempfile.mkstemp(prefix=f".{db.name}.", suffix=".creating", dir=db.parent)
+    os.close(fd)
+    tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~UMASK)  # the mode sqlite itself would have given it
+    try:
+        client = MlflowClient(tracking_uri=_SQLITE_PREFIX + str(tmp))
+        client.search_experiments(max_results=1)  # builds every table and the default experiment
+        client._tracking_client.store.engine.dispose()  # closed before it moves
+        conn = sqlite3.connect(tmp)
+        conn.execute("PRAGMA journal_mode=WAL")  # persistent; the WAL is merged on close
         conn.close()
+        try:
+            os.link(tmp, db)  # never replaces a ledger another process created meanwhile
+        except FileExistsError:
+            pass
+    except Exception as exc:
+        if isinstance(exc, OSError) or "disk" in str(exc).lower():
+            raise UserError(f"ledger {db}: cannot create it: {exc}") from None
+        raise
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+            leftover.unlink(missing_ok=True)
 
-    with_retry(switch)
 
-
-def _check_server(uri: str) -> None:
+def check_server(uri: str) -> None:
     import requests
 
     try:

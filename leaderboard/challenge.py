@@ -101,19 +101,25 @@ def public_mask(names: Sequence[str], fraction: float, salt: str = "") -> np.nda
 def load_challenge(path: str | Path) -> Challenge:
     """Read and validate a challenge TOML; truth paths resolve against its folder."""
     path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such challenge file")
+    if not path.is_file():
+        raise UserError(f"{path}: not a file; expected a challenge TOML file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such challenge file") from None
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
     where = str(path)
     _known(data, {"name", "schema", "phases", "tie_break", "split_salt"}, where)
     name = _field(data, "name", str, where)
-    if not name.strip() or "/" in name:
-        raise UserError(f"{where}: name: expected a non-empty name without '/', got {name!r}")
-    schema = get_schema(data.get("schema", "enc2020"))
-    tie_break = tuple(data.get("tie_break", DEFAULT_TIE_BREAK))
+    if not name.strip() or "/" in name or not name.isprintable() or len(name) > 200:
+        raise UserError(f"{where}: name: expected a printable name of at most 200 characters "
+                        f"without '/', got {name!r}")
+    try:
+        schema = get_schema(_field(data, "schema", str, where, default="enc2020"))
+    except UserError as exc:
+        raise UserError(f"{where}: schema: {exc}") from None
+    tie_break = tuple(_field(data, "tie_break", list, where, default=list(DEFAULT_TIE_BREAK)))
     for key in tie_break:
         if key not in TIE_KEYS:
             raise UserError(f"{where}: tie_break: unknown key {key!r}; expected some of "
@@ -128,10 +134,14 @@ def load_challenge(path: str | Path) -> Challenge:
 
 
 def _phase(name: str, body: Any, root: Path, where: str) -> Phase:
+    if not name.isprintable() or len(name) > 100:
+        raise UserError(f"{where}: expected a printable phase name of at most 100 characters")
     if not isinstance(body, dict):
-        raise UserError(f"{where}: expected a table")
+        raise UserError(f"{where}: expected a table, got {type(body).__name__} {body!r}")
     _known(body, {"truth", "cap", "public_fraction"}, where)
     truth = root / _field(body, "truth", str, where)
+    if truth.exists() and not truth.is_file():
+        raise UserError(f"{where}.truth: {str(truth)!r} is not a file; expected a truth label file")
     cap = body.get("cap")
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
         raise UserError(f"{where}.cap: expected a positive integer, got {cap!r}")
@@ -148,7 +158,8 @@ def _field(data: dict, key: str, kind: type, where: str, default: Any = ...) -> 
         return default
     value = data[key]
     if not isinstance(value, kind):
-        raise UserError(f"{where}: {key}: expected {kind.__name__}, got {value!r}")
+        expected = {str: "a string", list: "a list", int: "an integer"}.get(kind, kind.__name__)
+        raise UserError(f"{where}: {key}: expected {expected}, got {type(value).__name__} {value!r}")
     return value
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.fileio import check_output_file
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED
 from harness.schema import SCHEMAS, get_schema
 from leaderboard.challenge import DEFAULT_PHASE, Challenge, Phase, adhoc, load_challenge
@@ -168,6 +169,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     _check_resamples(args.resamples)
     _quiet_mlflow()
     challenge, phase = _challenge(args, truth_required=False)
+    if args.out is not None:
+        check_output_file(args.out)
     fmt = args.format or _format_from(args.out)
     board = build_board(challenge, phase, private=args.private, pick=args.pick,
                         tracking_uri=args.tracking_uri, resamples=args.resamples, seed=args.seed)

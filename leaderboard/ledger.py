@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness import store
-from harness.errors import RefusedError
+from harness.errors import RefusedError, UserError
 from harness.store import score_metrics  # noqa: F401  (ledger.score_metrics; shared with training runs)
 
 SUBMISSION_ARTIFACT = "submission.csv"
@@ -47,6 +47,35 @@ class Entry:
     start_time: int  # ms since the epoch
     previous_run: str
     metrics: dict[str, float]
+
+
+TEAM_MAX = 100  # characters: a team name is a label on a board, not a document
+TEXT_MAX = 4000  # characters of any other recorded string (MLflow tags hold 8000)
+
+
+def check_text(what: str, value: str, limit: int = TEXT_MAX) -> str:
+    """Refuse a string the ledger would store but could not keep readable: bytes
+    that were not UTF-8 (surrogate escapes from a file name), control characters
+    (a line end in a team name would break every CSV and terminal line it is
+    printed in) and more than ``limit`` characters. Returns ``value``."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{what}: {value!r} is not valid UTF-8; rename it") from None
+    bad = next((c for c in value if not c.isprintable() and c != " "), None)
+    if bad is not None:
+        raise UserError(f"{what}: {value!r} contains the control character {bad!r}; "
+                        f"expected printable text")
+    if len(value) > limit:
+        raise UserError(f"{what}: {len(value):,} characters, at most {limit:,} allowed")
+    return value
+
+
+def check_writable(tracking_uri: str | None = None) -> None:
+    """Refuse, before any work, a ledger that a later write could not use."""
+    db = store.sqlite_path(store.resolve_tracking_uri(tracking_uri))
+    if db is not None:
+        store.check_sqlite(db)
 
 
 def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecard: dict[str, Any],
@@ -111,7 +140,7 @@ def _fill(client: Any, run_id: str, metrics: dict[str, float], scorecard: dict[s
 def entries(experiment: str, tracking_uri: str | None = None, page_size: int = 1000) -> list[Entry]:
     """Every finished run of ``experiment``, oldest first (all pages)."""
     uri = store.resolve_tracking_uri(tracking_uri)
-    client = store.client_for(uri)
+    client = store.client_for(uri, create=False)  # reading never creates a ledger
     found = store.with_retry(client.get_experiment_by_name, experiment)
     if found is None:
         return []
@@ -140,7 +169,7 @@ def _entry(run: Any) -> Entry:
 @contextlib.contextmanager
 def submission_copy(entry: Entry, tracking_uri: str | None = None) -> Iterator[Path]:
     """A temporary local copy of the submission ``entry`` scored."""
-    client = store.client_for(store.resolve_tracking_uri(tracking_uri))
+    client = store.client_for(store.resolve_tracking_uri(tracking_uri), create=False)
     with tempfile.TemporaryDirectory() as tmp:
         yield Path(client.download_artifacts(entry.run_id, SUBMISSION_ARTIFACT, tmp))
 

@@ -93,7 +93,9 @@ def csv_text(board: Board) -> str:
         rec.update({f"{au}_f1": r.per_au_f1[au] for au in board.aus})
         records.append(rec)
     columns = None if records else ["rank", "team", "final", "accuracy", "f1"]
-    return pd.DataFrame(records, columns=columns).to_csv(index=False, lineterminator="\n")
+    # RFC 4180's CRLF line end: Python's csv module then quotes a field holding a
+    # bare CR, which under "\n" it leaves bare (a CSV reader would start a row there).
+    return pd.DataFrame(records, columns=columns).to_csv(index=False, lineterminator="\r\n")
 
 
 # --------------------------------------------------------------------- html

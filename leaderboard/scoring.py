@@ -56,7 +56,7 @@ def load_truth(path: Path | None, schema: AUSchema) -> Truth:
 
 def scorecard(pred: np.ndarray, truth: np.ndarray, aus: tuple[str, ...],
               resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """The JSON object of DESIGN.md section 5: the challenge score plus ``ci95``
+    """The scorecard's JSON object: the challenge score plus ``ci95``
     (seeded bootstrap over images; ``[None, None]`` when undefined)."""
     score = challenge_score(pred, truth, aus)
     ci: list[float | None] = [None, None]
@@ -74,7 +74,11 @@ def score_submission(challenge: Challenge, phase: Phase, submission: Path, team:
     """Validate, score, record one run in the ledger and call the ``auh_scored`` hook."""
     if not team.strip():
         raise UserError("--team: expected a non-empty team name")
+    ledger.check_text("--team", team, ledger.TEAM_MAX)
+    ledger.check_text("submission file name", Path(submission).name)
+    ledger.check_writable(tracking_uri)
     truth = load_truth(phase.truth, challenge.schema)
+    ledger.check_text("truth path", str(truth.path.absolute()))
     pred = read_submission(submission, truth.names, challenge.schema)
     aus = challenge.schema.aus
     result = Result(scorecard(pred, truth.labels, aus, resamples, seed))

@@ -166,6 +166,19 @@ def _tracker(run: Any) -> Tracker | None:
 
 # -------------------------------------------------------------------- hooks
 @hookimpl
+def auh_check_recipe(recipe: dict[str, Any]) -> None:
+    """A tracking URI that cannot take the run is refused before the run folder exists."""
+    if not enabled(recipe):
+        return
+    uri = store.resolve_tracking_uri(recipe["run"]["tracking_uri"] or None)
+    db = store.sqlite_path(uri)
+    if db is not None:
+        store.check_sqlite(db)
+    elif uri.startswith(("http://", "https://")):
+        store.check_server(uri)
+
+
+@hookimpl
 def auh_run_start(run: Any) -> None:
     """Open (or, on resume, reopen) the parent run; log recipe params, recipe.toml, tags."""
     if not enabled(run.recipe, run.tracking_uri):

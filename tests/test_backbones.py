@@ -13,7 +13,7 @@ STAGES = {50: (3, 4, 14, 3), 101: (3, 13, 30, 3), 152: (3, 8, 36, 3)}
 
 
 def expected_params(layers: int, se: bool, num_classes: int, embedding: int = 512) -> int:
-    """Parameters of an IR net, worked out from the architecture of DESIGN.md section 3."""
+    """Parameters of an IR net, worked out from the IR architecture (stem, bottleneck units, stage depths)."""
     def unit(cin: int, d: int) -> int:
         n = 2 * cin + 9 * cin * d + d + 9 * d * d + 2 * d  # BN, conv3x3, PReLU, conv3x3, BN
         if cin != d:

@@ -177,6 +177,7 @@ def test_team_names_never_become_paths(demo, capsys):
     [entry] = experiment_runs("scoring/test")
     assert entry.team == team
     out = root / "boards" / "b.html"
+    out.parent.mkdir()
     assert run(capsys, "leaderboard", "--out", str(out), *FAST)[0] == 0
     assert out.is_file() and "../../escaped &lt;b&gt;" in out.read_text()
 
@@ -245,8 +246,16 @@ def test_leaderboard_without_private_rows(demo, capsys):
     assert code == 2 and "has no private rows" in err
 
 
-def test_empty_leaderboard(in_tmp, capsys):
-    code, out, _ = run(capsys, "leaderboard")
+def test_leaderboard_without_a_ledger_creates_none(in_tmp, capsys):
+    code, out, err = run(capsys, "leaderboard")
+    assert code == 2 and out == "" and err.startswith("auh: error: no ledger at ")
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_empty_leaderboard(demo, capsys):
+    assert run(capsys, "score", "--truth", str(demo / "truth.txt"), "--team", "t",
+               "--submission", str(demo / "alpha.csv"), "--resamples", "0")[0] == 0
+    code, out, _ = run(capsys, "leaderboard", "--phase", "other")
     assert code == 0 and "no scored submissions yet" in out
 
 

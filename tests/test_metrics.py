@@ -66,7 +66,7 @@ def test_matches_sklearn(seed):
 
 def test_json_shape_and_types():
     pred, truth = random_case()
-    truth[:, 4] = 0  # every AU defined: exactly the DESIGN keys
+    truth[:, 4] = 0  # every AU defined: exactly the documented keys
     score = challenge_score(pred, truth, AUS)
     assert set(score) == {"final", "accuracy", "f1", "n_images", "per_au"}
     assert list(score["per_au"]) == AUS

@@ -1,7 +1,7 @@
 """IR (improved residual) networks of ArcFace / face.evoLve: ``ir50``, ``ir101``,
 ``ir152`` and their squeeze-excitation versions ``ir_se50``, ``ir_se101``, ``ir_se152``.
 
-Layout (DESIGN.md section 3): a stem (3x3 conv 64, BN, PReLU); four stages
+Layout: a stem (3x3 conv 64, BN, PReLU); four stages
 of widths 64/128/256/512, each starting with a stride-2 unit; unit = BN ->
 3x3 conv -> PReLU -> 3x3 conv (stride s) -> BN (-> SE), plus a shortcut
 (``MaxPool(1, s)`` when the width is unchanged, else 1x1 conv + BN). The
