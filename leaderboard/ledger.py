@@ -6,13 +6,14 @@ artifacts) and finished in one go, and never touched again. Re-scoring the
 same file for the same team makes a new run whose ``previous_run`` tag
 points at the last one; the leaderboard then uses the newest.
 
-Where the data lives, WAL mode and the "database is locked" retry come from
-:mod:`harness.store` (shared with training runs). On top of that, writers to
-one SQLite ledger take an exclusive file lock beside the database for the
-whole write (and while MLflow creates a new database's tables): checking a
-team's submission cap and creating its run is then atomic, so eight concurrent ``auh score`` processes make eight runs and none
-can slip past the cap. (A tracking server serializes on its own; the cap
-check there is best effort.)
+Where the data lives, WAL mode, the atomic creation of a new ledger and the
+"database is locked" retry come from :mod:`harness.store` (shared with
+training runs). On top of that, writers to one SQLite ledger take an
+exclusive file lock beside the database for the whole write: checking a
+team's submission cap and creating its run is then atomic, so eight
+concurrent ``auh score`` processes make eight runs and none can slip past
+the cap. (A tracking server serializes on its own; the cap check there is
+best effort.)
 """
 from __future__ import annotations
 
@@ -88,10 +89,8 @@ def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecar
     one of them.
     """
     uri = store.resolve_tracking_uri(tracking_uri)
-    # The lock also covers opening the store: MLflow creates a new database's
-    # tables on first use, and two processes doing that at once collide.
+    client = store.client_for(uri)  # a new ledger is created whole (atomically) before any lock
     with _writer_lock(uri):
-        client = store.client_for(uri)
         experiment_id = store.get_or_create_experiment(experiment, uri)
         mine = [e for e in entries(experiment, uri) if e.team == team]
         shas = {e.submission_sha256 for e in mine}
