@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from harness.schema import POSITIVE, UNKNOWN
 
 DEFAULT_RESAMPLES = 1000
+MAX_RESAMPLES = 100_000  # far past where an interval stops moving; more only exhausts memory
 DEFAULT_SEED = 0
 # Cells of one resample chunk's multiplicity matrix: ~12 resamples of 325,000
 # rows. Small enough for bincount to stay cache-friendly and memory bounded

@@ -33,6 +33,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from harness.errors import UserError
+from harness.metrics import MAX_RESAMPLES
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _choice(*options: str) -> Field:
 SECTIONS: dict[str, dict[str, Field]] = {
     "run": {
         "name": Field(str, "run"),
-        "seed": Field(int, 0, _nonneg, "an integer >= 0"),
+        "seed": Field(int, 0, lambda v: 0 <= v < 2 ** 63, "an integer >= 0"),
         "device": Field(str, "auto"),
         "deterministic": Field(bool, True),
         "output": Field(str, "runs"),
@@ -81,7 +82,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
     "evaluation": {
         "mode": _choice("split", "kfold"),
         "folds": Field(int, 5, lambda v: v >= 3, "an integer >= 3 (a fold tests, the next validates, the rest train)"),
-        "bootstrap": Field(int, 1000, _nonneg, "an integer >= 0"),
+        "bootstrap": Field(int, 1000, lambda v: 0 <= v <= MAX_RESAMPLES, f"an integer from 0 to {MAX_RESAMPLES}"),
     },
     "train": {
         "epochs": Field(int, 10, _nonneg, "an integer >= 0"),

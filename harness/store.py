@@ -45,6 +45,7 @@ T = TypeVar("T")
 DEFAULT_DB = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
 _SQLITE_PREFIX = "sqlite:///"
+_SERVER_SCHEMES = ("http", "https", "postgresql", "mysql", "mssql", "databricks")
 _LOCKED = ("database is locked", "database table is locked")
 
 
@@ -57,7 +58,15 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
     if not uri:
         uri = _SQLITE_PREFIX + DEFAULT_DB
     path = sqlite_path(uri)
-    return _SQLITE_PREFIX + str(path) if path is not None else uri
+    if path is not None:
+        return _SQLITE_PREFIX + str(path)
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme == "sqlite":
+        raise UserError(f"tracking URI {uri!r}: expected a database file, sqlite:///path/to/mlflow.db")
+    if scheme not in _SERVER_SCHEMES:
+        raise UserError(f"tracking URI {uri!r}: expected sqlite:///path/to/mlflow.db or a tracking "
+                        f"server (http://host:port); MLflow's file store (./mlruns) is not supported")
+    return uri
 
 
 def sqlite_path(uri: str) -> Path | None:

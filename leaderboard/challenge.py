@@ -82,6 +82,7 @@ class Challenge:
 def adhoc(phase: str | None, truth: Path | None, schema: AUSchema) -> Challenge:
     """The implicit challenge of ``auh score --truth T`` without ``--challenge``."""
     name = phase or DEFAULT_PHASE
+    _check_phase_name(name, "--phase")
     return Challenge(DEFAULT_CHALLENGE, schema, {name: Phase(name, truth)})
 
 
@@ -134,8 +135,7 @@ def load_challenge(path: str | Path) -> Challenge:
 
 
 def _phase(name: str, body: Any, root: Path, where: str) -> Phase:
-    if not name.isprintable() or len(name) > 100:
-        raise UserError(f"{where}: expected a printable phase name of at most 100 characters")
+    _check_phase_name(name, where)
     if not isinstance(body, dict):
         raise UserError(f"{where}: expected a table, got {type(body).__name__} {body!r}")
     _known(body, {"truth", "cap", "public_fraction"}, where)
@@ -149,6 +149,12 @@ def _phase(name: str, body: Any, root: Path, where: str) -> Phase:
     if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction <= 1:
         raise UserError(f"{where}.public_fraction: expected a number in (0, 1], got {fraction!r}")
     return Phase(name, truth, cap, float(fraction))
+
+
+def _check_phase_name(name: str, where: str) -> None:
+    if not name.strip() or "/" in name or not name.isprintable() or len(name) > 100:
+        raise UserError(f"{where}: expected a printable phase name of at most 100 characters "
+                        f"without '/', got {name!r}")
 
 
 def _field(data: dict, key: str, kind: type, where: str, default: Any = ...) -> Any:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.fileio import check_output_file
-from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED
+from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, MAX_RESAMPLES
 from harness.schema import SCHEMAS, get_schema
 from leaderboard.challenge import DEFAULT_PHASE, Challenge, Phase, adhoc, load_challenge
 from leaderboard.ranking import PICKS
@@ -111,7 +111,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from harness import store
     from leaderboard.scoring import score_submission
 
-    _check_resamples(args.resamples)
+    _check_resamples(args)
     _quiet_mlflow()
     challenge, phase = _challenge(args)
     result = score_submission(challenge, phase, args.submission, args.team,
@@ -156,9 +156,11 @@ def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
-def _check_resamples(resamples: int) -> None:
-    if resamples < 0:
-        raise UserError(f"--resamples: expected 0 or more, got {resamples}")
+def _check_resamples(args: argparse.Namespace) -> None:
+    if not 0 <= args.resamples <= MAX_RESAMPLES:
+        raise UserError(f"--resamples: expected 0 to {MAX_RESAMPLES:,}, got {args.resamples}")
+    if not 0 <= args.seed < 2 ** 63:
+        raise UserError(f"--seed: expected an integer >= 0, got {args.seed}")
 
 
 # --------------------------------------------------------------- leaderboard
@@ -166,7 +168,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from leaderboard import render
     from leaderboard.ranking import build_board
 
-    _check_resamples(args.resamples)
+    _check_resamples(args)
     _quiet_mlflow()
     challenge, phase = _challenge(args, truth_required=False)
     if args.out is not None:

@@ -467,3 +467,18 @@ def test_kfold_prior_comes_from_each_folds_own_training_rows():
     acc = np.mean([accuracy_score(truth[:, j], pred[:, j]) for j in range(len(AUS))])
     f1 = np.mean([f1_score(truth[:, j], pred[:, j], zero_division=0) for j in range(len(AUS))])
     assert got["accuracy"] == pytest.approx(acc) and got["f1"] == pytest.approx(f1)
+
+
+# ----------------------------------------------- tracking URIs and sizes
+@pytest.mark.parametrize("argv, needle", [
+    (["leaderboard", "--tracking-uri", "foo://bar"], "tracking URI 'foo://bar': expected sqlite:///"),
+    (["leaderboard", "--tracking-uri", "file:///tmp/mlruns"], "file store (./mlruns) is not supported"),
+    (["leaderboard", "--tracking-uri", "sqlite:///"], "expected a database file"),
+    (["leaderboard", "--resamples", "99999999999"], "--resamples: expected 0 to 100,000"),
+    (["leaderboard", "--seed", "-1"], "--seed: expected an integer >= 0"),
+    (["check", "--truth", "t.txt", "--submission", "s.csv", "--phase", "a/b"], "without '/'"),
+])
+def test_unusable_tracking_uris_and_sizes(in_tmp, capsys, argv, needle):
+    code, _, err = cli(capsys, *argv)
+    assert_one_line(code, err, needle)
+    assert list(in_tmp.iterdir()) == []
