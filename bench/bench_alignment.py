@@ -28,7 +28,8 @@ from PIL import Image
 
 import harness
 from bench.common import best_time, interleaved, row
-from harness.engine import CropBatches, loader, to_tensor
+from harness.augment import model_input
+from harness.engine import CropBatches, loader
 from harness.facecache import build_cache
 
 SIZE = 112
@@ -97,7 +98,8 @@ def bench_facecache(quick: bool) -> list[dict[str, Any]]:
         cache = build_cache(paths, aligner, folder, batch_size=BATCH, shard_size=4 * BATCH, verify=False)
         build_s = time.perf_counter() - start
         # The engine's path: one fancy index per batch from the memory-mapped cache.
-        epoch = lambda: torch.cat([x for x, _ in loader(CropBatches(cache, None, SIZE), order, BATCH, 0, False)])
+        epoch = lambda: torch.cat([model_input(x, SIZE, "cpu")
+                                   for x, _, _ in loader(CropBatches(cache, None), order, BATCH, 0, False)])
         cached_s = best_time(epoch, 3 * repeats)
         cached_rows = epoch()[np.argsort(order)]
 
@@ -105,7 +107,7 @@ def bench_facecache(quick: bool) -> list[dict[str, Any]]:
     # that the detector sees the same batches as when the cache was built.
     fresh_s, fresh = 0.0, []
     for s in range(0, n, BATCH):
-        (t,), (x,) = interleaved([lambda: to_tensor(crops_of(aligner.align(decode(paths[s:s + BATCH]))), SIZE)],
+        (t,), (x,) = interleaved([lambda: model_input(torch.from_numpy(crops_of(aligner.align(decode(paths[s:s + BATCH])))), SIZE, "cpu")],
                                  repeats)
         fresh_s += t
         fresh.append(x)

@@ -23,7 +23,8 @@ import torch
 
 import harness
 from harness import recipe as recipes
-from harness.engine import MEAN, STD, load_exact, predict_logits, resolve_device, sigmoid
+from harness.augment import MEAN, STD
+from harness.engine import load_exact, predict_logits, resolve_device, sigmoid
 from harness.errors import UserError
 from harness.images import read_image
 from harness.schema import AUSchema

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from harness.augment import Augment, model_input
 from harness.fileio import atomic_open, atomic_path
 from harness.progress import progress
 from harness import distributed
 from harness.errors import UserError
 from harness.weights import load_weights, safe_torch_load, save_weights
 
-MEAN, STD = 0.5, 0.5  # images are scaled to [-1, 1], as the IR nets were trained
 
 
 def derive_seed(*parts: Any) -> int:
@@ -47,6 +47,7 @@ class StageConfig:
     max_steps: int = 0  # cap on optimizer steps per epoch (0: none); for smoke runs
     seed: int = 0
     device: str = "cpu"
+    augment: Augment | None = None
 
 
 @dataclass
@@ -69,42 +70,39 @@ class Task:
 
 
 class CropBatches(Dataset):
-    """Whole batches of crops, fetched with one fancy index per batch.
+    """Whole batches of uint8 crops, fetched with one fancy index per batch.
 
-    Items are ``(batch_number, row_indices)``; flips are drawn from a
-    generator seeded by ``(seed, batch_number)`` so that results do not
-    depend on the number of DataLoader workers.
+    Items are ``(batch_number, row_indices)``; an item is ``(crops, targets,
+    params)``: uint8 ``[B,S,S,3]`` crops as the face cache stores them (the
+    float work happens on the device, :func:`harness.augment.model_input`),
+    the targets, and the batch's augmentation parameters (``None`` without
+    augmentation). Flips and augmentation are drawn from a generator seeded
+    by ``(seed, batch_number)``, so results do not depend on the number of
+    DataLoader workers.
     """
 
-    def __init__(self, images: Any, targets: np.ndarray | None, input_size: int,
-                 flip_perm: Sequence[int] | None = None, seed: int = 0) -> None:
+    def __init__(self, images: Any, targets: np.ndarray | None, flip_perm: Sequence[int] | None = None,
+                 seed: int = 0, augment: Augment | None = None) -> None:
         self.images, self.targets = images, targets
-        self.input_size, self.flip_perm, self.seed = input_size, flip_perm, seed
+        self.flip_perm, self.seed = flip_perm, seed
+        self.augment = augment if augment is not None and augment.active else None
 
     def __len__(self) -> int:  # only batches are fetched, through the batch list
         return len(self.images)
 
-    def __getitem__(self, item: tuple[int, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: tuple[int, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         number, rows = item
         crops = np.stack([self.images[int(i)] for i in rows])
         targets = None if self.targets is None else np.array(self.targets[rows])
+        rng = np.random.default_rng((self.seed, number))
         if self.flip_perm is not None:
-            flips = np.random.default_rng((self.seed, number)).random(len(rows)) < 0.5
+            flips = rng.random(len(rows)) < 0.5
             crops[flips] = crops[flips, :, ::-1]
             if len(self.flip_perm) and targets is not None:
                 targets[flips] = targets[flips][:, self.flip_perm]
-        x = to_tensor(crops, self.input_size)
+        params = None if self.augment is None else torch.from_numpy(self.augment.draw(rng, len(rows)))
         y = torch.zeros(len(rows)) if targets is None else torch.from_numpy(targets)
-        return x, y
-
-
-def to_tensor(crops: np.ndarray, input_size: int) -> torch.Tensor:
-    """uint8 ``[B,S,S,3]`` -> float ``[B,3,input,input]`` in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255)
-    if x.shape[-1] != input_size:
-        x = torch.nn.functional.interpolate(x, size=(input_size, input_size), mode="bilinear",
-                                            antialias=True, align_corners=False)
-    return (x - MEAN) / STD
+        return torch.from_numpy(crops), y, params
 
 
 def batches(rows: np.ndarray, batch_size: int) -> list[tuple[int, np.ndarray]]:
@@ -215,14 +213,12 @@ def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size
         if len(rows) % cfg.batch_size == 1:  # batch norm cannot train on a batch of one
             rows = rows[:-1]
         rows = distributed.shard(rows, batch_size)
-        data = CropBatches(task.images, task.targets, input_size, task.flip_perm, seed)
+        data = CropBatches(task.images, task.targets, task.flip_perm, seed, cfg.augment)
         net.train()
         total, count = 0.0, 0
-        for x, y in progress(loader(data, rows, batch_size, cfg.workers, device.type == "cuda"),
-                             desc=f"{name} epoch {epoch + 1}/{cfg.epochs}", leave=False):
-            x = x.to(device, non_blocking=True)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+        for crops, y, params in progress(loader(data, rows, batch_size, cfg.workers, device.type == "cuda"),
+                                         desc=f"{name} epoch {epoch + 1}/{cfg.epochs}", leave=False):
+            x = model_input(crops, input_size, device, cfg.channels_last, params)
             y = y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = net(x)
@@ -265,11 +261,8 @@ def predict_logits(model: torch.nn.Module, images: Any, input_size: int, chunk: 
     n = len(images)
     rows = np.minimum(np.arange(-(-n // chunk) * chunk), n - 1)
     out = []
-    for x, _ in loader(CropBatches(images, None, input_size), rows, chunk, workers, dev.type == "cuda"):
-        x = x.to(dev)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out.append(model(x).float().cpu())
+    for crops, _, _ in loader(CropBatches(images, None), rows, chunk, workers, dev.type == "cuda"):
+        out.append(model(model_input(crops, input_size, dev, channels_last)).float().cpu())
     return torch.cat(out).numpy()[:n] if out else np.zeros((0, 0), dtype=np.float32)
 
 

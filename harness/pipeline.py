@@ -23,6 +23,7 @@ import torch
 import harness
 from harness import distributed
 from harness import recipe as recipes
+from harness.augment import Augment
 from harness.data import AUDataset, LabelledImages
 from harness.engine import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
                             sigmoid, train_stage)
@@ -268,7 +269,9 @@ def stage_config(recipe: dict[str, Any], section: str = "train") -> StageConfig:
         momentum=train["momentum"], weight_decay=train["weight_decay"], lr_step=train["lr_step"],
         lr_gamma=train["lr_gamma"], workers=train["workers"], amp=train["amp"],
         channels_last=train["channels_last"], max_steps=train["max_steps"],
-        seed=recipe["run"]["seed"], device=device_of(recipe))
+        seed=recipe["run"]["seed"], device=device_of(recipe),
+        augment=Augment(tuple(map(float, train["augment_scale"])), train["augment_shift"],
+                        train["augment_jitter"]))
 
 
 def new_backbone(recipe: dict[str, Any], view: str, num_classes: int, stage: str) -> torch.nn.Module:

@@ -65,6 +65,11 @@ def _pos(v: Any) -> bool:
     return v > 0
 
 
+def _scale_range(v: list) -> bool:
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    return len(v) == 2 and numbers and 0 < v[0] <= v[1] <= 1.5
+
+
 def _choice(*options: str) -> Field:
     return Field(str, options[0], lambda v: v in options, "one of " + ", ".join(options))
 
@@ -97,6 +102,10 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "amp": Field(bool, True),
         "channels_last": Field(bool, True),
         "flip": Field(bool, True),
+        "augment_scale": Field(list, [1.0, 1.0], lambda v: _scale_range(v),
+                               "[lo, hi] with 0 < lo <= hi <= 1.5 (crop side / face crop side)"),
+        "augment_shift": Field(float, 0.0, lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]"),
+        "augment_jitter": Field(float, 0.0, lambda v: 0 <= v < 1, "a number in [0, 1)"),
         "max_steps": Field(int, 0, _nonneg, "an integer >= 0 (0: no cap)"),
     },
     "pretrain": {
