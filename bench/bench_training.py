@@ -40,46 +40,59 @@ MODEL = "resnet18"
 
 
 def bare_loop(model: torch.nn.Module, images: np.ndarray, targets: np.ndarray, rows: np.ndarray,
-              loss_fn: torch.nn.Module, cfg: StageConfig) -> Iterator[None]:
+              loss_fn: torch.nn.Module, cfg: StageConfig, size: int) -> Iterator[None]:
     """Train ``model`` for one pass over ``rows`` with a hand-written loop.
 
     A generator, so that it can be run a step at a time: it pauses just
-    before each loss call. The preprocessing is the harness's (scale to
-    [-1, 1], channels-last), written inline as a user would.
+    before each loss call. The preprocessing is the harness's (uint8 to the
+    device, scale to [-1, 1], channels-last), written inline as a user would.
     """
+    device = torch.device(cfg.device)
+    model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
+    amp = cfg.amp and device.type == "cuda"
     model.train()
     for s in range(0, len(rows), cfg.batch_size):
         idx = rows[s:s + cfg.batch_size]
-        x = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float().div_(255)
+        x = torch.from_numpy(images[idx]).to(device).permute(0, 3, 1, 2).float().div_(255)
+        if x.shape[-1] != size:
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
         x = (x - 0.5) / 0.5
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits = model(x)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)
         yield
-        loss = loss_fn(logits, torch.from_numpy(targets[idx]))
+        loss = loss_fn(logits.float(), torch.from_numpy(targets[idx]).to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 class Lockstep(torch.nn.Module):
     """The harness's loss, which at each call first runs one step of the bare
     loop, timing both sides' steps (see the module docstring)."""
 
-    def __init__(self, loss: torch.nn.Module, bare: Iterator[None]) -> None:
+    def __init__(self, loss: torch.nn.Module, bare: Iterator[None], device: str = "cpu") -> None:
         super().__init__()
-        self.loss, self.bare = loss, bare
+        self.loss, self.bare, self.device = loss, bare, device
         self.harness_steps: list[float] = []
         self.bare_steps: list[float] = []
         self._resumed: float | None = None
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        _sync(self.device)  # a GPU step is over when its kernels are
         start = time.perf_counter()
         next(self.bare)
+        _sync(self.device)
         bare = time.perf_counter() - start
         if self._resumed is not None:  # the first call ends no full step on either side
             self.harness_steps.append(start - self._resumed)
@@ -88,35 +101,49 @@ class Lockstep(torch.nn.Module):
         return self.loss(logits, targets)
 
 
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    """Every parameter and buffer bit-identical."""
+def same_weights(a: torch.nn.Module, b: torch.nn.Module, atol: float = 0.0) -> bool:
+    """Every parameter and buffer equal (bit-identical with ``atol`` 0)."""
     sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    return sa.keys() == sb.keys() and all(
+        torch.equal(sa[k], sb[k]) if atol == 0 else torch.allclose(sa[k].float(), sb[k].float(), atol=atol)
+        for k in sa)
 
 
 def bench_training(quick: bool) -> list[dict[str, Any]]:
     batch, steps = (8, 4) if quick else (32, 16)
+    return compare_training(f"timm:{MODEL}", SIZE, batch, steps, device="cpu", amp=False,
+                            component="training throughput")
+
+
+def compare_training(model_name: str, size: int, batch: int, steps: int, device: str,
+                     amp: bool, component: str = "training step, device data path") -> list[dict[str, Any]]:
+    """One row: ``train_stage`` vs :func:`bare_loop`, interleaved step by step.
+
+    On the CPU both must end with bit-identical weights; on a GPU, where
+    bf16 kernels need not be deterministic, equal to 1e-3.
+    """
     n = batch * steps
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
     targets = (rng.random((n, 23)) < ENC_POSITIVE_RATE).astype(np.float32)
     order = rng.permutation(n)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    cfg = StageConfig(epochs=1, batch_size=batch, lr=0.01, workers=0, seed=0, device="cpu")
+    cfg = StageConfig(epochs=1, batch_size=batch, lr=0.01, workers=0, seed=0, device=device, amp=amp)
 
     torch.manual_seed(0)
-    ours = harness.create("backbone", f"timm:{MODEL}", num_classes=23, input_size=SIZE)
+    ours = harness.create("backbone", model_name, num_classes=23, input_size=size)
     # The bare side gets the same network without the harness's thin wrapper.
-    bare = copy.deepcopy(ours.model)
-    for _ in bare_loop(copy.deepcopy(bare), images, targets, order[:batch], loss_fn, cfg):  # warm-up
+    bare = copy.deepcopy(getattr(ours, "model", ours))
+    for _ in bare_loop(copy.deepcopy(bare), images, targets, order[:batch], loss_fn, cfg, size):  # warm-up
         pass
 
-    bare_run = bare_loop(bare, images, targets, order, loss_fn, cfg)
-    lockstep = Lockstep(loss_fn, bare_run)
+    bare_run = bare_loop(bare, images, targets, order, loss_fn, cfg, size)
+    lockstep = Lockstep(loss_fn, bare_run, device)
     task = Task(images=images, targets=targets, order=lambda seed: order, loss=lockstep, flip_perm=None)
     with tempfile.TemporaryDirectory(prefix="auh-bench-") as folder:
         start = time.perf_counter()
-        train_stage(ours, task, cfg, SIZE, Checkpoint(Path(folder)), "bench")
+        train_stage(ours, task, cfg, size, Checkpoint(Path(folder)), "bench")
+        _sync(device)
         call = time.perf_counter() - start
     for _ in bare_run:  # the bare loop's last backward and optimizer step
         pass
@@ -125,14 +152,17 @@ def bench_training(quick: bool) -> list[dict[str, Any]]:
     outside = call - sum(lockstep.harness_steps) - sum(lockstep.bare_steps)
     pairs = len(lockstep.harness_steps)
     pair_ratio = float(np.median(np.array(lockstep.bare_steps) / lockstep.harness_steps))
-    return [row("training throughput", f"timm {MODEL}, {SIZE} px, one SGD step of batch {batch}", h,
-                "bare PyTorch loop, same model, data, order and optimizer", b, same_weights(ours.model, bare),
-                f"bit-identical weights after {steps} SGD steps",
+    gpu = device.startswith("cuda")
+    equal = same_weights(getattr(ours, "model", ours), bare, atol=1e-3 if gpu else 0.0)
+    precision = "bf16 autocast, " if amp and gpu else ""
+    return [row(component, f"{model_name}, {size} px, one SGD step of batch {batch}, {device}", h,
+                "bare PyTorch loop, same model, data, order and optimizer", b, equal,
+                f"{'weights equal to 1e-3' if gpu else 'bit-identical weights'} after {steps} SGD steps",
                 f"harness {batch / h:.1f} img/s vs bare {batch / b:.1f} img/s (speed-up below 1 = harness "
                 f"slower): medians of {pairs} steps per side, the two loops interleaved step by step "
                 f"(median of the {pairs} step-by-step ratios: {pair_ratio:.2f}); "
                 f"train_stage spent {outside:.2f} s of its {call:.1f} s outside those steps (first forward, "
                 f"last backward, DataLoader set-up, checkpoint writes). DataLoader workers=0, "
-                f"channels-last on both sides",
+                f"{precision}channels-last on both sides",
                 harness_img_s=batch / h, baseline_img_s=batch / b,
                 median_step_ratio=pair_ratio)]

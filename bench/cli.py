@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -31,7 +32,12 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "mtcnn": ("bench.bench_alignment", "bench_mtcnn"),
     "facecache": ("bench.bench_alignment", "bench_facecache"),
     "demo": ("bench.bench_demo", "bench_demo"),
+    "loader": ("bench.bench_device", "bench_loader"),
+    "device-training": ("bench.bench_device", "bench_device_training"),
+    "predict": ("bench.bench_device", "bench_predict"),
 }
+# What `auh bench --device cuda` runs unless --only says otherwise.
+DEVICE_BENCHMARKS = ("loader", "device-training", "predict")
 DEFAULT_OUT = Path("bench") / "results" / "latest.json"
 
 
@@ -76,13 +82,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"JSON file to write (default: {DEFAULT_OUT})")
     p.add_argument("--markdown", type=Path,
                    help="Markdown page to write (default: the JSON file with .md)")
+    p.add_argument("--device", default="cpu",
+                   help="device of the device benchmarks (default cpu); with a GPU (cuda, cuda:N) and "
+                        f"no --only, runs {', '.join(DEVICE_BENCHMARKS)} at IR-152 224 px")
     p.set_defaults(func=cmd_bench)
 
 
-def selected(only: str | None) -> list[str]:
-    """Benchmark names from ``--only`` (all when ``None``), in table order."""
+def selected(only: str | None, device: str = "cpu") -> list[str]:
+    """Benchmark names from ``--only`` (when ``None``: all, or on a GPU the
+    device benchmarks), in table order."""
     if only is None:
-        return list(BENCHMARKS)
+        return list(DEVICE_BENCHMARKS) if device != "cpu" else list(BENCHMARKS)
     names = [n.strip() for n in only.split(",") if n.strip()]
     for n in names:
         if n not in BENCHMARKS:
@@ -92,7 +102,7 @@ def selected(only: str | None) -> list[str]:
     return [n for n in BENCHMARKS if n in names]
 
 
-def run_bench(names: list[str], quick: bool,
+def run_bench(names: list[str], quick: bool, device: str = "cpu",
               log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict[str, Any]:
     """Run the named benchmarks; return the report (machine, rows, times).
 
@@ -107,7 +117,8 @@ def run_bench(names: list[str], quick: bool,
         for name in names:
             module, function = BENCHMARKS[name]
             t = time.perf_counter()
-            made = getattr(importlib.import_module(module), function)(quick)
+            fn = getattr(importlib.import_module(module), function)
+            made = fn(quick, device=device) if "device" in inspect.signature(fn).parameters else fn(quick)
             log(f"bench {name}: {len(made)} row(s) in {time.perf_counter() - t:.1f} s")
             rows += [{"bench": name, **r} for r in made]
     finally:
@@ -147,12 +158,16 @@ def markdown(report: dict[str, Any], command: str) -> str:
 def command_line(args: argparse.Namespace) -> str:
     """The ``auh bench`` command that reproduces this run."""
     parts = ["auh bench"] + (["--quick"] if args.quick else []) + ([f"--only {args.only}"] if args.only else [])
+    parts += [f"--device {args.device}"] if args.device != "cpu" else []
     parts += [] if args.out == DEFAULT_OUT else [f"--out {args.out}"]
     return " ".join(parts + ([f"--markdown {args.markdown}"] if args.markdown else []))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    report = run_bench(selected(args.only), args.quick)
+    from harness.engine import resolve_device
+
+    device = resolve_device(args.device, "--device")
+    report = run_bench(selected(args.only, device), args.quick, device)
     command = command_line(args)
     report["command"] = command
     with atomic_open(args.out) as fh:

@@ -13,11 +13,17 @@ The public API for plugin authors and scripts::
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable
 
-import pluggy
+# Before torch loads its OpenMP runtime: idle threads sleep instead of
+# spinning, which on a shared machine took cores from other jobs (see
+# harness.threads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from harness.errors import UserError
+import pluggy  # noqa: E402
+
+from harness.errors import UserError  # noqa: E402
 
 __all__ = ["hookimpl", "create", "available", "get_registry", "load_plugins", "UserError"]
 

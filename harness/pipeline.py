@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import harness
-from harness import distributed
+from harness import distributed, threads
 from harness import recipe as recipes
 from harness.augment import Augment
 from harness.data import AUDataset, LabelledImages
@@ -116,6 +116,7 @@ def run(recipe: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     _set_determinism(recipe)
     dataset = preflight(recipe)
     distributed.setup(device_of(recipe))
+    threads.apply(thread_plan(recipe))  # once, before any work: every stage runs alike
     info = prepare_run(recipe, resume)
     hook = hooks()
     hook.auh_run_start(run=info)
@@ -262,14 +263,21 @@ def evaluation_splits(dataset: AUDataset, recipe: dict[str, Any]) -> list[Split]
 
 
 # ---------------------------------------------------------------- training
+def thread_plan(recipe: dict[str, Any]) -> threads.Plan:
+    return threads.plan(device_of(recipe), recipe["train"]["workers"],
+                        local_ranks=distributed.local_world_size())
+
+
 def stage_config(recipe: dict[str, Any], section: str = "train") -> StageConfig:
     train, table = recipe["train"], recipe[section]
+    device = device_of(recipe)
+    plan = thread_plan(recipe)
     return StageConfig(
         epochs=table["epochs"], batch_size=table["batch_size"], lr=table["lr"],
         momentum=train["momentum"], weight_decay=train["weight_decay"], lr_step=train["lr_step"],
-        lr_gamma=train["lr_gamma"], workers=train["workers"], amp=train["amp"],
+        lr_gamma=train["lr_gamma"], workers=plan.workers, amp=train["amp"],
         channels_last=train["channels_last"], max_steps=train["max_steps"],
-        seed=recipe["run"]["seed"], device=device_of(recipe),
+        seed=recipe["run"]["seed"], device=device,
         augment=Augment(tuple(map(float, train["augment_scale"])), train["augment_shift"],
                         train["augment_jitter"]))
 

@@ -11,7 +11,7 @@ from setuptools import find_packages
 
 from bench.bench_demo import run_child
 from bench.bench_training import Lockstep
-from bench.cli import BENCHMARKS, selected
+from bench.cli import BENCHMARKS, DEVICE_BENCHMARKS, selected
 from bench.common import format_table, interleaved, row, times
 from harness.cli import main
 from harness.errors import UserError
@@ -45,9 +45,22 @@ def test_quick_bench_passes_every_equality_check_and_writes_its_files(in_tmp, ca
     assert "| component |" in capsys.readouterr().out
 
 
+def test_device_benchmarks_on_the_cpu(in_tmp, capsys):
+    """What `auh bench --device cuda` runs, at smoke-test sizes on the CPU."""
+    out = in_tmp / "device.json"
+    assert main(["bench", "--quick", "--device", "cpu", "--only", ",".join(DEVICE_BENCHMARKS),
+                 "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["bench"] for r in rows] == list(DEVICE_BENCHMARKS)
+    assert all(r["equal"] is True and r["baseline_s"] > 0 for r in rows)
+    loader = rows[0]
+    assert loader["images_per_core_s"] == pytest.approx(64 / loader["harness_s"])
+
+
 def test_only_picks_benchmarks_in_table_order_and_names_a_typo():
     assert selected("mtcnn, threshold") == ["threshold", "mtcnn"]
     assert selected(None) == list(BENCHMARKS)
+    assert selected(None, "cuda") == list(DEVICE_BENCHMARKS)
     with pytest.raises(UserError, match="did you mean 'training'"):
         selected("trainig")
 
