@@ -32,7 +32,7 @@ import torch
 
 import harness
 from bench.bench_components import ENC_POSITIVE_RATE
-from bench.common import row
+from bench.common import interleaved, row
 from harness.engine import Checkpoint, StageConfig, Task, train_stage
 
 SIZE = 112
@@ -166,3 +166,44 @@ def compare_training(model_name: str, size: int, batch: int, steps: int, device:
                 f"{precision}channels-last on both sides",
                 harness_img_s=batch / h, baseline_img_s=batch / b,
                 median_step_ratio=pair_ratio)]
+
+
+class _NoCheckpoint(Checkpoint):
+    """Writes nothing per epoch: the epoch time without checkpoints."""
+
+    def save(self, epoch: int, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
+        pass
+
+
+def bench_checkpoint(quick: bool) -> list[dict[str, Any]]:
+    """Epochs of ``train_stage`` with checkpoints written in the background, in the
+    step's thread (the baseline), and with none; same final weights."""
+    batch, steps, epochs = (8, 2, 2) if quick else (32, 4, 3)
+    n = batch * steps
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8)
+    targets = (rng.random((n, 23)) < ENC_POSITIVE_RATE).astype(np.float32)
+    cfg = StageConfig(epochs=epochs, batch_size=batch, lr=0.01, workers=0, seed=0, device="cpu", amp=False)
+    torch.manual_seed(0)
+    start = harness.create("backbone", f"timm:{MODEL}", num_classes=23, input_size=SIZE)
+    mb = sum(t.numel() * t.element_size() for t in start.state_dict().values()) / 2 ** 20
+
+    def stage(make: Any) -> torch.nn.Module:
+        model = copy.deepcopy(start)
+        task = Task(images=images, targets=targets, order=lambda seed: np.arange(n),
+                    loss=torch.nn.BCEWithLogitsLoss(), flip_perm=None)
+        with tempfile.TemporaryDirectory(prefix="auh-bench-") as folder:
+            train_stage(model, task, cfg, SIZE, make(Path(folder)), "bench")
+        return model
+
+    sides = [lambda: stage(Checkpoint), lambda: stage(lambda f: Checkpoint(f, background=False)),
+             lambda: stage(_NoCheckpoint)]
+    (t_bg, t_sync, t_none), models = interleaved(sides, 1 if quick else 3)
+    equal = same_weights(models[0], models[1]) and same_weights(models[0], models[2])
+    per_epoch = lambda t: t / epochs
+    return [row("checkpoint writes", f"timm {MODEL} ({mb:.0f} MB of weights), {epochs} epochs of "
+                f"{steps} steps, batch {batch}", t_bg, "the same checkpoints written in the training thread",
+                t_sync, equal, "bit-identical final weights (with background, synchronous and no checkpoints)",
+                f"per epoch: {per_epoch(t_bg):.2f} s with background writes, {per_epoch(t_sync):.2f} s with "
+                f"synchronous writes, {per_epoch(t_none):.2f} s without checkpoints",
+                no_checkpoint_s=t_none)]

@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "mlros": ("bench.bench_components", "bench_mlros"),
     "loss": ("bench.bench_components", "bench_selective_loss"),
     "training": ("bench.bench_training", "bench_training"),
+    "checkpoint": ("bench.bench_training", "bench_checkpoint"),
     "mtcnn": ("bench.bench_alignment", "bench_mtcnn"),
     "facecache": ("bench.bench_alignment", "bench_facecache"),
     "demo": ("bench.bench_demo", "bench_demo"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -23,7 +24,7 @@ from harness.fileio import atomic_open, atomic_path
 from harness.progress import progress
 from harness import distributed
 from harness.errors import UserError
-from harness.weights import load_weights, safe_torch_load, save_weights
+from harness.weights import load_weights, safe_torch_load, save_state_dict, save_weights
 
 
 
@@ -121,10 +122,17 @@ class Checkpoint:
     The weights go to ``weights-e{epoch}.safetensors``, then ``state.pt``
     (optimizer, scheduler, RNG, the weights file's name) replaces the old
     one atomically; a kill at any moment leaves the last complete pair.
+
+    The files are written off the training step's critical path: ``save``
+    copies the state to CPU memory and hands the writing to a background
+    thread (one write in flight; the next ``save`` and ``finish`` wait for
+    it). ``background=False`` writes in the caller, as a baseline.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, background: bool = True) -> None:
         self.folder = Path(folder)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auh-checkpoint") if background else None
+        self._pending: Future | None = None
 
     @property
     def done_file(self) -> Path:
@@ -134,14 +142,29 @@ class Checkpoint:
         return self.done_file.is_file()
 
     def save(self, epoch: int, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
-        weights = self.folder / f"weights-e{epoch}.safetensors"
-        save_weights(model, weights)
-        state = {"epoch": epoch, "weights": weights.name, "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+        weights = _cpu_copy(model.state_dict())
+        state = {"epoch": epoch, "weights": f"weights-e{epoch}.safetensors",
+                 "optimizer": _cpu_copy(optimizer.state_dict()), "scheduler": scheduler.state_dict(),
+                 "torch_rng": torch.get_rng_state()}
+        self.wait()
+        if self._pool is None:
+            self._write(weights, state)
+        else:
+            self._pending = self._pool.submit(self._write, weights, state)
+
+    def wait(self) -> None:
+        """Block until the write in flight is on disk; raise its error, if any."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _write(self, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_state_dict(weights, self.folder / state["weights"])
         with atomic_path(self.folder / "state.pt") as tmp:
             torch.save(state, tmp)
         for old in self.folder.glob("weights-e*.safetensors"):
-            if old.name != weights.name:
+            if old.name != state["weights"]:
                 old.unlink(missing_ok=True)
 
     def restore(self, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> int:
@@ -157,6 +180,9 @@ class Checkpoint:
         return int(state["epoch"]) + 1
 
     def finish(self, model: torch.nn.Module, metrics: dict[str, float]) -> None:
+        self.wait()
+        if self._pool is not None:
+            self._pool.shutdown()
         save_weights(model, self.folder / "final.safetensors")
         with atomic_open(self.done_file) as fh:
             json.dump(metrics, fh)
@@ -171,6 +197,18 @@ def load_exact(model: torch.nn.Module, path: Path) -> None:
     report = load_weights(model, path)
     if report.missing or report.unexpected or report.mismatched:
         raise UserError(f"weights file {str(path)!r} does not fit the model: {report.summary()}")
+
+
+def _cpu_copy(obj: Any) -> Any:
+    """``obj`` (a state dict, nested) with every tensor copied to CPU memory, so
+    that training can go on changing the originals while it is written."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
 
 
 def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size: int,

@@ -149,3 +149,13 @@ def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str] |
         # channels_last weights are not contiguous.
         save_model(module, str(tmp), metadata=metadata, force_contiguous=True)
     return path
+
+
+def save_state_dict(tensors: dict[str, torch.Tensor], path: str | Path) -> Path:
+    """Write ``tensors`` (CPU copies, none sharing memory) as safetensors, atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    return path
