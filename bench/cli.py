@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "mtcnn": ("bench.bench_alignment", "bench_mtcnn"),
     "facecache": ("bench.bench_alignment", "bench_facecache"),
     "demo": ("bench.bench_demo", "bench_demo"),
+    "threads": ("bench.bench_threads", "bench_threads"),
     "loader": ("bench.bench_device", "bench_loader"),
     "device-training": ("bench.bench_device", "bench_device_training"),
     "predict": ("bench.bench_device", "bench_predict"),

@@ -30,7 +30,7 @@ def test_quick_bench_passes_every_equality_check_and_writes_its_files(in_tmp, ca
     assert main(["bench", "--quick", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     made = {r["bench"] for r in report["rows"]}
-    assert made == set(BENCHMARKS) - {"demo"}  # the demo run is skipped under --quick
+    assert made == set(BENCHMARKS) - {"demo", "threads"}  # runs of minutes are skipped under --quick
     assert report["quick"] is True and report["machine"]["cores"] >= 1
     compared = [r for r in report["rows"] if r["baseline_s"] is not None]
     assert len(compared) >= len(made)  # every benchmark has a row with a baseline

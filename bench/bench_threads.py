@@ -1,0 +1,84 @@
+"""CPU seconds of a short demo run on a loaded machine, before and after the thread plan.
+
+"Before" is this repository at :data:`BEFORE` (torch's default threads,
+OpenMP's default spin-then-sleep wait), exported with ``git archive``;
+"after" is this tree (threads from the affinity mask, OpenMP waiting
+passively; :mod:`harness.threads`). Both run the same shortened demo
+(:data:`SHORT`) from a fresh cache while :data:`HOGS` busy-loop processes
+hold the cores, one side after the other, twice, and report the median CPU
+time (user + system of the run and its children) and wall time. Both runs
+must score the same.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.bench_demo import run_child
+from bench.common import row
+
+BEFORE = "c0aec4c"  # the commit before the thread plan
+ROOT = Path(__file__).resolve().parents[1]
+SHORT = ["--set", "dataset.n=400", "--set", "dataset.identities=40", "--set", "dataset.per_expression=20",
+         "--set", "train.epochs=1", "--set", "pretrain.epochs=1"]
+HOGS = 2
+_MAIN = "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def bench_threads(quick: bool) -> list[dict[str, Any]]:
+    """The row; nothing under ``quick`` (it takes minutes)."""
+    if quick:
+        return []
+    with tempfile.TemporaryDirectory(prefix="auh-bench-threads-") as tmp:
+        tmp = Path(tmp)
+        before = _tree_at(BEFORE, tmp / "before")
+        if before is None:
+            return []
+        runs: dict[str, list[tuple[float, float, float]]] = {"before": [], "after": []}
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(HOGS)]
+        try:
+            for turn in range(2):
+                for side, tree in (("before", before), ("after", ROOT)):
+                    runs[side].append(_demo(tree, tmp / f"{side}-{turn}"))
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+    cpu = {side: float(np.median([r[0] for r in rs])) for side, rs in runs.items()}
+    wall = {side: float(np.median([r[1] for r in rs])) for side, rs in runs.items()}
+    finals = {r[2] for rs in runs.values() for r in rs}
+    return [row("thread plan on a loaded machine (CPU seconds)",
+                f"short demo ({' '.join(SHORT[1::2])}), {HOGS} busy-loop processes beside it",
+                cpu["after"], f"the same run at commit {BEFORE} (torch's default threads, OpenMP's "
+                f"default wait policy)", cpu["before"], len(finals) == 1, "same final score",
+                f"harness_s / baseline_s are CPU seconds (user + system), medians of 2 runs per side; "
+                f"wall {wall['after']:.0f} s after vs {wall['before']:.0f} s before",
+                wall_s=wall["after"], baseline_wall_s=wall["before"])]
+
+
+def _demo(tree: Path, folder: Path) -> tuple[float, float, float]:
+    folder.mkdir()
+    env = {**os.environ, "AUH_CACHE": str(folder / "cache"), "AUH_QUIET": "1", "PYTHONPATH": str(tree)}
+    for key in ("MLFLOW_TRACKING_URI", "OMP_WAIT_POLICY", "OMP_NUM_THREADS"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-c", _MAIN, "run", "--tracking-uri", "off", *SHORT]
+    wall, cpu, _, _ = run_child(cmd, folder, env)
+    result = json.loads(next((folder / "runs").glob("*/result.json")).read_text())
+    return cpu, wall, round(result["scores"]["final"], 12)
+
+
+def _tree_at(commit: str, dest: Path) -> Path | None:
+    """This repository's files at ``commit`` in ``dest``; ``None`` outside a git checkout."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True)
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
