@@ -117,6 +117,17 @@ def test_predictions_do_not_depend_on_batch_size(in_tmp):
     assert (y1 == y64).all()
 
 
+@pytest.mark.slow
+def test_resume_with_nothing_to_resume_starts_a_run(in_tmp, capsys):
+    """The deliberate choice: a scheduler reruns `auh run --resume` after any kill,
+    even one that came before the run folder existed."""
+    recipe = write_recipe(in_tmp)
+    assert run_cli("run", str(recipe), "--resume", "--set", "train.epochs=1") == 0
+    err = capsys.readouterr().err
+    assert "--resume: no run of 'tiny'" in err and "starting a new one" in err
+    assert (in_tmp / "runs" / "tiny" / "result.json").is_file()
+
+
 def _final_scores(run_dir: Path) -> dict:
     return json.loads((run_dir / "result.json").read_text())["scores"]
 

@@ -64,6 +64,12 @@ EMOTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Bounds of each parameter: a benchmark at most ENC-2020's size (about 950,000
+# training images) and crops no larger than the paper's 224 px input needs.
+LIMITS = {"n": (1, 2_000_000), "size": (16, 1024), "identities": (1, 100_000),
+          "per_identity": (1, 10_000), "per_expression": (1, 1_000_000)}
+
+
 @dataclass(frozen=True)
 class SynthParams:
     """Everything that determines a synthetic benchmark (and its cache key)."""
@@ -77,8 +83,13 @@ class SynthParams:
 
     def __post_init__(self) -> None:
         for name in ("n", "size", "identities", "per_identity", "per_expression"):
-            if getattr(self, name) < (16 if name == "size" else 1):
-                raise ValueError(f"{name} must be >= {16 if name == 'size' else 1}, got {getattr(self, name)}")
+            low, high = LIMITS[name]
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer from {low} to {high:,}, got {value!r}")
+        if self.identities * self.per_identity > LIMITS["n"][1]:
+            raise ValueError(f"identities x per_identity must be at most {LIMITS['n'][1]:,}, got "
+                             f"{self.identities * self.per_identity:,}")
         if self.n < 3 * N_FOLDS:
             raise ValueError(f"n must be at least {3 * N_FOLDS} for splits and {N_FOLDS} folds, got {self.n}")
 
