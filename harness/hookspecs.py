@@ -31,6 +31,8 @@ The component interfaces (array-shaped; ``C`` = number of AUs, labels use
 * thresholder: ``fit(probs[N,C], labels[N,C]) -> thresholds[C]``; ``thresholds_``
   after fitting. Never fitted on test rows.
 * dataset: ``factory(**params) -> harness.data.AUDataset``.
+* reader: ``read(path) -> harness.tooloutput.ToolOutput`` (another tool's AU
+  output file or folder); attributes ``tool`` (display name) and ``rules``.
 """
 from __future__ import annotations
 
@@ -106,6 +108,17 @@ def auh_thresholders() -> Factories:
 @hookspec
 def auh_datasets() -> Factories:
     """Register datasets: ``{name: factory(**params) -> harness.data.AUDataset}``."""
+
+
+@hookspec
+def auh_readers() -> Factories:
+    """Register readers of other tools' AU outputs: ``{name: factory}``.
+
+    ``read(path)`` parses what the tool wrote (a file or a folder) into a
+    :class:`harness.tooloutput.ToolOutput` whose columns are ENC AU names;
+    a malformed file raises :class:`harness.errors.UserError` naming the
+    file, the line and what was expected. ``auh score --from NAME`` uses it.
+    """
 
 
 @hookspec

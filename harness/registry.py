@@ -35,6 +35,7 @@ KINDS: dict[str, str] = {
     "ensembler": "auh_ensemblers",
     "thresholder": "auh_thresholders",
     "dataset": "auh_datasets",
+    "reader": "auh_readers",
 }
 FAMILY_SUFFIX = ":*"
 

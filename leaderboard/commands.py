@@ -13,12 +13,15 @@ from harness.fileio import check_output_file
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, MAX_RESAMPLES
 from harness.schema import SCHEMAS, get_schema
 from leaderboard.challenge import DEFAULT_PHASE, Challenge, Phase, adhoc, load_challenge
+from leaderboard.crosstool import (DEFAULT_INTENSITY, DEFAULT_THRESHOLD, FACE_RULES, MISSING_RULES,
+                                   UNCOVERED_RULES, Rules)
 from leaderboard.ranking import PICKS
 
 _SCORE_EPILOG = """\
 examples:
   auh score --truth truth.txt --submission sub.csv --team alpha
   auh score --challenge challenge.toml --phase test --team alpha --submission sub.csv --json
+  auh score --truth truth.txt --from openface2 --submission of2_csvs/ --missing zeros
 """
 
 
@@ -28,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run exactly the validation of `auh score`: one-line error and exit "
                     "status 2 on the first problem, nothing written anywhere.")
     _truth_args(check)
-    check.add_argument("--submission", required=True, type=Path, help="submission CSV")
+    check.add_argument("--submission", required=True, type=Path,
+                       help="submission CSV (with --from: the tool's output file or folder)")
+    _tool_args(check)
     check.set_defaults(func=cmd_check)
 
     score = subparsers.add_parser(
@@ -37,11 +42,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "record one immutable MLflow run and print the scorecard.",
         epilog=_SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _truth_args(score)
-    score.add_argument("--submission", required=True, type=Path, help="submission CSV")
-    score.add_argument("--team", default="anonymous", help="team name (default: anonymous)")
+    score.add_argument("--submission", required=True, type=Path,
+                       help="submission CSV (with --from: the tool's output file or folder)")
+    score.add_argument("--team", help="team name (default: the tool's name with --from, else anonymous)")
     score.add_argument("--json", action="store_true", help="print the scorecard as JSON only")
     _ledger_args(score)
+    _tool_args(score)
     score.set_defaults(func=cmd_score)
+
+    convert = subparsers.add_parser(
+        "convert", help="turn another tool's AU output into a submission CSV",
+        description="Read a tool's output (--from), match it to the truth's images and write "
+                    "its 0/1 predictions as a submission: AUs the tool does not predict and "
+                    "missing images are written as 0 (a submission needs 0 or 1), and say so.")
+    convert.add_argument("output", type=Path, help="the tool's output file or folder")
+    _truth_args(convert)
+    convert.add_argument("--out", required=True, type=Path, help="submission CSV to write")
+    _tool_args(convert, required=True)
+    convert.set_defaults(func=cmd_convert)
 
     board = subparsers.add_parser(
         "leaderboard", help="rank teams from the ledger (md, csv or html)",
@@ -68,6 +86,46 @@ def _truth_args(p: argparse.ArgumentParser, truth_help: str = "truth label file 
                                    f"without --challenge)")
     p.add_argument("--schema", choices=sorted(SCHEMAS), default="enc2020",
                    help="AU schema without --challenge (default: enc2020)")
+
+
+def _tool_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    g = p.add_argument_group("another tool's output (--from TOOL)")
+    g.add_argument("--from", dest="tool", metavar="TOOL", required=required,
+                   help="read the submission as TOOL's output (a reader: auh plugins --kind reader)")
+    g.add_argument("--tool-version", default="", help="the tool's version, for the ledger")
+    g.add_argument("--map", dest="map_path", type=Path,
+                   help="CSV 'key,image': the tool's path or frame number -> truth image "
+                        "(default: match by basename)")
+    g.add_argument("--face", choices=FACE_RULES, default="largest",
+                   help="which face of an image with several (default: largest box, else the "
+                        "highest confidence)")
+    g.add_argument("--missing", choices=MISSING_RULES,
+                   help="images the tool skipped or failed on: score as predicted absent, or "
+                        "leave out (required when there are any)")
+    g.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"probability threshold (default {DEFAULT_THRESHOLD})")
+    g.add_argument("--intensity-threshold", type=float,
+                   help=f"use intensities (0-5) >= this instead of the tool's presence columns "
+                        f"(default: presence; intensity-only AUs >= {DEFAULT_INTENSITY:g})")
+    g.add_argument("--fit-thresholds", nargs=2, type=Path, metavar=("VAL_TRUTH", "VAL_OUTPUT"),
+                   help="fit per-AU thresholds on a validation truth and the tool's output on it")
+    g.add_argument("--uncovered", choices=UNCOVERED_RULES, default="not-predicted",
+                   help="AUs the tool does not predict: no credit (default) or scored as "
+                        "predicted absent")
+
+
+def _rules(args: argparse.Namespace) -> Rules:
+    if not 0 < args.threshold <= 1:
+        raise UserError(f"--threshold: expected a probability in (0, 1], got {args.threshold:g}")
+    level = args.intensity_threshold
+    if level is not None and not 0 < level <= 5:
+        raise UserError(f"--intensity-threshold: expected an intensity in (0, 5], got {level:g}")
+    return Rules(face=args.face, missing=args.missing, threshold=args.threshold,
+                 intensity_threshold=level, uncovered=args.uncovered, map_path=args.map_path)
+
+
+def _fit(args: argparse.Namespace) -> tuple[Path, Path] | None:
+    return tuple(args.fit_thresholds) if args.fit_thresholds else None
 
 
 def _ledger_args(p: argparse.ArgumentParser) -> None:
@@ -100,10 +158,30 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     challenge, phase = _challenge(args)
     truth = load_truth(phase.truth, challenge.schema)
+    if args.tool:
+        return _check_tool(args, challenge, truth)
     pred = read_submission(args.submission, truth.names, challenge.schema)
     print(f"ok: {args.submission} is a valid submission for {truth.path} "
           f"({pred.shape[0]:,} images x {pred.shape[1]} AUs)")
     return 0
+
+
+def _check_tool(args: argparse.Namespace, challenge: Challenge, truth) -> int:
+    from leaderboard.scoring import tool_prediction
+
+    p = tool_prediction(challenge.schema, truth, args.tool, args.submission, _rules(args), _fit(args))
+    print(f"ok: {args.submission} is a valid {args.tool} output for {truth.path} "
+          f"({len(truth.names):,} images)")
+    print(coverage_text(p.covered, challenge.schema.aus, p.missing, p.settings.missing))
+    return 0
+
+
+def coverage_text(covered, aus, missing: list[str], missing_rule: str | None) -> str:
+    """Covered AUs and missing images, for people (the full list is in --json)."""
+    shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
+    lines = [f"covers    {len(covered)} of {len(aus)} AUs: {', '.join(covered)}",
+             f"missing   {len(missing):,} images" + (f" ({missing_rule}): {shown}" if missing else "")]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------- score
@@ -114,16 +192,48 @@ def cmd_score(args: argparse.Namespace) -> int:
     _check_resamples(args)
     _quiet_mlflow()
     challenge, phase = _challenge(args)
-    result = score_submission(challenge, phase, args.submission, args.team,
-                              tracking_uri=args.tracking_uri, resamples=args.resamples,
-                              seed=args.seed)
+    team = args.team or (args.tool if args.tool else "anonymous")
+    if args.tool:
+        from leaderboard.scoring import score_tool
+
+        result = score_tool(challenge, phase, args.tool, args.submission, team, _rules(args),
+                            fit=_fit(args), tool_version=args.tool_version,
+                            tracking_uri=args.tracking_uri, resamples=args.resamples, seed=args.seed)
+    else:
+        result = score_submission(challenge, phase, args.submission, team,
+                                  tracking_uri=args.tracking_uri, resamples=args.resamples,
+                                  seed=args.seed)
     if args.json:
         print(json.dumps(result.score, indent=2))
         return 0
     print(scorecard_text(result.score, result.views))
     uri = store.resolve_tracking_uri(args.tracking_uri)
     print(f"\nrecorded: run {result.run_id} in experiment {result.experiment!r}, team "
-          f"{args.team!r}\nbrowse: {store.ui_command(uri)}")
+          f"{team!r}\nbrowse: {store.ui_command(uri)}")
+    return 0
+
+
+# ------------------------------------------------------------------- convert
+def cmd_convert(args: argparse.Namespace) -> int:
+    from harness.labels import write_labels
+    from leaderboard.scoring import load_truth, submission_matrix, tool_prediction
+
+    rules = _rules(args)
+    if rules.missing == "exclude":
+        raise UserError("--missing exclude: a submission needs a row for every truth image; "
+                        "expected --missing zeros")
+    challenge, phase = _challenge(args)
+    truth = load_truth(phase.truth, challenge.schema)
+    p = tool_prediction(challenge.schema, truth, args.tool, args.output, rules, _fit(args))
+    aus = challenge.schema.aus
+    write_labels(args.out, truth.names, submission_matrix(p, truth, aus), challenge.schema)
+    uncovered = [au for au in aus if au not in p.covered]
+    print(f"wrote {args.out} ({len(truth.names):,} images x {len(aus)} AUs) from {args.tool} "
+          f"output {args.output}")
+    print(coverage_text(p.covered, aus, p.missing, p.settings.missing))
+    if uncovered:
+        print(f"written as 0 (not predicted by {args.tool}): {', '.join(uncovered)}")
+    print(f"rules     {p.rules}")
     return 0
 
 
@@ -140,13 +250,28 @@ def scorecard_text(score: dict, views: dict[str, dict] | None = None) -> str:
              f"images    {score['n_images']:,}"]
     for view, card in (views or {}).items():
         lines.append(f"{view:<9} {num(card['final'])}   ({card['n_images']:,} rows)")
+    if "coverage" in score:
+        lines += _tool_lines(score, num)
     lines += ["", f"{'AU':<6}{'n':>9}  {'accuracy':>8}  {'F1':>6}"]
     for au, entry in score["per_au"].items():
-        lines.append(f"{au:<6}{entry['n']:>9,}  {num(entry['accuracy']):>8}  {num(entry['f1']):>6}")
+        scores = ("  not predicted" if entry.get("predicted") is False else
+                  f"  {num(entry['accuracy']):>8}  {num(entry['f1']):>6}")
+        lines.append(f"{au:<6}{entry['n']:>9,}{scores}")
     if score.get("undefined_aus"):
         lines.append(f"undefined (no known truth rows, left out of the means): "
                      f"{', '.join(score['undefined_aus'])}")
     return "\n".join(lines)
+
+
+def _tool_lines(score: dict, num) -> list[str]:
+    """A tool's scorecard: the covered-AU score, coverage, missing images and the rules."""
+    cov, covered = score["coverage"], score["covered"]
+    return [f"covered   {num(covered['final'])}   (final on the {len(cov['covered'])} covered AUs; "
+            f"accuracy {num(covered['accuracy'])}, F1 {num(covered['f1'])})",
+            f"all AUs:  uncovered {cov['uncovered']}",
+            coverage_text(cov["covered"], list(score["per_au"]), score["missing"]["images"],
+                          score["missing"]["rule"]),
+            f"rules     {score['rules']}"]
 
 
 def _quiet_mlflow() -> None:

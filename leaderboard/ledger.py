@@ -22,7 +22,7 @@ import datetime as dt
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -48,6 +48,7 @@ class Entry:
     start_time: int  # ms since the epoch
     previous_run: str
     metrics: dict[str, float]
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 TEAM_MAX = 100  # characters: a team name is a label on a board, not a document
@@ -81,8 +82,10 @@ def check_writable(tracking_uri: str | None = None) -> None:
 
 def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecard: dict[str, Any],
               submission: Path, truth: Path, truth_sha256: str, submission_sha256: str,
-              cap: int | None, scorer_version: str, tracking_uri: str | None = None) -> str:
-    """Record one scoring as a new finished run; return its id.
+              cap: int | None, scorer_version: str, tracking_uri: str | None = None,
+              extra_tags: dict[str, str] | None = None) -> str:
+    """Record one scoring as a new finished run; return its id. ``extra_tags`` adds run tags
+    (a tool's name, version, reader rules and coverage).
 
     Raises :class:`RefusedError` (and records nothing) when ``team`` already
     has ``cap`` distinct submissions in ``experiment`` and this file is not
@@ -99,6 +102,7 @@ def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecar
                                f"in {experiment}; {submission} is refused and not recorded")
         earlier = [e for e in mine if e.submission_sha256 == submission_sha256]
         tags = {
+            **(extra_tags or {}),
             "team": team,
             "submission_sha256": submission_sha256,
             "submission_name": Path(submission).name,
@@ -162,7 +166,8 @@ def _entry(run: Any) -> Entry:
                  submission_sha256=tags.get("submission_sha256", ""),
                  truth_sha256=tags.get("truth_sha256", ""), truth_path=tags.get("truth_path", ""),
                  submission_name=tags.get("submission_name", ""), start_time=run.info.start_time,
-                 previous_run=tags.get("previous_run", ""), metrics=dict(run.data.metrics))
+                 previous_run=tags.get("previous_run", ""), metrics=dict(run.data.metrics),
+                 tags=dict(tags))
 
 
 @contextlib.contextmanager

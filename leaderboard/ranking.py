@@ -43,6 +43,7 @@ class Row:
     f1: float | None
     ci95: tuple[float, float] | None
     per_au_f1: dict[str, float | None]
+    covered: int | None = None  # AUs a tool predicts; None: a submission (all of them)
     rank: int = 0
     tie: str = ""
     gap: PairedResult | None = None
@@ -161,17 +162,35 @@ def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pi
         board.notes.append(f"scored against another truth than {truth_path.name} (re-score "
                            f"them; no gap test): {', '.join(stale)}")
 
+    excluded = [r.team for r in rows if r.entry.tags.get("missing") == "exclude"]
+    if excluded:
+        board.notes.append(f"scored with --missing exclude (rows differ; no gap test): "
+                           f"{', '.join(excluded)}")
+
     def predictions(entry: Entry) -> np.ndarray | None:
-        if entry.truth_sha256 != truth.sha256:
+        if entry.truth_sha256 != truth.sha256 or entry.tags.get("missing") == "exclude":
             return None
         with ledger.submission_copy(entry, tracking_uri) as copy:
-            return read_submission(copy, truth.names, challenge.schema)[keep]
+            pred = read_submission(copy, truth.names, challenge.schema)
+        return _as_scored(pred, entry, truth.labels, challenge.schema.aus)[keep]
 
     add_significance(rows, predictions, truth.labels[keep], resamples, seed)
     return board
 
 
 # ------------------------------------------------------------------ helpers
+def _as_scored(pred: np.ndarray, entry: Entry, truth: np.ndarray, aus: Sequence[str]) -> np.ndarray:
+    """A tool's stored submission (uncovered AUs 0) as it was scored: "not predicted" AUs
+    get no credit, exactly as in its scorecard."""
+    from leaderboard.crosstool import full_predictions
+
+    if "coverage" not in entry.tags:
+        return pred
+    covered = [au for au in entry.tags["coverage"].split(",") if au]
+    cols = [aus.index(au) for au in covered]
+    return full_predictions(pred[:, cols], covered, truth, aus, entry.tags.get("uncovered", "zeros"))
+
+
 def _row(entry: Entry, first_ms: int, aus: Sequence[str], prefix: str) -> Row:
     m = entry.metrics
 
@@ -182,7 +201,8 @@ def _row(entry: Entry, first_ms: int, aus: Sequence[str], prefix: str) -> Row:
     return Row(team=entry.team, entry=entry, submitted_ms=first_ms, submissions=1,
                final=get("final"), accuracy=get("accuracy"), f1=get("f1"),
                ci95=(lo, hi) if lo is not None and hi is not None else None,
-               per_au_f1={au: get(f"au/{au}/f1") for au in aus})
+               per_au_f1={au: get(f"au/{au}/f1") for au in aus},
+               covered=len(entry.tags["coverage"].split(",")) if "coverage" in entry.tags else None)
 
 
 def _value(row: Row, key: str) -> float:

@@ -48,6 +48,10 @@ def _ci(row: Row) -> str:
     return "" if row.ci95 is None else f"[{row.ci95[0]:.4f}, {row.ci95[1]:.4f}]"
 
 
+def _coverage(row: Row, aus: tuple[str, ...]) -> str:
+    return f"{len(aus) if row.covered is None else row.covered}/{len(aus)}"
+
+
 def _gap(row: Row) -> str:
     if row.gap is None:
         return ""
@@ -61,12 +65,13 @@ def _md(text: str) -> str:
 
 
 def markdown(board: Board) -> str:
-    head = ["rank", "team", "final", "accuracy", "F1", "95% CI", "subs", "vs next",
+    head = ["rank", "team", "final", "accuracy", "F1", "coverage", "95% CI", "subs", "vs next",
             *board.aus, "file", "tie"]
     lines = [f"## {_md(board.title)}", "", _md(_subtitle(board)), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in board.rows:
-        cells = [str(r.rank), _md(r.team), _num(r.final), _num(r.accuracy), _num(r.f1), _ci(r),
+        cells = [str(r.rank), _md(r.team), _num(r.final), _num(r.accuracy), _num(r.f1),
+                 _coverage(r, board.aus), _ci(r),
                  str(r.submissions), _gap(r), *(_num(r.per_au_f1[au], 3) for au in board.aus),
                  _md(r.entry.submission_name), _md(r.tie)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -84,7 +89,8 @@ def csv_text(board: Board) -> str:
     records = []
     for r in board.rows:
         rec = {"rank": r.rank, "team": _cell(r.team), "final": r.final, "accuracy": r.accuracy,
-               "f1": r.f1, "ci95_lo": r.ci95[0] if r.ci95 else None,
+               "f1": r.f1, "coverage": _coverage(r, board.aus),
+               "ci95_lo": r.ci95[0] if r.ci95 else None,
                "ci95_hi": r.ci95[1] if r.ci95 else None, "submissions": r.submissions,
                "p_better_than_next": r.gap.p_a_better if r.gap else None,
                "significant": r.significant, "tie": _cell(r.tie),
@@ -111,7 +117,7 @@ def html_page(board: Board) -> str:
     numeric = ["final", "accuracy", "F1", *board.aus]
     head = ['<th data-type="num">rank</th>', '<th class="text">team</th>']
     head += [f'<th data-type="num">{esc(h)}</th>' for h in numeric[:3]]
-    head += ['<th class="text">95% CI</th>', '<th data-type="num">subs</th>',
+    head += ['<th class="text">coverage</th>', '<th class="text">95% CI</th>', '<th data-type="num">subs</th>',
              '<th data-type="num">vs next (p)</th>']
     head += [f'<th data-type="num">{esc(au)}</th>' for au in board.aus]
     head += ['<th class="text">file</th>', '<th class="text">submitted</th>',
@@ -133,7 +139,8 @@ def _html_row(r: Row, aus: tuple[str, ...], esc: Callable[[object], str]) -> str
     gap_cls = ' class="sig"' if r.significant else ""
     cells = [f'<td data-sort="{r.rank}">{r.rank}</td>',
              f'<td class="text team" title="{esc(r.team)}">{esc(r.team)}</td>',
-             num(r.final), num(r.accuracy), num(r.f1), f'<td class="text">{esc(_ci(r))}</td>',
+             num(r.final), num(r.accuracy), num(r.f1),
+             f'<td class="text">{esc(_coverage(r, aus))}</td>', f'<td class="text">{esc(_ci(r))}</td>',
              f"<td>{r.submissions}</td>",
              f'<td{gap_cls} data-sort="{"" if p is None else p}" title="{esc(_gap(r))}">'
              f'{"" if p is None else f"{p:.3f}"}</td>',

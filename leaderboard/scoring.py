@@ -6,20 +6,21 @@ validation and scoring succeeded and the team is within its cap.
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 import harness
 from harness.errors import UserError
 from harness.fileio import sha256_file
-from harness.labels import read_labels, read_submission
+from harness.labels import read_labels, read_submission, write_labels
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, challenge_score
 from harness.registry import _own_version
 from harness.schema import AUSchema
-from leaderboard import ledger
+from leaderboard import crosstool, ledger
 from leaderboard.challenge import Challenge, Phase
 
 VIEWS = ("public", "private")
@@ -72,28 +73,84 @@ def score_submission(challenge: Challenge, phase: Phase, submission: Path, team:
                      tracking_uri: str | None = None, resamples: int = DEFAULT_RESAMPLES,
                      seed: int = DEFAULT_SEED) -> Result:
     """Validate, score, record one run in the ledger and call the ``auh_scored`` hook."""
-    if not team.strip():
-        raise UserError("--team: expected a non-empty team name")
-    ledger.check_text("--team", team, ledger.TEAM_MAX)
-    ledger.check_text("submission file name", Path(submission).name)
-    ledger.check_writable(tracking_uri)
+    _check_request(team, Path(submission), tracking_uri)
     truth = load_truth(phase.truth, challenge.schema)
     ledger.check_text("truth path", str(truth.path.absolute()))
     pred = read_submission(submission, truth.names, challenge.schema)
     aus = challenge.schema.aus
-    result = Result(scorecard(pred, truth.labels, aus, resamples, seed))
+    return _record(challenge, phase, truth, team, Path(submission),
+                   lambda rows: scorecard(pred[rows], truth.labels[rows], aus, resamples, seed),
+                   tracking_uri=tracking_uri)
+
+
+def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team: str,
+               rules: crosstool.Rules, *, fit: tuple[Path, Path] | None = None,
+               tool_version: str = "", tracking_uri: str | None = None,
+               resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Result:
+    """Score another tool's output like a submission: coverage in the scorecard, the tool, its
+    version and the rules as ledger tags, its 0/1 predictions as the run's submission file."""
+    _check_request(team, Path(output), tracking_uri)
+    ledger.check_text("--tool-version", tool_version, ledger.TEAM_MAX)
+    truth = load_truth(phase.truth, challenge.schema)
+    ledger.check_text("truth path", str(truth.path.absolute()))
+    p = tool_prediction(challenge.schema, truth, tool, output, rules, fit)
+    aus = challenge.schema.aus
+    tags = {"tool": tool, "tool_version": tool_version or "unknown", "reader_rules": p.rules,
+            "coverage": ",".join(p.covered), "uncovered": rules.uncovered,
+            "missing": rules.missing or "none"}
+    with tempfile.TemporaryDirectory() as tmp:
+        converted = Path(tmp) / f"{Path(output).name}.csv"
+        write_labels(converted, truth.names, submission_matrix(p, truth, aus), challenge.schema)
+        return _record(challenge, phase, truth, team, converted,
+                       lambda rows: crosstool.tool_scorecard(p, truth.labels, aus, rows,
+                                                             resamples, seed),
+                       tracking_uri=tracking_uri, tags=tags)
+
+
+def tool_prediction(schema: AUSchema, truth: Truth, tool: str, output: Path,
+                    rules: crosstool.Rules, fit: tuple[Path, Path] | None) -> crosstool.Prediction:
+    """The tool's predictions for ``truth``, with thresholds fitted on ``fit`` = (val truth, val output)."""
+    fitted = None
+    if fit is not None:
+        val = load_truth(fit[0], schema)
+        fitted = crosstool.fit_thresholds(tool, fit[1], val.names, val.labels, schema.aus, rules)
+    return crosstool.predict(tool, output, truth.names, schema.aus, rules, fitted)
+
+
+def submission_matrix(p: crosstool.Prediction, truth: Truth, aus: tuple[str, ...]) -> np.ndarray:
+    """The tool's predictions as a submission: uncovered AUs and missing images 0."""
+    return crosstool.full_predictions(p.pred, p.covered, truth.labels, aus, "zeros")
+
+
+def _check_request(team: str, submission: Path, tracking_uri: str | None) -> None:
+    """Before any work: a team name, a file name and a ledger that can be recorded."""
+    if not team.strip():
+        raise UserError("--team: expected a non-empty team name")
+    ledger.check_text("--team", team, ledger.TEAM_MAX)
+    ledger.check_text("submission file name", submission.name)
+    ledger.check_writable(tracking_uri)
+
+
+def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submission: Path,
+            card: Callable[[np.ndarray], dict[str, Any]], *, tracking_uri: str | None,
+            tags: dict[str, str] | None = None) -> Result:
+    """Scorecards of all rows and of each view, one ledger run, then the ``auh_scored`` hook."""
+    every = np.ones(len(truth.names), dtype=bool)
+    result = Result(card(every))
     metrics = ledger.score_metrics(result.score)
+    if "covered" in result.score:
+        metrics.update(ledger.score_metrics(result.score["covered"], prefix="covered/", per_au=False))
     if phase.has_private:
         public = challenge.public_mask(phase, truth.names)
-        for view, rows in zip(VIEWS, (public, ~public)):
-            result.views[view] = scorecard(pred[rows], truth.labels[rows], aus, resamples, seed)
+        for view, mask in zip(VIEWS, (public, ~public)):
+            result.views[view] = card(mask)
             metrics.update(ledger.score_metrics(result.views[view], prefix=f"{view}/"))
     result.experiment = challenge.experiment(phase)
     result.run_id = ledger.log_score(
         result.experiment, team=team, metrics=metrics, scorecard=result.score,
-        submission=Path(submission), truth=truth.path, truth_sha256=truth.sha256,
+        submission=submission, truth=truth.path, truth_sha256=truth.sha256,
         submission_sha256=sha256_file(submission), cap=phase.cap,
-        scorer_version=_own_version(), tracking_uri=tracking_uri)
+        scorer_version=_own_version(), tracking_uri=tracking_uri, extra_tags=tags)
     harness.get_registry().hook.auh_scored(score=result.score, context={
         "team": team, "phase": phase.name, "challenge": challenge.name,
         "submission": str(submission), "truth": str(truth.path), "run_id": result.run_id})

@@ -13,4 +13,5 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.thresholders",
     "plugins.tracking",
     "plugins.datasets",
+    "plugins.readers",
 )

@@ -1,0 +1,286 @@
+"""Another tool's output on the truth images: match, pick a face, binarize, score with coverage.
+
+The same for every tool; a reader plugin (``auh_readers``) only parses
+the tool's files into a :class:`harness.tooloutput.ToolOutput`.
+
+* Matching: a row's image is its path's basename (or, failing that, the
+  basename without extension) among the truth names, or its entry in a
+  ``--map`` CSV ``key,image``. A row matching no truth image is refused.
+* Faces: among an image's rows that did not fail, the largest box
+  (``--face largest``; the highest confidence where the tool gives no
+  boxes) or the highest confidence; ties go to the earlier row.
+* Missing images (no row, or only failed rows) are listed, and scored as
+  predicted absent (``--missing zeros``) or left out (``--missing exclude``);
+  with neither, scoring refuses.
+* Binarization: probabilities ``>=`` 0.5 (``--threshold``); a tool's own
+  presence decision as it is; intensity ``>=`` 1 (``--intensity-threshold``,
+  which also makes intensity win over presence where a tool has both);
+  or per-AU thresholds fitted on a validation pair (``--fit-thresholds``).
+* Coverage: AUs the tool does not predict are "not predicted": they count
+  in the means over all AUs with accuracy 0 and F1 0 (no credit for an AU
+  never predicted), unless ``--uncovered zeros`` scores them as predicted
+  absent. The covered AUs are also scored on their own.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+import harness
+from harness.errors import UserError
+from harness.schema import NEGATIVE
+from harness.tooloutput import ToolOutput
+
+FACE_RULES = ("largest", "confidence")
+MISSING_RULES = ("zeros", "exclude")
+UNCOVERED_RULES = ("not-predicted", "zeros")
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_INTENSITY = 1.0
+_SHOWN = 5  # missing images named in a message
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How a tool's output becomes 0/1 predictions for the truth images."""
+
+    face: str = "largest"
+    missing: str | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    intensity_threshold: float | None = None
+    uncovered: str = "not-predicted"
+    map_path: Path | None = None
+
+
+@dataclass
+class Prediction:
+    """A tool's 0/1 predictions for the truth images, and how they were made."""
+
+    tool: str
+    covered: tuple[str, ...]  # schema order
+    pred: np.ndarray  # [N, len(covered)]; a missing image's row is 0
+    missing: list[str]
+    keep: np.ndarray  # bool [N]: rows that are scored
+    rules: str  # the rules applied, one line
+    settings: Rules = Rules()
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+
+def read_output(tool: str, path: str | os.PathLike) -> tuple[Any, ToolOutput]:
+    """The reader ``tool`` and what it read from ``path``."""
+    reader = harness.create("reader", tool)
+    if not Path(path).exists():
+        raise UserError(f"{path}: no such file or folder (the {tool} output)")
+    return reader, reader.read(Path(path))
+
+
+def predict(tool: str, path: str | os.PathLike, truth_names: Sequence[str], aus: Sequence[str],
+            rules: Rules, fitted: dict[str, float] | None = None) -> Prediction:
+    """Read, match, pick faces and binarize; refuses missing images without a ``missing`` rule."""
+    reader, out = read_output(tool, path)
+    covered = tuple(au for au in aus if au in out.covered)
+    if not covered:
+        raise UserError(f"{path}: the {tool} output predicts none of the schema's AUs")
+    chosen, face_rule = choose_faces(out, assign(out, truth_names, rules.map_path), len(truth_names),
+                                     rules.face)
+    missing = _missing(out, chosen, truth_names, rules, tool)
+    found = chosen >= 0
+    pred = np.zeros((len(truth_names), len(covered)), dtype=np.int64)
+    thresholds = {}
+    for j, au in enumerate(covered):
+        values, kind, default = score_column(out, au, rules, fitted is not None)
+        thresholds[au] = (fitted or {}).get(au, default)
+        pred[found, j] = values[chosen[found]] >= thresholds[au]
+    keep = found | (rules.missing != "exclude")
+    return Prediction(tool, covered, pred, missing, keep,
+                      describe(reader, rules, face_rule, fitted is not None), rules, thresholds)
+
+
+def fit_thresholds(tool: str, path: str | os.PathLike, truth_names: Sequence[str],
+                   truth: np.ndarray, aus: Sequence[str], rules: Rules) -> dict[str, float]:
+    """Per covered AU, the threshold the ``search`` thresholder picks on a validation pair.
+
+    Validation images the tool missed are left out of the fit.
+    """
+    _, out = read_output(tool, path)
+    chosen, _ = choose_faces(out, assign(out, truth_names, rules.map_path), len(truth_names), rules.face)
+    found = chosen >= 0
+    if not found.any():
+        raise UserError(f"{path}: no validation image has a usable face in the {tool} output")
+    covered = [au for au in aus if au in out.covered]
+    columns = {au: score_column(out, au, rules, fitted=True) for au in covered}
+    thresholds: dict[str, float] = {}
+    for default in sorted({c[2] for c in columns.values()}):  # one fit per kind of scale
+        group = [au for au in covered if columns[au][2] == default]
+        scores = np.column_stack([columns[au][0][chosen[found]] for au in group])
+        labels = truth[found][:, [list(aus).index(au) for au in group]]
+        fitted = harness.create("thresholder", "search", default=default).fit(scores, labels)
+        thresholds.update(zip(group, map(float, fitted)))
+    return thresholds
+
+
+# ------------------------------------------------------------------ matching
+def assign(out: ToolOutput, truth_names: Sequence[str], map_path: Path | None) -> np.ndarray:
+    """Per row of ``out``, the index of its truth image; refuses a row matching none."""
+    index = {name: i for i, name in enumerate(truth_names)}
+    if map_path is not None:
+        mapping = read_map(map_path, index)
+        lookup = lambda key: mapping.get(key)  # noqa: E731
+        hint = f"an entry in --map {map_path}"
+    else:
+        stems: dict[str, list[int]] = {}
+        for i, name in enumerate(truth_names):
+            stems.setdefault(Path(name).stem, []).append(i)
+
+        def lookup(key: str) -> int | None:
+            base = key.replace("\\", "/").rsplit("/", 1)[-1]
+            if base in index:
+                return index[base]
+            same = stems.get(Path(base).stem, [])
+            return same[0] if len(same) == 1 else None
+        hint = "its basename among the truth's images (or give --map)"
+    rows = np.empty(len(out.keys), dtype=np.int64)
+    for r, key in enumerate(out.keys):
+        found = lookup(key)
+        if found is None:
+            raise UserError(f"{out.where[r]}: image {key!r} is not in the truth; expected {hint}")
+        rows[r] = found
+    return rows
+
+
+def read_map(path: Path, index: dict[str, int]) -> dict[str, int]:
+    """A ``--map`` CSV with header ``key,image``: the tool's path or frame number -> truth image."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such --map file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a CSV 'key,image': {exc}") from None
+    if [c.strip() for c in frame.columns] != ["key", "image"]:
+        raise UserError(f"{path}: line 1: header {','.join(frame.columns)!r}; expected 'key,image'")
+    mapping: dict[str, int] = {}
+    for line, (key, image) in enumerate(zip(frame.iloc[:, 0].str.strip(), frame.iloc[:, 1].str.strip()), 2):
+        if image not in index:
+            raise UserError(f"{path}: line {line}: image {image!r} is not in the truth; expected "
+                            f"a truth image name")
+        if key in mapping:
+            raise UserError(f"{path}: line {line}: key {key!r} is mapped twice; expected one "
+                            f"image per key")
+        mapping[key] = index[image]
+    return mapping
+
+
+def choose_faces(out: ToolOutput, rows: np.ndarray, n: int, face: str) -> tuple[np.ndarray, str]:
+    """Per truth image, the row of its chosen face (-1: none), and the rule used."""
+    if face not in FACE_RULES:
+        raise UserError(f"--face: expected one of {', '.join(FACE_RULES)}, got {face!r}")
+    measure, rule = out.box_area, "largest box"
+    if face == "confidence" or measure is None:
+        measure, rule = out.confidence, "highest confidence"
+    ok = np.flatnonzero(~out.failed)
+    if measure is None:
+        several = np.bincount(rows[ok], minlength=n) > 1
+        if several.any():
+            r = ok[int(np.argmax(several[rows[ok]]))]
+            raise UserError(f"{out.where[r]}: image {out.keys[r]!r} has several faces and the "
+                            f"tool gives neither face boxes nor confidences; expected one row "
+                            f"per image")
+        measure, rule = np.zeros(len(rows)), "the only face"
+    size = np.nan_to_num(measure[ok], nan=-np.inf)
+    order = np.lexsort((ok, -size, rows[ok]))  # by image, then larger first, then earlier row
+    images, first = np.unique(rows[ok][order], return_index=True)
+    chosen = np.full(n, -1, dtype=np.int64)
+    chosen[images] = ok[order][first]
+    return chosen, rule
+
+
+def _missing(out: ToolOutput, chosen: np.ndarray, truth_names: Sequence[str], rules: Rules,
+             tool: str) -> list[str]:
+    missing = [truth_names[i] for i in np.flatnonzero(chosen < 0)]
+    if missing and rules.missing not in MISSING_RULES:
+        shown = ", ".join(repr(m) for m in missing[:_SHOWN]) + (", ..." if len(missing) > _SHOWN else "")
+        raise UserError(f"{out.source}: {len(missing):,} of {len(truth_names):,} truth images have "
+                        f"no usable face in the {tool} output (not in it, or failed detections: "
+                        f"{shown}); expected --missing zeros (score them as predicted absent) or "
+                        f"--missing exclude (leave them out)")
+    return missing
+
+
+# -------------------------------------------------------------- binarizing
+def score_column(out: ToolOutput, au: str, rules: Rules, fitted: bool) -> tuple[np.ndarray, str, float]:
+    """``(values, kind, default threshold)`` of ``au``: a probability, else the intensity where
+    asked for (a threshold given or fitted) or where there is no presence decision, else presence."""
+    if au in out.probability:
+        return out.probability[au], "probability", rules.threshold
+    wants_intensity = rules.intensity_threshold is not None or fitted or au not in out.presence
+    if au in out.intensity and wants_intensity:
+        level = DEFAULT_INTENSITY if rules.intensity_threshold is None else rules.intensity_threshold
+        return out.intensity[au], "intensity", level
+    return out.presence[au], "presence", 0.5
+
+
+def describe(reader: Any, rules: Rules, face_rule: str, fitted: bool) -> str:
+    """The rules of one scoring, one line (scorecard and ledger tag)."""
+    level = DEFAULT_INTENSITY if rules.intensity_threshold is None else rules.intensity_threshold
+    binarize = ("per-AU thresholds fitted on validation (search thresholder)" if fitted else
+                f"probability >= {rules.threshold:g}, intensity >= {level:g}")
+    matching = f"--map {rules.map_path.name}" if rules.map_path else "basename"
+    return (f"{getattr(reader, 'rules', '')}; images by {matching}; face: {face_rule}; "
+            f"{binarize}; missing: {rules.missing or 'none'}; uncovered: {rules.uncovered}")
+
+
+# ----------------------------------------------------------------- scoring
+def not_predicted(truth: np.ndarray) -> np.ndarray:
+    """Predictions that score accuracy 0 and F1 0 on every known row: the complement of the truth.
+
+    An AU a tool never predicts is scored this way so that the project's
+    own metric (and its bootstrap) counts it as no credit, neither as a
+    hit nor as the tool having said 0.
+    """
+    return (np.asarray(truth) == NEGATIVE).astype(np.int64)
+
+
+def full_predictions(pred: np.ndarray, covered: Sequence[str], truth: np.ndarray,
+                     aus: Sequence[str], uncovered: str) -> np.ndarray:
+    """``[N, len(aus)]``: the covered AUs as predicted, the others by the ``uncovered`` rule."""
+    if uncovered not in UNCOVERED_RULES:
+        raise UserError(f"--uncovered: expected one of {', '.join(UNCOVERED_RULES)}, got {uncovered!r}")
+    full = not_predicted(truth) if uncovered == "not-predicted" else np.zeros(truth.shape, np.int64)
+    full[:, [list(aus).index(au) for au in covered]] = pred
+    return full
+
+
+def tool_scorecard(p: Prediction, truth: np.ndarray, aus: Sequence[str], rows: np.ndarray,
+                   resamples: int, seed: int) -> dict[str, Any]:
+    """The scorecard on all AUs (uncovered ones by the rule) of the truth ``rows`` that are
+    kept, plus the covered-AU score, the coverage and the missing images."""
+    from leaderboard.scoring import scorecard
+
+    rows = rows & p.keep
+    truth, pred = truth[rows], p.pred[rows]
+    uncovered = p.settings.uncovered
+    card = scorecard(full_predictions(pred, p.covered, truth, aus, uncovered), truth, aus,
+                     resamples, seed)
+    not_covered = [au for au in aus if au not in p.covered]
+    if uncovered == "not-predicted":
+        for au in not_covered:
+            card["per_au"][au] = {"accuracy": None, "f1": None, "n": card["per_au"][au]["n"],
+                                  "predicted": False}
+    covered = scorecard(pred, truth[:, [list(aus).index(au) for au in p.covered]], p.covered,
+                        resamples, seed)
+    card["covered"] = {k: covered[k] for k in ("final", "accuracy", "f1", "ci95")}
+    card["coverage"] = {"tool": p.tool, "covered": list(p.covered), "not_predicted": not_covered,
+                        "uncovered": UNCOVERED_TEXT[uncovered]}
+    card["missing"] = {"count": len(p.missing), "rule": p.settings.missing, "images": p.missing}
+    card["rules"] = p.rules
+    return card
+
+
+UNCOVERED_TEXT = {
+    "not-predicted": "not predicted: accuracy 0 and F1 0 in the means over all AUs",
+    "zeros": "scored as predicted absent (--uncovered zeros)",
+}

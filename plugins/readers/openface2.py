@@ -1,0 +1,98 @@
+"""OpenFace 2.x: the CSVs of ``FeatureExtraction`` / ``FaceLandmarkVidMulti`` and ``FaceLandmarkImg``.
+
+* ``FeatureExtraction`` (a video or ``-fdir`` of images, a sequence): one
+  row per frame and face, ``frame, face_id, timestamp, confidence, success``
+  first; ``success == 0`` rows are failed detections (their AUs are 0, not
+  absences). Frames are numbers: match them to images with ``--map``.
+* ``FaceLandmarkImg``: one CSV per image, named after it, with ``face,
+  confidence`` first and one row per detected face; no face, no row.
+  Give the folder of these CSVs: the file name is the image.
+
+Older releases separate header fields with ``", "``; names are stripped.
+``AUxx_c`` is OpenFace's presence decision (0/1), ``AUxx_r`` its intensity
+(0-5); AU28 has only ``_c``. The face box (``--face largest``) is the extent
+of the 2D landmarks ``x_i, y_i`` when they were written.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import UserError
+from harness.tooloutput import ToolOutput
+from plugins.readers import common
+
+_AU = re.compile(r"^AU(\d+)_([cr])$")
+_SEQUENCE = ("frame", "face_id", "confidence", "success")
+_IMAGE = ("face", "confidence")
+
+
+class OpenFace2Reader:
+    """OpenFace 2.x CSVs: AUxx_c presence, AUxx_r intensity 0-5, success == 0 rows failed."""
+
+    tool = "OpenFace 2"
+    rules = ("AUxx_c presence as OpenFace decided it, or AUxx_r >= the intensity threshold; "
+             "success == 0 rows are failed detections; face box from the 2D landmarks")
+
+    def read(self, path: str | Path) -> ToolOutput:
+        path = Path(path)
+        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+        if not files:
+            raise UserError(f"{path}: no .csv files in this folder; expected OpenFace 2 output")
+        parts = [_read_file(f) for f in files]
+        return common.concat(parts, str(path), self.rules)
+
+
+def _read_file(path: Path) -> ToolOutput:
+    frame = common.read_table(path)
+    aus = {m.groups(): col for col in frame.columns if (m := _AU.match(col))}
+    if not aus:
+        raise UserError(f"{path}: line 1: no AUxx_c or AUxx_r columns; expected OpenFace 2 "
+                        f"output written with its AUs (-aus)")
+    sequence = "success" in frame.columns or "frame" in frame.columns
+    common.require(frame, _SEQUENCE if sequence else _IMAGE, path,
+                   "OpenFace 2 columns 'frame, face_id, timestamp, confidence, success' "
+                   "(FeatureExtraction) or 'face, confidence' (FaceLandmarkImg)")
+    presence, intensity = {}, {}
+    for (number, kind), col in aus.items():
+        au = common.enc_au(number)
+        if au is None:
+            continue
+        if kind == "c":
+            presence[au] = _presence(frame, col, path)
+        else:
+            intensity[au] = common.numbers(frame, col, path, 0, 5)
+    n = len(frame)
+    failed = common.any_nan({**presence, **intensity}, n)
+    if sequence:
+        failed |= common.numbers(frame, "success", path, 0, 1) == 0
+        keys = frame["frame"].tolist()
+        common.numbers(frame, "frame", path)
+    else:
+        keys = [path.stem] * n
+    return ToolOutput(source=str(path), keys=keys, where=common.where(frame, path), failed=failed,
+                      presence=presence, intensity=intensity, box_area=_landmark_box(frame, path),
+                      confidence=common.numbers(frame, "confidence", path))
+
+
+def _presence(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    values = common.numbers(frame, column, path, 0, 1)
+    odd = ~np.isnan(values) & (values != 0) & (values != 1)
+    if odd.any():
+        row = int(np.argmax(odd))
+        raise UserError(f"{path}: line {common.line(frame, row)}, column {column}: value "
+                        f"{frame[column].iloc[row]!r}, expected 0 or 1 (a presence column)")
+    return values
+
+
+def _landmark_box(frame: pd.DataFrame, path: Path) -> np.ndarray | None:
+    xs = [c for c in frame.columns if re.fullmatch(r"x_\d+", c)]
+    ys = [c for c in frame.columns if re.fullmatch(r"y_\d+", c)]
+    if not xs or not ys:
+        return None
+    x = np.column_stack([common.numbers(frame, c, path) for c in xs])
+    y = np.column_stack([common.numbers(frame, c, path) for c in ys])
+    return np.ptp(x, axis=1) * np.ptp(y, axis=1)

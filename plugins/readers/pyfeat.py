@@ -1,0 +1,44 @@
+"""py-feat: the CSV of a ``Fex`` frame (``detector.detect_image(...)`` then ``.to_csv``).
+
+One row per detected face: ``FaceRectX, FaceRectY, FaceRectWidth,
+FaceRectHeight, FaceScore``, the AU probabilities ``AU01 ... AU43`` in
+[0, 1], and ``input`` (the image path) and ``frame``. An image without a
+face is one row whose face and AU values are NaN: a failed detection.
+``to_csv`` also writes pandas' unnamed index column, which is ignored.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import UserError
+from harness.tooloutput import ToolOutput
+from plugins.readers import common
+
+_AU = re.compile(r"^AU(\d+)$")
+_FACE = ("FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "FaceScore")
+
+
+class PyFeatReader:
+    """py-feat Fex CSV: AU01..AU43 probabilities, FaceRect* boxes, FaceScore; NaN rows failed."""
+
+    tool = "py-feat"
+    rules = "AUxx probability >= the threshold; a row of NaN AUs (no face) is a failed detection"
+
+    def read(self, path: str | Path) -> ToolOutput:
+        frame = common.read_table(path)
+        frame = frame[[c for c in frame.columns if c and not c.startswith("Unnamed:")]]
+        common.require(frame, _FACE, path, "py-feat Fex columns " + ", ".join(_FACE))
+        columns = {au: col for col in frame.columns
+                   if (m := _AU.match(col)) and (au := common.enc_au(m.group(1)))}
+        if not columns:
+            raise UserError(f"{path}: line 1: no AU01 ... AU43 columns; expected a py-feat Fex CSV")
+        probability = {au: common.numbers(frame, col, path, 0, 1) for au, col in columns.items()}
+        width, height, score = (common.numbers(frame, c, path)
+                                for c in ("FaceRectWidth", "FaceRectHeight", "FaceScore"))
+        failed = common.any_nan(probability, len(frame)) | np.isnan(width) | np.isnan(score)
+        return ToolOutput(source=str(path), keys=common.image_keys(frame, path),
+                          where=common.where(frame, path), failed=failed, probability=probability,
+                          box_area=width * height, confidence=score, rules=self.rules)
