@@ -18,7 +18,7 @@ class ToolOutput:
 
     * ``keys``: per row, the image the tool says it read: a path or file
       name, or a frame number (matched through ``--map``).
-    * ``where``: per row, ``"file:line"`` for messages.
+    * ``where``: per row, ``"file: line N"`` for messages.
     * ``failed``: per row, True for a failed detection (OpenFace's
       ``success == 0``, py-feat's NaN row): the image counts as missing
       unless another row of it succeeded.

@@ -56,7 +56,7 @@ def line(frame: pd.DataFrame, row: int) -> int:
 
 
 def where(frame: pd.DataFrame, path: str | Path) -> list[str]:
-    return [f"{path}:{i + 2}" for i in frame.index]
+    return [f"{path}: line {i + 2}" for i in frame.index]
 
 
 def require(frame: pd.DataFrame, columns: Iterable[str], path: str | Path, expected: str) -> None:

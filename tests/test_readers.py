@@ -1,0 +1,411 @@
+"""Other tools' outputs (`auh score/check/convert --from TOOL`): each reader on files written
+in the tool's own format, quirks included, and the scores against scikit-learn."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+import harness
+from harness.cli import main
+from harness.labels import read_labels, write_labels
+from harness.schema import ENC2020, UNKNOWN
+from leaderboard import ledger
+
+AUS = ENC2020.aus
+N = 24
+NAMES = [f"N_{i:04d}.jpg" for i in range(N)]
+OF2_R = ("01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25",
+         "26", "45")
+OF2_C = tuple(sorted(OF2_R + ("28",)))
+OF2_COVERS = ["AU1", "AU2", "AU4", "AU5", "AU6", "AU9", "AU10", "AU12", "AU15", "AU17", "AU20",
+              "AU25", "AU26", "AU28"]
+FEAT_AUS = ("01", "02", "04", "05", "06", "07", "09", "10", "11", "12", "14", "15", "17", "20", "23",
+            "24", "25", "26", "28", "43")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def truth(in_tmp) -> Path:
+    rng = np.random.default_rng(7)
+    labels = (rng.random((N, len(AUS))) < 0.4).astype(int)
+    labels[rng.random(labels.shape) < 0.1] = UNKNOWN
+    write_labels(in_tmp / "truth.txt", NAMES, labels)
+    return in_tmp / "truth.txt"
+
+
+def oracle(pred: dict[str, np.ndarray], truth: np.ndarray, uncovered: str = "not-predicted"):
+    """(final, accuracy, f1) by scikit-learn: per AU on known rows, then the mean; an AU the
+    tool does not predict scores 0 and 0 (not predicted) or is predicted absent (zeros)."""
+    accs, f1s = [], []
+    for j, au in enumerate(AUS):
+        known = truth[:, j] != UNKNOWN
+        if not known.any():
+            continue
+        y = truth[known, j]
+        if au in pred or uncovered == "zeros":
+            p = pred[au][known] if au in pred else np.zeros_like(y)
+            accs.append(accuracy_score(y, p))
+            f1s.append(f1_score(y, p, zero_division=0))
+        else:
+            accs.append(0.0)
+            f1s.append(0.0)
+    acc, f1 = float(np.mean(accs)), float(np.mean(f1s))
+    return (acc + f1) / 2, acc, f1
+
+
+def score_json(capsys, truth: Path, tool: str, output: Path, *extra: str) -> dict:
+    code, out, err = run(capsys, "score", "--truth", truth, "--from", tool, "--submission", output,
+                         "--json", "--resamples", "0", *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def assert_scores(card: dict, pred: dict[str, np.ndarray], labels: np.ndarray, **kw) -> None:
+    final, acc, f1 = oracle(pred, labels, **kw)
+    assert card["final"] == pytest.approx(final, abs=1e-12)
+    assert card["accuracy"] == pytest.approx(acc, abs=1e-12)
+    assert card["f1"] == pytest.approx(f1, abs=1e-12)
+    covered = {au: p for au, p in pred.items()}
+    cov_labels = labels[:, [AUS.index(au) for au in covered]]
+    accs = [accuracy_score(cov_labels[:, j][cov_labels[:, j] != UNKNOWN], p[cov_labels[:, j] != UNKNOWN])
+            for j, p in enumerate(covered.values())]
+    f1s = [f1_score(cov_labels[:, j][cov_labels[:, j] != UNKNOWN], p[cov_labels[:, j] != UNKNOWN],
+                    zero_division=0) for j, p in enumerate(covered.values())]
+    assert card["covered"]["final"] == pytest.approx((np.mean(accs) + np.mean(f1s)) / 2, abs=1e-12)
+
+
+# ------------------------------------------------------------- OpenFace 2
+def of2_sequence(path: Path, rows: list[tuple[int, int, bool, np.ndarray, np.ndarray]]) -> None:
+    """FeatureExtraction's CSV as OpenFace 2.0 writes it: ', ' between header names and values."""
+    head = ["frame", "face_id", "timestamp", "confidence", "success", "pose_Tx", "pose_Ty",
+            "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"]
+    head += [f"AU{a}_r" for a in OF2_R] + [f"AU{a}_c" for a in OF2_C]
+    lines = [", ".join(head)]
+    for frame, face, ok, r, c in rows:
+        r, c = (r, c) if ok else (np.zeros_like(r), np.zeros_like(c))  # a failed frame: all 0
+        vals = [str(frame), str(face), f"{(frame - 1) * 0.033:.3f}", "0.98" if ok else "0.00",
+                "1" if ok else "0", "10.1", "-3.2", "400.5", "0.100", "-0.050", "0.020"]
+        vals += [f"{x:.2f}" for x in r] + [f"{x:.1f}" for x in c]
+        lines.append(", ".join(vals))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def of2_values(rng) -> tuple[np.ndarray, np.ndarray]:
+    # rounded as OpenFace writes them, so the test's values are the file's
+    return rng.uniform(0, 5, len(OF2_R)).round(2), (rng.random(len(OF2_C)) < 0.4).astype(float)
+
+
+def test_openface2_feature_extraction_frames_map_and_failed_rows(truth, capsys):
+    rng = np.random.default_rng(1)
+    values = [of2_values(rng) for _ in NAMES]
+    failed = {3, 7}
+    of2_sequence(truth.parent / "fe.csv", [(i + 1, 0, i not in failed, *values[i]) for i in range(N)])
+    (truth.parent / "map.csv").write_text("key,image\n" + "".join(f"{i + 1},{n}\n" for i, n in enumerate(NAMES)))
+    code, _, err = run(capsys, "check", "--truth", truth, "--from", "openface2", "--submission",
+                       truth.parent / "fe.csv", "--missing", "zeros")
+    assert code == 2 and "image '1' is not in the truth" in err and "--map" in err
+    card = score_json(capsys, truth, "openface2", truth.parent / "fe.csv", "--map",
+                      truth.parent / "map.csv", "--missing", "zeros")
+    assert card["coverage"]["covered"] == OF2_COVERS
+    assert card["missing"] == {"count": 2, "rule": "zeros", "images": [NAMES[3], NAMES[7]]}
+    _, labels = read_labels(truth)
+    pred = {}
+    for au in OF2_COVERS:  # the tool's own presence decisions; failed frames: predicted absent
+        col = OF2_C.index(f"{int(au[2:]):02d}")
+        pred[au] = np.array([0 if i in failed else int(values[i][1][col]) for i in range(N)])
+    assert_scores(card, pred, labels)
+    assert card["per_au"]["AU18"] == {"accuracy": None, "f1": None, "n": card["per_au"]["AU18"]["n"],
+                                      "predicted": False}
+
+
+def of2_image_csv(path: Path, faces: list[tuple[float, np.ndarray, np.ndarray]]) -> None:
+    """FaceLandmarkImg's per-image CSV: 'face, confidence', 68 landmarks, AUs; no face, no row."""
+    head = ["face", "confidence"] + [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
+    head += [f"AU{a}_r" for a in OF2_R] + [f"AU{a}_c" for a in OF2_C]
+    lines = [", ".join(head)]
+    for face, (size, r, c) in enumerate(faces):
+        xs = np.linspace(100, 100 + size, 68)
+        vals = [str(face), "0.950"] + [f"{x:.1f}" for x in xs] + [f"{x:.1f}" for x in xs]
+        lines.append(", ".join(vals + [f"{x:.2f}" for x in r] + [f"{x:.1f}" for x in c]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_openface2_image_folder_largest_face_intensity_and_exclude(truth, capsys):
+    rng = np.random.default_rng(2)
+    folder = truth.parent / "processed"
+    folder.mkdir()
+    chosen = {}
+    for i, name in enumerate(NAMES):
+        faces = [(50.0, *of2_values(rng))]
+        if i == 5:
+            faces.append((80.0, *of2_values(rng)))  # a second, larger face: the one scored
+        if i == 9:
+            faces = []  # no face detected: a header-only file
+        of2_image_csv(folder / f"{Path(name).stem}.csv", faces)
+        if faces:
+            chosen[i] = max(faces, key=lambda f: f[0])
+    card = score_json(capsys, truth, "openface2", folder, "--missing", "exclude",
+                      "--intensity-threshold", "2")
+    assert card["missing"]["images"] == [NAMES[9]] and card["n_images"] == N - 1
+    _, labels = read_labels(truth)
+    keep = [i for i in range(N) if i in chosen]
+    pred = {}
+    for au in OF2_COVERS:  # AUxx_r >= 2 where OpenFace has an intensity; AU28 only has _c
+        code = f"{int(au[2:]):02d}"
+        pred[au] = np.array([int(chosen[i][1][OF2_R.index(code)] >= 2) if code in OF2_R
+                             else int(chosen[i][2][OF2_C.index(code)]) for i in keep])
+    assert_scores(card, pred, labels[keep])
+    assert "AUxx_r >= the intensity threshold" in card["rules"] and "intensity >= 2" in card["rules"]
+
+
+# ----------------------------------------------------------------- py-feat
+def fex_csv(path: Path, rows: list[tuple[str, list[float] | None, np.ndarray | None]]) -> None:
+    """``Fex.to_csv``: pandas' unnamed index first; a frame without a face is a row of NaN."""
+    head = ["", "FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "FaceScore"]
+    head += [f"AU{a}" for a in FEAT_AUS] + ["anger", "input", "frame"]
+    lines = [",".join(head)]
+    for i, (name, face, probs) in enumerate(rows):
+        face_cells = ["" if face is None else f"{v}" for v in (face or [None] * 5)]
+        au_cells = [""] * len(FEAT_AUS) if probs is None else [f"{p:.6f}" for p in probs]
+        emo = "" if probs is None else "0.1"
+        lines.append(",".join([str(i), *face_cells, *au_cells, emo, f"/data/enc/{name}", str(i)]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def feat_rows(rng):
+    rows, probs = [], {}
+    for i, name in enumerate(NAMES):
+        if i == 4:
+            rows.append((name, None, None))  # no face
+            continue
+        p = rng.random(len(FEAT_AUS)).round(6)
+        rows.append((name, [10.0, 12.0, 40.0, 50.0, 0.99], p))
+        probs[i] = p
+        if i == 6:  # a second face: smaller box but a higher detection score
+            q = rng.random(len(FEAT_AUS)).round(6)
+            rows.append((name, [90.0, 12.0, 20.0, 25.0, 0.999], q))
+            probs[(i, "second")] = q
+    return rows, probs
+
+
+FEAT_COVERS = [f"AU{int(a)}" for a in FEAT_AUS if f"AU{int(a)}" in AUS]
+
+
+@pytest.mark.parametrize("face", ["largest", "confidence"])
+def test_pyfeat_nan_rows_faces_and_threshold(truth, capsys, face):
+    rng = np.random.default_rng(3)
+    rows, probs = feat_rows(rng)
+    fex_csv(truth.parent / "fex.csv", rows)
+    card = score_json(capsys, truth, "pyfeat", truth.parent / "fex.csv", "--missing", "zeros",
+                      "--threshold", "0.3", "--face", face)
+    assert card["coverage"]["covered"] == FEAT_COVERS and len(FEAT_COVERS) == 16
+    assert card["missing"]["images"] == [NAMES[4]]
+    _, labels = read_labels(truth)
+    pick = {i: probs[i] for i in range(N) if i in probs}
+    if face == "confidence":
+        pick[6] = probs[(6, "second")]
+    pred = {au: np.array([int(pick[i][FEAT_AUS.index(f"{int(au[2:]):02d}")] >= 0.3) if i in pick else 0
+                          for i in range(N)]) for au in FEAT_COVERS}
+    assert_scores(card, pred, labels)
+
+
+def test_pyfeat_uncovered_zeros_is_stated(truth, capsys):
+    rng = np.random.default_rng(3)
+    rows, probs = feat_rows(rng)
+    fex_csv(truth.parent / "fex.csv", rows)
+    card = score_json(capsys, truth, "pyfeat", truth.parent / "fex.csv", "--missing", "zeros",
+                      "--uncovered", "zeros")
+    assert card["coverage"]["uncovered"] == "scored as predicted absent (--uncovered zeros)"
+    assert card["per_au"]["AU51"]["f1"] is not None
+    _, labels = read_labels(truth)
+    pred = {au: np.array([int(probs[i][FEAT_AUS.index(f"{int(au[2:]):02d}")] >= 0.5) if i in probs else 0
+                          for i in range(N)]) for au in FEAT_COVERS}
+    assert_scores(card, pred, labels, uncovered="zeros")
+    code, out, _ = run(capsys, "score", "--truth", truth, "--from", "pyfeat", "--submission",
+                       truth.parent / "fex.csv", "--missing", "zeros", "--resamples", "0")
+    assert code == 0 and "AU51" in out and "not predicted" in out and "covers    16 of 23 AUs" in out
+
+
+def test_fit_thresholds_use_the_search_thresholder(truth, capsys):
+    rng = np.random.default_rng(4)
+    rows, probs = feat_rows(rng)
+    fex_csv(truth.parent / "fex.csv", rows)
+    val_rows, val_probs = feat_rows(rng)
+    fex_csv(truth.parent / "val.csv", val_rows)
+    val_labels = (rng.random((N, len(AUS))) < 0.3).astype(int)
+    write_labels(truth.parent / "val.txt", NAMES, val_labels)
+    card = score_json(capsys, truth, "pyfeat", truth.parent / "fex.csv", "--missing", "zeros",
+                      "--fit-thresholds", truth.parent / "val.txt", truth.parent / "val.csv")
+    cols = [FEAT_AUS.index(f"{int(au[2:]):02d}") for au in FEAT_COVERS]
+    seen = [i for i in range(N) if i in val_probs]  # the largest face of each; image 4 has none
+    scores = np.array([val_probs[i][cols] for i in seen])
+    expected = harness.create("thresholder", "search").fit(
+        scores, val_labels[seen][:, [AUS.index(au) for au in FEAT_COVERS]])
+    _, labels = read_labels(truth)
+    pred = {au: np.array([int(probs[i][c] >= t) if i in probs else 0 for i in range(N)])
+            for au, c, t in zip(FEAT_COVERS, cols, expected)}
+    assert_scores(card, pred, labels)
+    assert "fitted on validation" in card["rules"]
+
+
+# --------------------------------------------------------------- LibreFace
+LIBRE_DET = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
+LIBRE_INT = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
+
+
+def test_libreface_presence_then_intensity(truth, capsys):
+    rng = np.random.default_rng(5)
+    det = (rng.random((N, len(LIBRE_DET))) < 0.4).astype(int)
+    inten = rng.uniform(0, 5, (N, len(LIBRE_INT))).round(3)
+    head = ["image_path"] + [f"au_{k}" for k in LIBRE_DET] + [f"au_{k}_intensity" for k in LIBRE_INT]
+    lines = [",".join(head)]
+    for i, name in enumerate(NAMES):
+        if i == 2:
+            lines.append(",".join([f"imgs/{name}"] + [""] * (len(head) - 1)))  # failed: empty
+            continue
+        lines.append(",".join([f"imgs/{name}", *map(str, det[i]), *(f"{x:.3f}" for x in inten[i])]))
+    (truth.parent / "libre.csv").write_text("\n".join(lines) + "\n")
+    card = score_json(capsys, truth, "libreface", truth.parent / "libre.csv", "--missing", "zeros")
+    covers = [au for au in AUS if int(au[2:]) in LIBRE_DET + LIBRE_INT]
+    assert card["coverage"]["covered"] == covers and len(covers) == 14
+    _, labels = read_labels(truth)
+    pred = {}
+    for au in covers:
+        k = int(au[2:])
+        col = det[:, LIBRE_DET.index(k)] if k in LIBRE_DET else (
+            inten[:, LIBRE_INT.index(k)] >= 1).astype(int)  # intensity-only AUs: >= 1
+        pred[au] = np.where(np.arange(N) == 2, 0, col)
+    assert_scores(card, pred, labels)
+
+
+# ------------------------------------------------------------- OpenGraphAU
+def test_opengraphau_left_right_max(truth, capsys):
+    from plugins.readers.opengraphau import COLUMNS
+
+    rng = np.random.default_rng(6)
+    probs = rng.random((N, len(COLUMNS))) * 0.45  # all below 0.5 ...
+    probs[0, COLUMNS.index("AUL1")] = 0.8  # ... but the left AU1 of image 0
+    probs[1, COLUMNS.index("AUR12")] = 0.7  # and the right AU12 of image 1
+    lines = [",".join(("image",) + COLUMNS)]
+    lines += [",".join([name, *(f"{p:.4f}" for p in probs[i])]) for i, name in enumerate(NAMES)]
+    (truth.parent / "ogau.csv").write_text("\n".join(lines) + "\n")
+    code, out, _ = run(capsys, "convert", truth.parent / "ogau.csv", "--truth", truth, "--from",
+                       "opengraphau", "--out", truth.parent / "sub.csv")
+    assert code == 0 and "covers    15 of 23 AUs" in out
+    names, sub = read_labels(truth.parent / "sub.csv")
+    assert names == NAMES
+    assert sub[0, AUS.index("AU1")] == 1 and sub[1, AUS.index("AU12")] == 1
+    assert sub[2:].sum() == 0 and sub.sum() == 2  # nothing else reaches 0.5; uncovered written 0
+
+
+# -------------------------------------------------------------- OpenFace 3
+def test_openface3_action_unit_lists(truth, capsys):
+    rng = np.random.default_rng(8)
+    units = rng.random((N, 8)).round(4)
+    lines = ["image_path\tface_id\tconfidence\taction_units\temotion"]
+    for i, name in enumerate(NAMES):
+        listed = "[]" if i == 1 else "[" + ", ".join(f"{u:.4f}" for u in units[i]) + "]"
+        lines.append(f"/in/{name}\t0\t0.97\t{listed}\tHappiness")
+    lines.append(f"/in/{NAMES[3]}\t1\t0.40\t[{', '.join(['0.99'] * 8)}]\tSadness")  # lower score
+    (truth.parent / "of3.tsv").write_text("\n".join(lines) + "\n")
+    card = score_json(capsys, truth, "openface3", truth.parent / "of3.tsv", "--missing", "exclude")
+    covers = ["AU1", "AU2", "AU4", "AU6", "AU9", "AU12", "AU25", "AU26"]
+    assert card["coverage"]["covered"] == covers and card["missing"]["images"] == [NAMES[1]]
+    assert "face: highest confidence" in card["rules"]  # no boxes: the detector score decides
+    _, labels = read_labels(truth)
+    keep = [i for i in range(N) if i != 1]
+    pred = {au: (units[keep, j] >= 0.5).astype(int) for j, au in enumerate(covers)}
+    assert_scores(card, pred, labels[keep])
+
+
+# --------------------------------------------------------------- bad input
+@pytest.fixture
+def tool_files(truth) -> Path:
+    rng = np.random.default_rng(9)
+    rows, _ = feat_rows(rng)
+    fex_csv(truth.parent / "fex.csv", rows)
+    text = (truth.parent / "fex.csv").read_text().splitlines()
+    cells = text[2].split(",")
+    cells[7] = "1.5"
+    (truth.parent / "bad_prob.csv").write_text("\n".join(text[:2] + [",".join(cells)] + text[3:]) + "\n")
+    (truth.parent / "extra.csv").write_text("\n".join(text + [text[1].replace(NAMES[0], "other.jpg")]) + "\n")
+    (truth.parent / "map.csv").write_text("key,image\n/data/enc/N_0000.jpg,nope.jpg\n")
+    (truth.parent / "of2.csv").write_text("frame, face_id, timestamp, confidence, success, AU01_c\n"
+                                          "1, 0, 0.000, 0.98, 1, yes\n")
+    return truth.parent
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--from", "openface9", "--submission", "fex.csv"],
+     "unknown reader 'openface9'; available: libreface, openface2, openface3, opengraphau, pyfeat"),
+    (["--from", "pyfeat", "--submission", "fex.csv"],
+     "fex.csv: 1 of 24 truth images have no usable face in the pyfeat output"),
+    (["--from", "pyfeat", "--submission", "bad_prob.csv", "--missing", "zeros"],
+     "bad_prob.csv: line 3, column AU02: value '1.5', expected a number in [0, 1]"),
+    (["--from", "pyfeat", "--submission", "extra.csv", "--missing", "zeros"],
+     "extra.csv: line 27: image '/data/enc/other.jpg' is not in the truth"),
+    (["--from", "pyfeat", "--submission", "fex.csv", "--missing", "zeros", "--map", "map.csv"],
+     "map.csv: line 2: image 'nope.jpg' is not in the truth"),
+    (["--from", "openface2", "--submission", "of2.csv", "--missing", "zeros"],
+     "of2.csv: line 2, column AU01_c: value 'yes', expected a number in [0, 1]"),
+    (["--from", "pyfeat", "--submission", "missing.csv"], "missing.csv: no such file or folder"),
+    (["--from", "pyfeat", "--submission", "fex.csv", "--threshold", "0"], "--threshold: expected"),
+])
+def test_bad_tool_input_is_one_line_exit_2_and_writes_nothing(tool_files, capsys, args, message):
+    for command in ("check", "score"):
+        code, out, err = run(capsys, command, "--truth", "truth.txt", *args)
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+    code, _, err = run(capsys, "convert", args[3], "--truth", "truth.txt", "--out", "sub.csv",
+                       *args[:2], *args[4:])
+    assert code == 2 and message in err
+    assert not (tool_files / "mlflow.db").exists() and not (tool_files / "sub.csv").exists()
+
+
+def test_convert_refuses_exclude(tool_files, capsys):
+    code, _, err = run(capsys, "convert", "fex.csv", "--truth", "truth.txt", "--from", "pyfeat",
+                       "--out", "sub.csv", "--missing", "exclude")
+    assert code == 2 and "a submission needs a row for every truth image" in err
+    assert not (tool_files / "sub.csv").exists()
+
+
+# ------------------------------------------------------------- leaderboard
+def test_tools_on_the_leaderboard_with_coverage_and_tags(truth, capsys):
+    rng = np.random.default_rng(10)
+    rows, _ = feat_rows(rng)
+    fex_csv(truth.parent / "fex.csv", rows)
+    from plugins.readers.opengraphau import COLUMNS
+
+    probs = rng.random((N, len(COLUMNS)))
+    lines = [",".join(("image",) + COLUMNS)]
+    lines += [",".join([n, *(f"{p:.4f}" for p in probs[i])]) for i, n in enumerate(NAMES)]
+    (truth.parent / "ogau.csv").write_text("\n".join(lines) + "\n")
+    finals = {}
+    for tool, path in (("pyfeat", "fex.csv"), ("opengraphau", "ogau.csv")):
+        code, out, err = run(capsys, "score", "--truth", truth, "--from", tool, "--submission",
+                             truth.parent / path, "--missing", "zeros", "--tool-version", "1.2",
+                             "--resamples", "30", "--json")
+        assert code == 0, err
+        finals[tool] = json.loads(out)["final"]
+    entries = {e.team: e for e in ledger.entries("scoring/test")}
+    assert entries["pyfeat"].tags["tool"] == "pyfeat" and entries["pyfeat"].tags["tool_version"] == "1.2"
+    assert entries["pyfeat"].tags["coverage"].split(",") == FEAT_COVERS
+    assert "NaN AUs" in entries["pyfeat"].tags["reader_rules"]
+    assert entries["opengraphau"].metrics["covered/final"] > 0
+    code, out, _ = run(capsys, "leaderboard", "--format", "csv", "--resamples", "30")
+    assert code == 0
+    header, *body = [line.split(",") for line in out.splitlines()]
+    got = [dict(zip(header, line)) for line in body]
+    order = sorted(finals, key=lambda t: -finals[t])
+    assert [g["team"] for g in got] == order
+    assert [float(g["final"]) for g in got] == [finals[t] for t in order]
+    assert {g["team"]: g["coverage"] for g in got} == {"pyfeat": "16/23", "opengraphau": "15/23"}
+    assert got[0]["p_better_than_next"] != ""  # the paired bootstrap ran on the stored predictions
