@@ -60,30 +60,34 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """Build and install ``auh-even-rows`` (entry point group ``au_harness``) into a private site dir."""
-    root = tmp_path_factory.mktemp("plugin")
+def _install(root: Path, dist: str, version: str, entry: str, module: str, source: str) -> Path:
+    """Build and install ``dist`` (entry point group ``au_harness``) into a private site dir."""
     pkg = root / "src"
-    (pkg / "auh_even_rows").mkdir(parents=True)
-    (pkg / "auh_even_rows" / "__init__.py").write_text(PLUGIN_SOURCE)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent('''
+    (pkg / module).mkdir(parents=True)
+    (pkg / module / "__init__.py").write_text(source)
+    (pkg / "pyproject.toml").write_text(textwrap.dedent(f'''
         [build-system]
         requires = ["setuptools>=61"]
         build-backend = "setuptools.build_meta"
 
         [project]
-        name = "auh-even-rows"
-        version = "0.4.2"
+        name = "{dist}"
+        version = "{version}"
 
         [project.entry-points.au_harness]
-        even_rows = "auh_even_rows"
+        {entry} = "{module}"
     '''))
     site = root / "site"
     proc = _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                  "--no-index", "--target", str(site), str(pkg)], _env(None), root)
     assert proc.returncode == 0, proc.stderr
     return site
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    return _install(tmp_path_factory.mktemp("plugin"), "auh-even-rows", "0.4.2", "even_rows",
+                    "auh_even_rows", PLUGIN_SOURCE)
 
 
 def test_entry_point_plugin_is_listed_with_its_distribution(installed, tmp_path):
@@ -122,3 +126,66 @@ def test_unknown_sampler_in_a_recipe_is_one_line_exit_2(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "auh: error: recipe field sampler: unknown sampler 'mlross'; available: mlros, uniform, weighted "
         "(did you mean 'mlros'?)"]
+
+
+# ----------------------------------------------------------- a third-party reader
+READER_SOURCE = textwrap.dedent('''
+    """A tool that only detects smiles: CSV 'file,smile' with a probability per image."""
+    import numpy as np
+    from harness import hookimpl
+    from harness.tooloutput import ToolOutput
+    from plugins.readers import common
+
+
+    class SmileReader:
+        """Smile CSV: file, smile probability (AU12)."""
+
+        tool = "SmileNet"
+        rules = "smile probability as AU12"
+
+        def read(self, path):
+            frame = common.read_table(path)
+            common.require(frame, ["file", "smile"], path, "'file,smile'")
+            smile = common.numbers(frame, "smile", path, 0, 1)
+            return ToolOutput(source=str(path), keys=frame["file"].tolist(),
+                              where=common.where(frame, path), failed=np.isnan(smile),
+                              probability={"AU12": smile}, rules=self.rules)
+
+
+    @hookimpl
+    def auh_readers():
+        return {"smile": SmileReader}
+''')
+
+
+@pytest.fixture(scope="module")
+def reader_site(tmp_path_factory) -> Path:
+    return _install(tmp_path_factory.mktemp("reader"), "auh-smile", "1.0.0", "smile", "auh_smile",
+                    READER_SOURCE)
+
+
+def test_entry_point_reader_scores_a_tool(reader_site, tmp_path):
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from harness.labels import write_labels
+    from harness.schema import ENC2020
+
+    rng = np.random.default_rng(0)
+    names = [f"im{i}.png" for i in range(30)]
+    labels = (rng.random((30, len(ENC2020))) < 0.5).astype(int)
+    write_labels(tmp_path / "truth.txt", names, labels)
+    smile = rng.random(30).round(3)
+    (tmp_path / "smiles.csv").write_text("file,smile\n" + "".join(
+        f"shots/{n},{p}\n" for n, p in zip(names, smile)))
+    listed = _run([sys.executable, "-m", "harness", "plugins", "--kind", "reader"], _env(reader_site), tmp_path)
+    assert any(ln.split()[:5] == ["reader", "smile", "smile", "auh-smile", "1.0.0"]
+               for ln in listed.stdout.splitlines()), listed.stdout
+    proc = _run([sys.executable, "-m", "harness", "score", "--truth", "truth.txt", "--from", "smile",
+                 "--submission", "smiles.csv", "--json", "--resamples", "0"], _env(reader_site), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads(proc.stdout)
+    assert card["coverage"]["covered"] == ["AU12"] and card["coverage"]["tool"] == "smile"
+    y, p = labels[:, ENC2020.aus.index("AU12")], (smile >= 0.5).astype(int)
+    assert card["covered"]["final"] == pytest.approx((accuracy_score(y, p) + f1_score(y, p)) / 2)
+    assert card["final"] == pytest.approx(card["covered"]["final"] / len(ENC2020))  # 22 not predicted
