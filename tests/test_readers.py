@@ -311,16 +311,27 @@ def test_opengraphau_left_right_max(truth, capsys):
 def test_openface3_action_unit_lists(truth, capsys):
     rng = np.random.default_rng(8)
     units = rng.random((N, 8)).round(4)
-    lines = ["image_path\tface_id\tconfidence\taction_units\temotion"]
-    for i, name in enumerate(NAMES):
-        listed = "[]" if i == 1 else "[" + ", ".join(f"{u:.4f}" for u in units[i]) + "]"
-        lines.append(f"/in/{name}\t0\t0.97\t{listed}\tHappiness")
-    lines.append(f"/in/{NAMES[3]}\t1\t0.40\t[{', '.join(['0.99'] * 8)}]\tSadness")  # lower score
+    head = ["timestamp", "image_path", "face_id", "face_detection", "landmarks", "emotion",
+            "gaze_yaw", "gaze_pitch", "action_units"]
+    lines = ["\t".join(head)]
+
+    def row(i: int, box: list[float], au: str) -> str:
+        return "\t".join([f"{1.7e9 + i:.3f}", f"clip.mp4_frame_{i:05d}.jpg", "0", str(box),
+                          "[[10.0, 20.0], [11.5, 21.0]]", "3", "0.1", "-0.2", au])
+
+    for i in range(N):
+        if i == 1:
+            continue  # no face: the script writes no row for this frame
+        lines.append(row(i, [10.0, 10.0, 60.0, 70.0, 0.98], "[" + str(units[i].tolist()) + "]"))
+    lines.append(row(3, [0.0, 0.0, 20.0, 20.0, 0.99], "[" + str([0.99] * 8) + "]"))  # a smaller face
     (truth.parent / "of3.tsv").write_text("\n".join(lines) + "\n")
-    card = score_json(capsys, truth, "openface3", truth.parent / "of3.tsv", "--missing", "exclude")
+    (truth.parent / "map.csv").write_text("key,image\n" + "".join(
+        f"clip.mp4_frame_{i:05d}.jpg,{n}\n" for i, n in enumerate(NAMES)))
+    card = score_json(capsys, truth, "openface3", truth.parent / "of3.tsv", "--missing", "exclude",
+                      "--map", truth.parent / "map.csv")
     covers = ["AU1", "AU2", "AU4", "AU6", "AU9", "AU12", "AU25", "AU26"]
     assert card["coverage"]["covered"] == covers and card["missing"]["images"] == [NAMES[1]]
-    assert "face: highest confidence" in card["rules"]  # no boxes: the detector score decides
+    assert "face: largest box" in card["rules"]
     _, labels = read_labels(truth)
     keep = [i for i in range(N) if i != 1]
     pred = {au: (units[keep, j] >= 0.5).astype(int) for j, au in enumerate(covers)}

@@ -1,10 +1,12 @@
-"""OpenFace 3.0: its tab-separated output with an ``action_units`` list per face.
+"""OpenFace 3.0: the tab-separated file of its video script, one row per frame with a face.
 
-One row per detected face: the image (a column such as ``image_path``),
-an optional ``confidence`` (the RetinaFace score) and ``action_units``, a
-list of 8 values for AU1, AU2, AU4, AU6, AU9, AU12, AU25, AU26 (the order
-of its DISFA-trained head), read as probabilities in [0, 1]. An empty list
-is a failed detection.
+Columns (``csv.DictWriter`` with ``delimiter='\\t'``): ``timestamp,
+image_path, face_id, face_detection, landmarks, emotion, gaze_yaw,
+gaze_pitch, action_units``. ``face_detection`` is RetinaFace's
+``[x1, y1, x2, y2, score]``; ``action_units`` is the AU head's output for
+the batch of one face, ``[[a1, ..., a8]]``, in the order AU1, AU2, AU4,
+AU6, AU9, AU12, AU25, AU26. Frames without a face are not written (they
+are missing images); an empty list is read as a failed detection.
 """
 from __future__ import annotations
 
@@ -21,36 +23,39 @@ AUS = ("AU1", "AU2", "AU4", "AU6", "AU9", "AU12", "AU25", "AU26")
 
 
 class OpenFace3Reader:
-    """OpenFace 3.0 .tsv: action_units lists of 8 (AU1, 2, 4, 6, 9, 12, 25, 26); empty list failed."""
+    """OpenFace 3.0 .tsv: action_units [[8 values]] (AU1, 2, 4, 6, 9, 12, 25, 26), face_detection boxes."""
 
     tool = "OpenFace 3.0"
-    rules = "action_units[i] probability >= the threshold; an empty list is a failed detection"
+    rules = "action_units[i] >= the threshold; an empty list is a failed detection"
 
     def read(self, path: str | Path) -> ToolOutput:
         frame = common.read_table(path, sep="\t")
-        common.require(frame, ["action_units"], path, "OpenFace 3.0 output with an action_units "
-                                                      "column (tab-separated)")
-        values = np.array([_units(text, path, common.line(frame, i))
-                           for i, text in enumerate(frame["action_units"])]).reshape(-1, len(AUS))
-        confidence = (common.numbers(frame, "confidence", path)
-                      if "confidence" in frame.columns else None)
-        return ToolOutput(source=str(path), keys=common.image_keys(frame, path),
-                          where=common.where(frame, path), failed=np.isnan(values).any(axis=1),
-                          probability={au: values[:, i] for i, au in enumerate(AUS)},
-                          confidence=confidence, rules=self.rules)
+        common.require(frame, ["image_path", "action_units"], path,
+                       "OpenFace 3.0 output (tab-separated) with image_path and action_units")
+        units = _lists(frame, "action_units", path, len(AUS))
+        box, confidence = None, None
+        if "face_detection" in frame.columns:
+            det = _lists(frame, "face_detection", path, 5)
+            box = (det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1])
+            confidence = det[:, 4]
+        return ToolOutput(source=str(path), keys=frame["image_path"].tolist(),
+                          where=common.where(frame, path), failed=np.isnan(units).any(axis=1),
+                          probability={au: units[:, i] for i, au in enumerate(AUS)},
+                          box_area=box, confidence=confidence, rules=self.rules)
 
 
-def _units(text: str, path: str | Path, line: int) -> list[float]:
-    """``"[0.1, 0.9, ...]"`` as 8 floats; an empty list as 8 NaN."""
-    inner = text.strip().removeprefix("[").removesuffix("]")
-    items = [s for s in re.split(r"[,\s]+", inner) if s]
-    if not items:
-        return [np.nan] * len(AUS)
-    try:
-        values = [float(s) for s in items]
-    except ValueError:
-        values = []
-    if len(values) != len(AUS) or not all(0 <= v <= 1 for v in values):
-        raise UserError(f"{path}: line {line}, column action_units: {text!r}; expected a list "
-                        f"of {len(AUS)} numbers in [0, 1] ({', '.join(AUS)})")
-    return values
+def _lists(frame, column: str, path: str | Path, size: int) -> np.ndarray:
+    """A column of (nested) lists of ``size`` numbers as ``[R, size]``; an empty list is NaN."""
+    out = np.full((len(frame), size), np.nan)
+    for row, text in enumerate(frame[column]):
+        items = [s for s in re.split(r"[\[\],\s]+", text) if s]
+        try:
+            values = [float(s) for s in items]
+        except ValueError:
+            values = []
+        if items and (len(values) != size or not np.isfinite(values).all()):
+            raise UserError(f"{path}: line {common.line(frame, row)}, column {column}: {text!r}; "
+                            f"expected a list of {size} numbers")
+        if items:
+            out[row] = values
+    return out
