@@ -117,8 +117,8 @@ def html_page(board: Board) -> str:
     numeric = ["final", "accuracy", "F1", *board.aus]
     head = ['<th data-type="num">rank</th>', '<th class="text">team</th>']
     head += [f'<th data-type="num">{esc(h)}</th>' for h in numeric[:3]]
-    head += ['<th class="text">coverage</th>', '<th class="text">95% CI</th>', '<th data-type="num">subs</th>',
-             '<th data-type="num">vs next (p)</th>']
+    head += ['<th class="text">coverage</th>', '<th class="text">95% CI</th>',
+             '<th data-type="num">subs</th>', '<th data-type="num">vs next (p)</th>']
     head += [f'<th data-type="num">{esc(au)}</th>' for au in board.aus]
     head += ['<th class="text">file</th>', '<th class="text">submitted</th>',
              '<th class="text">tie</th>']
