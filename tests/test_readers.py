@@ -419,3 +419,13 @@ def test_tools_on_the_leaderboard_with_coverage_and_tags(truth, capsys):
     assert [float(g["final"]) for g in got] == [finals[t] for t in order]
     assert {g["team"]: g["coverage"] for g in got} == {"pyfeat": "16/23", "opengraphau": "15/23"}
     assert got[0]["p_better_than_next"] != ""  # the paired bootstrap ran on the stored predictions
+
+
+def test_openface2_folder_refuses_a_sequence_csv(truth, capsys):
+    folder = truth.parent / "processed"
+    folder.mkdir()
+    rng = np.random.default_rng(11)
+    of2_image_csv(folder / "N_0000.csv", [(50.0, *of2_values(rng))])
+    of2_sequence(folder / "video.csv", [(1, 0, True, *of2_values(rng))])
+    code, _, err = run(capsys, "check", "--truth", truth, "--from", "openface2", "--submission", folder)
+    assert code == 2 and "video.csv: a FeatureExtraction CSV in a folder of per-image CSVs" in err

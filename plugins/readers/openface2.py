@@ -43,10 +43,16 @@ class OpenFace2Reader:
         if not files:
             raise UserError(f"{path}: no .csv files in this folder; expected OpenFace 2 output")
         parts = [_read_file(f) for f in files]
-        return common.concat(parts, str(path), self.rules)
+        sequence = next((out for out, is_sequence in parts if is_sequence), None)
+        if path.is_dir() and sequence is not None:  # its frame numbers would clash across files
+            raise UserError(f"{sequence.source}: a FeatureExtraction CSV in a folder of "
+                            f"per-image CSVs; expected FaceLandmarkImg output here, or give the "
+                            f"FeatureExtraction CSV itself")
+        return common.concat([out for out, _ in parts], str(path), self.rules)
 
 
-def _read_file(path: Path) -> ToolOutput:
+def _read_file(path: Path) -> tuple[ToolOutput, bool]:
+    """One CSV, and whether it is a sequence (frame numbers) rather than one image's faces."""
     frame = common.read_table(path)
     aus = {m.groups(): col for col in frame.columns if (m := _AU.match(col))}
     if not aus:
@@ -73,9 +79,10 @@ def _read_file(path: Path) -> ToolOutput:
         common.numbers(frame, "frame", path)
     else:
         keys = [path.stem] * n
-    return ToolOutput(source=str(path), keys=keys, where=common.where(frame, path), failed=failed,
-                      presence=presence, intensity=intensity, box_area=_landmark_box(frame, path),
-                      confidence=common.numbers(frame, "confidence", path))
+    out = ToolOutput(source=str(path), keys=keys, where=common.where(frame, path), failed=failed,
+                     presence=presence, intensity=intensity, box_area=_landmark_box(frame, path),
+                     confidence=common.numbers(frame, "confidence", path))
+    return out, sequence
 
 
 def _presence(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
