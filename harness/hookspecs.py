@@ -32,7 +32,7 @@ The component interfaces (array-shaped; ``C`` = number of AUs, labels use
   after fitting. Never fitted on test rows.
 * dataset: ``factory(**params) -> harness.data.AUDataset``.
 * reader: ``read(path) -> harness.tooloutput.ToolOutput`` (another tool's AU
-  output file or folder); attributes ``tool`` (display name) and ``rules``.
+  output file or folder, its columns mapped onto ENC AU names).
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -70,18 +70,18 @@ class Prediction:
     thresholds: dict[str, float] = field(default_factory=dict)
 
 
-def read_output(tool: str, path: str | os.PathLike) -> tuple[Any, ToolOutput]:
-    """The reader ``tool`` and what it read from ``path``."""
+def read_output(tool: str, path: str | os.PathLike) -> ToolOutput:
+    """What the reader ``tool`` reads from ``path``."""
     reader = harness.create("reader", tool)
     if not Path(path).exists():
         raise UserError(f"{path}: no such file or folder (the {tool} output)")
-    return reader, reader.read(Path(path))
+    return reader.read(Path(path))
 
 
 def predict(tool: str, path: str | os.PathLike, truth_names: Sequence[str], aus: Sequence[str],
             rules: Rules, fitted: dict[str, float] | None = None) -> Prediction:
     """Read, match, pick faces and binarize; refuses missing images without a ``missing`` rule."""
-    reader, out = read_output(tool, path)
+    out = read_output(tool, path)
     covered = tuple(au for au in aus if au in out.covered)
     if not covered:
         raise UserError(f"{path}: the {tool} output predicts none of the schema's AUs")
@@ -97,7 +97,7 @@ def predict(tool: str, path: str | os.PathLike, truth_names: Sequence[str], aus:
         pred[found, j] = values[chosen[found]] >= thresholds[au]
     keep = found | (rules.missing != "exclude")
     return Prediction(tool, covered, pred, missing, keep,
-                      describe(reader, rules, face_rule, fitted is not None), rules, thresholds)
+                      describe(out.rules, rules, face_rule, fitted is not None), rules, thresholds)
 
 
 def fit_thresholds(tool: str, path: str | os.PathLike, truth_names: Sequence[str],
@@ -106,7 +106,7 @@ def fit_thresholds(tool: str, path: str | os.PathLike, truth_names: Sequence[str
 
     Validation images the tool missed are left out of the fit.
     """
-    _, out = read_output(tool, path)
+    out = read_output(tool, path)
     chosen, _ = choose_faces(out, assign(out, truth_names, rules.map_path), len(truth_names), rules.face)
     found = chosen >= 0
     if not found.any():
@@ -128,21 +128,9 @@ def assign(out: ToolOutput, truth_names: Sequence[str], map_path: Path | None) -
     """Per row of ``out``, the index of its truth image; refuses a row matching none."""
     index = {name: i for i, name in enumerate(truth_names)}
     if map_path is not None:
-        mapping = read_map(map_path, index)
-        lookup = lambda key: mapping.get(key)  # noqa: E731
-        hint = f"an entry in --map {map_path}"
+        lookup, hint = read_map(map_path, index).get, f"an entry in --map {map_path}"
     else:
-        stems: dict[str, list[int]] = {}
-        for i, name in enumerate(truth_names):
-            stems.setdefault(Path(name).stem, []).append(i)
-
-        def lookup(key: str) -> int | None:
-            base = key.replace("\\", "/").rsplit("/", 1)[-1]
-            if base in index:
-                return index[base]
-            same = stems.get(Path(base).stem, [])
-            return same[0] if len(same) == 1 else None
-        hint = "its basename among the truth's images (or give --map)"
+        lookup, hint = _by_basename(index), "its basename among the truth's images (or give --map)"
     rows = np.empty(len(out.keys), dtype=np.int64)
     for r, key in enumerate(out.keys):
         found = lookup(key)
@@ -150,6 +138,19 @@ def assign(out: ToolOutput, truth_names: Sequence[str], map_path: Path | None) -
             raise UserError(f"{out.where[r]}: image {key!r} is not in the truth; expected {hint}")
         rows[r] = found
     return rows
+
+
+def _by_basename(index: dict[str, int]) -> Callable[[str], int | None]:
+    """Key -> truth row by the path's basename, else by the basename without extension (if unique)."""
+    stems: dict[str, list[int]] = {}
+    for name, i in index.items():
+        stems.setdefault(Path(name).stem, []).append(i)
+
+    def lookup(key: str) -> int | None:
+        base = key.replace("\\", "/").rsplit("/", 1)[-1]
+        same = stems.get(Path(base).stem, [])
+        return index.get(base, same[0] if len(same) == 1 else None)
+    return lookup
 
 
 def read_map(path: Path, index: dict[str, int]) -> dict[str, int]:
@@ -223,13 +224,13 @@ def score_column(out: ToolOutput, au: str, rules: Rules, fitted: bool) -> tuple[
     return out.presence[au], "presence", 0.5
 
 
-def describe(reader: Any, rules: Rules, face_rule: str, fitted: bool) -> str:
+def describe(reader_rules: str, rules: Rules, face_rule: str, fitted: bool) -> str:
     """The rules of one scoring, one line (scorecard and ledger tag)."""
     level = DEFAULT_INTENSITY if rules.intensity_threshold is None else rules.intensity_threshold
     binarize = ("per-AU thresholds fitted on validation (search thresholder)" if fitted else
                 f"probability >= {rules.threshold:g}, intensity >= {level:g}")
     matching = f"--map {rules.map_path.name}" if rules.map_path else "basename"
-    return (f"{getattr(reader, 'rules', '')}; images by {matching}; face: {face_rule}; "
+    return (f"{reader_rules}; images by {matching}; face: {face_rule}; "
             f"{binarize}; missing: {rules.missing or 'none'}; uncovered: {rules.uncovered}")
 
 

@@ -140,7 +140,6 @@ READER_SOURCE = textwrap.dedent('''
     class SmileReader:
         """Smile CSV: file, smile probability (AU12)."""
 
-        tool = "SmileNet"
         rules = "smile probability as AU12"
 
         def read(self, path):

@@ -23,7 +23,6 @@ _AU = re.compile(r"^au_(\d+)(_intensity)?$")
 class LibreFaceReader:
     """LibreFace CSV: au_{k} presence (LibreFace's decision), au_{k}_intensity 0-5."""
 
-    tool = "LibreFace"
     rules = ("au_k presence as LibreFace decided it, or au_k_intensity >= the intensity "
              "threshold; a row with an empty AU value is a failed detection")
 

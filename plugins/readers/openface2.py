@@ -33,7 +33,6 @@ _IMAGE = ("face", "confidence")
 class OpenFace2Reader:
     """OpenFace 2.x CSVs: AUxx_c presence, AUxx_r intensity 0-5, success == 0 rows failed."""
 
-    tool = "OpenFace 2"
     rules = ("AUxx_c presence as OpenFace decided it, or AUxx_r >= the intensity threshold; "
              "success == 0 rows are failed detections; face box from the 2D landmarks")
 

@@ -25,7 +25,6 @@ AUS = ("AU1", "AU2", "AU4", "AU6", "AU9", "AU12", "AU25", "AU26")
 class OpenFace3Reader:
     """OpenFace 3.0 .tsv: action_units [[8 values]] (AU1, 2, 4, 6, 9, 12, 25, 26), face_detection boxes."""
 
-    tool = "OpenFace 3.0"
     rules = "action_units[i] >= the threshold; an empty list is a failed detection"
 
     def read(self, path: str | Path) -> ToolOutput:

@@ -30,7 +30,6 @@ COLUMNS = tuple(f"AU{k}" for k in BOTH_SIDES) + tuple(
 class OpenGraphAUReader:
     """OpenGraphAU's 41 probabilities (AU1..AU39, AUL1/AUR1 ...); ENC AU = max of AU, left, right."""
 
-    tool = "OpenGraphAU"
     rules = ("probability = max(AUk, AULk, AURk) >= the threshold; a row with an empty value "
              "is a failed detection")
 

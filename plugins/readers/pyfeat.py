@@ -24,7 +24,6 @@ _FACE = ("FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "FaceScore
 class PyFeatReader:
     """py-feat Fex CSV: AU01..AU43 probabilities, FaceRect* boxes, FaceScore; NaN rows failed."""
 
-    tool = "py-feat"
     rules = "AUxx probability >= the threshold; a row of NaN AUs (no face) is a failed detection"
 
     def read(self, path: str | Path) -> ToolOutput:
