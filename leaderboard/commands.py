@@ -218,6 +218,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from harness.labels import write_labels
     from leaderboard.scoring import load_truth, submission_matrix, tool_prediction
 
+    check_output_file(args.out)
     rules = _rules(args)
     if rules.missing == "exclude":
         raise UserError("--missing exclude: a submission needs a row for every truth image; "

@@ -75,7 +75,14 @@ def read_output(tool: str, path: str | os.PathLike) -> ToolOutput:
     reader = harness.create("reader", tool)
     if not Path(path).exists():
         raise UserError(f"{path}: no such file or folder (the {tool} output)")
-    return reader.read(Path(path))
+    try:
+        return reader.read(Path(path))
+    except UserError:
+        raise
+    except Exception as exc:  # the reader failed, not only the input: say which one
+        provider = harness.get_registry().get("reader", tool)[0].provider
+        raise UserError(f"reader {tool!r} (plugin {provider}) failed on {path}: "
+                        f"{type(exc).__name__}: {exc}") from exc
 
 
 def predict(tool: str, path: str | os.PathLike, truth_names: Sequence[str], aus: Sequence[str],

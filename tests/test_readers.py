@@ -429,3 +429,14 @@ def test_openface2_folder_refuses_a_sequence_csv(truth, capsys):
     of2_sequence(folder / "video.csv", [(1, 0, True, *of2_values(rng))])
     code, _, err = run(capsys, "check", "--truth", truth, "--from", "openface2", "--submission", folder)
     assert code == 2 and "video.csv: a FeatureExtraction CSV in a folder of per-image CSVs" in err
+
+
+def test_a_broken_reader_plugin_is_named(truth, capsys, monkeypatch):
+    monkeypatch.setattr(harness, "_REGISTRY", None)  # a registry of its own, dropped afterwards
+    (truth.parent / "broken.py").write_text(
+        "from harness import hookimpl\n\n\nclass Broken:\n    def read(self, path):\n"
+        "        return {}['AU1']\n\n\n@hookimpl\ndef auh_readers():\n    return {'broken': Broken}\n")
+    (truth.parent / "out.csv").write_text("image,AU1\n")
+    code, _, err = run(capsys, "--plugin", truth.parent / "broken.py", "check", "--truth", truth,
+                       "--from", "broken", "--submission", truth.parent / "out.csv")
+    assert code == 2 and "reader 'broken' (plugin " in err and "failed on" in err and "KeyError" in err
