@@ -7,6 +7,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from harness.errors import UserError
 from harness.fileio import check_output_file
@@ -16,6 +17,9 @@ from leaderboard.challenge import DEFAULT_PHASE, Challenge, Phase, adhoc, load_c
 from leaderboard.crosstool import (DEFAULT_INTENSITY, DEFAULT_THRESHOLD, FACE_RULES, MISSING_RULES,
                                    UNCOVERED_RULES, Rules)
 from leaderboard.ranking import PICKS
+
+if TYPE_CHECKING:
+    from leaderboard.scoring import Truth
 
 _SCORE_EPILOG = """\
 examples:
@@ -114,7 +118,20 @@ def _tool_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                         "predicted absent")
 
 
+_TOOL_OPTIONS = {"tool_version": "", "map_path": None, "face": "largest", "missing": None,
+                 "threshold": DEFAULT_THRESHOLD, "intensity_threshold": None,
+                 "fit_thresholds": None, "uncovered": "not-predicted"}
+
+
 def _rules(args: argparse.Namespace) -> Rules:
+    """The tool options as rules; refuses them (never ignores them) without ``--from``."""
+    if not args.tool:
+        given = [k for k, default in _TOOL_OPTIONS.items() if getattr(args, k) != default]
+        if given:
+            option = "--" + given[0].replace("_path", "").replace("_", "-")
+            raise UserError(f"{option}: only with --from TOOL (it reads a tool's output, not a "
+                            f"submission)")
+        return Rules()
     if not 0 < args.threshold <= 1:
         raise UserError(f"--threshold: expected a probability in (0, 1], got {args.threshold:g}")
     level = args.intensity_threshold
@@ -156,27 +173,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     from harness.labels import read_submission
     from leaderboard.scoring import load_truth
 
+    rules = _rules(args)
     challenge, phase = _challenge(args)
     truth = load_truth(phase.truth, challenge.schema)
     if args.tool:
-        return _check_tool(args, challenge, truth)
+        return _check_tool(args, challenge, truth, rules)
     pred = read_submission(args.submission, truth.names, challenge.schema)
     print(f"ok: {args.submission} is a valid submission for {truth.path} "
           f"({pred.shape[0]:,} images x {pred.shape[1]} AUs)")
     return 0
 
 
-def _check_tool(args: argparse.Namespace, challenge: Challenge, truth) -> int:
+def _check_tool(args: argparse.Namespace, challenge: Challenge, truth: Truth, rules: Rules) -> int:
     from leaderboard.scoring import tool_prediction
 
-    p = tool_prediction(challenge.schema, truth, args.tool, args.submission, _rules(args), _fit(args))
+    p = tool_prediction(challenge.schema, truth, args.tool, args.submission, rules, _fit(args))
     print(f"ok: {args.submission} is a valid {args.tool} output for {truth.path} "
           f"({len(truth.names):,} images)")
     print(coverage_text(p.covered, challenge.schema.aus, p.missing, p.settings.missing))
     return 0
 
 
-def coverage_text(covered, aus, missing: list[str], missing_rule: str | None) -> str:
+def coverage_text(covered: Sequence[str], aus: Sequence[str], missing: list[str],
+                  missing_rule: str | None) -> str:
     """Covered AUs and missing images, for people (the full list is in --json)."""
     shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
     lines = [f"covers    {len(covered)} of {len(aus)} AUs: {', '.join(covered)}",
@@ -191,12 +210,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     _check_resamples(args)
     _quiet_mlflow()
+    rules = _rules(args)
     challenge, phase = _challenge(args)
     team = args.team or (args.tool if args.tool else "anonymous")
     if args.tool:
         from leaderboard.scoring import score_tool
 
-        result = score_tool(challenge, phase, args.tool, args.submission, team, _rules(args),
+        result = score_tool(challenge, phase, args.tool, args.submission, team, rules,
                             fit=_fit(args), tool_version=args.tool_version,
                             tracking_uri=args.tracking_uri, resamples=args.resamples, seed=args.seed)
     else:
@@ -264,7 +284,7 @@ def scorecard_text(score: dict, views: dict[str, dict] | None = None) -> str:
     return "\n".join(lines)
 
 
-def _tool_lines(score: dict, num) -> list[str]:
+def _tool_lines(score: dict, num: Callable[[float | None], str]) -> list[str]:
     """A tool's scorecard: the covered-AU score, coverage, missing images and the rules."""
     cov, covered = score["coverage"], score["covered"]
     return [f"covered   {num(covered['final'])}   (final on the {len(cov['covered'])} covered AUs; "

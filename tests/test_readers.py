@@ -440,3 +440,10 @@ def test_a_broken_reader_plugin_is_named(truth, capsys, monkeypatch):
     code, _, err = run(capsys, "--plugin", truth.parent / "broken.py", "check", "--truth", truth,
                        "--from", "broken", "--submission", truth.parent / "out.csv")
     assert code == 2 and "reader 'broken' (plugin " in err and "failed on" in err and "KeyError" in err
+
+
+@pytest.mark.parametrize("option", [["--map", "m.csv"], ["--missing", "zeros"], ["--uncovered", "zeros"],
+                                    ["--tool-version", "2"], ["--fit-thresholds", "a", "b"]])
+def test_tool_options_need_from(truth, capsys, option):
+    code, _, err = run(capsys, "check", "--truth", truth, "--submission", truth, *option)
+    assert code == 2 and f"{option[0]}: only with --from TOOL" in err
