@@ -67,7 +67,7 @@ class Prediction:
     keep: np.ndarray  # bool [N]: rows that are scored
     rules: str  # the rules applied, one line
     settings: Rules = Rules()
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)  # AU -> column kind, threshold
 
 
 def read_output(tool: str, path: str | os.PathLike) -> ToolOutput:
@@ -100,8 +100,9 @@ def predict(tool: str, path: str | os.PathLike, truth_names: Sequence[str], aus:
     thresholds = {}
     for j, au in enumerate(covered):
         values, kind, default = score_column(out, au, rules, fitted is not None)
-        thresholds[au] = (fitted or {}).get(au, default)
-        pred[found, j] = values[chosen[found]] >= thresholds[au]
+        level = (fitted or {}).get(au, default)
+        thresholds[au] = {"from": kind, "threshold": level}
+        pred[found, j] = values[chosen[found]] >= level
     keep = found | (rules.missing != "exclude")
     return Prediction(tool, covered, pred, missing, keep,
                       describe(out.rules, rules, face_rule, fitted is not None), rules, thresholds)
@@ -285,6 +286,7 @@ def tool_scorecard(p: Prediction, truth: np.ndarray, aus: Sequence[str], rows: n
                         "uncovered": UNCOVERED_TEXT[uncovered]}
     card["missing"] = {"count": len(p.missing), "rule": p.settings.missing, "images": p.missing}
     card["rules"] = p.rules
+    card["thresholds"] = p.thresholds
     return card
 
 

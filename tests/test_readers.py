@@ -164,6 +164,8 @@ def test_openface2_image_folder_largest_face_intensity_and_exclude(truth, capsys
                              else int(chosen[i][2][OF2_C.index(code)]) for i in keep])
     assert_scores(card, pred, labels[keep])
     assert "AUxx_r >= the intensity threshold" in card["rules"] and "intensity >= 2" in card["rules"]
+    assert card["thresholds"]["AU1"] == {"from": "intensity", "threshold": 2.0}
+    assert card["thresholds"]["AU28"] == {"from": "presence", "threshold": 0.5}
 
 
 # ----------------------------------------------------------------- py-feat
@@ -254,6 +256,7 @@ def test_fit_thresholds_use_the_search_thresholder(truth, capsys):
             for au, c, t in zip(FEAT_COVERS, cols, expected)}
     assert_scores(card, pred, labels)
     assert "fitted on validation" in card["rules"]
+    assert card["thresholds"]["AU1"] == {"from": "probability", "threshold": float(expected[0])}
 
 
 # --------------------------------------------------------------- LibreFace
