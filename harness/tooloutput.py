@@ -27,6 +27,8 @@ class ToolOutput:
       AU may have a presence and an intensity column (OpenFace 2).
     * ``box_area`` / ``confidence``: per row, for ``--face largest`` /
       ``--face confidence``; None when the tool gives none.
+    * ``pose``: ``{"yaw" | "pitch" | "roll": degrees[R]}``, the head pose where
+      the tool estimates it (head-pose AUs 51-56 with ``--pose-aus``).
     * ``rules``: how the reader mapped the tool's columns, one line (ledger tag).
     """
 
@@ -39,12 +41,13 @@ class ToolOutput:
     probability: dict[str, np.ndarray] = field(default_factory=dict)
     box_area: np.ndarray | None = None
     confidence: np.ndarray | None = None
+    pose: dict[str, np.ndarray] = field(default_factory=dict)
     rules: str = ""
 
     def __post_init__(self) -> None:
         n = len(self.keys)
         arrays = [self.failed, *self.presence.values(), *self.intensity.values(),
-                  *self.probability.values()]
+                  *self.probability.values(), *self.pose.values()]
         arrays += [a for a in (self.box_area, self.confidence) if a is not None]
         if len(self.where) != n or any(len(a) != n for a in arrays):
             raise ValueError(f"ToolOutput of {self.source}: every per-row array needs {n} entries")

@@ -113,6 +113,9 @@ def _tool_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                         f"(default: presence; intensity-only AUs >= {DEFAULT_INTENSITY:g})")
     g.add_argument("--fit-thresholds", nargs=2, type=Path, metavar=("VAL_TRUTH", "VAL_OUTPUT"),
                    help="fit per-AU thresholds on a validation truth and the tool's output on it")
+    g.add_argument("--pose-aus", action="store_true",
+                   help="derive the head-pose AUs 51-56 from the tool's pose angles (thresholds "
+                        "and signs fitted with --fit-thresholds; labelled 'derived from pose')")
     g.add_argument("--uncovered", choices=UNCOVERED_RULES, default="not-predicted",
                    help="AUs the tool does not predict: no credit (default) or scored as "
                         "predicted absent")
@@ -120,7 +123,7 @@ def _tool_args(p: argparse.ArgumentParser, required: bool = False) -> None:
 
 _TOOL_OPTIONS = {"tool_version": "", "map_path": None, "face": "largest", "missing": None,
                  "threshold": DEFAULT_THRESHOLD, "intensity_threshold": None,
-                 "fit_thresholds": None, "uncovered": "not-predicted"}
+                 "fit_thresholds": None, "uncovered": "not-predicted", "pose_aus": False}
 
 
 def _rules(args: argparse.Namespace) -> Rules:
@@ -138,7 +141,8 @@ def _rules(args: argparse.Namespace) -> Rules:
     if level is not None and not 0 < level <= 5:
         raise UserError(f"--intensity-threshold: expected an intensity in (0, 5], got {level:g}")
     return Rules(face=args.face, missing=args.missing, threshold=args.threshold,
-                 intensity_threshold=level, uncovered=args.uncovered, map_path=args.map_path)
+                 intensity_threshold=level, uncovered=args.uncovered, map_path=args.map_path,
+                 pose_aus=args.pose_aus)
 
 
 def _fit(args: argparse.Namespace) -> tuple[Path, Path] | None:
@@ -276,7 +280,8 @@ def scorecard_text(score: dict, views: dict[str, dict] | None = None) -> str:
     lines += ["", f"{'AU':<6}{'n':>9}  {'accuracy':>8}  {'F1':>6}"]
     for au, entry in score["per_au"].items():
         scores = ("  not predicted" if entry.get("predicted") is False else
-                  f"  {num(entry['accuracy']):>8}  {num(entry['f1']):>6}")
+                  f"  {num(entry['accuracy']):>8}  {num(entry['f1']):>6}"
+                  + ("  (derived from pose)" if entry.get("derived_from_pose") else ""))
         lines.append(f"{au:<6}{entry['n']:>9,}{scores}")
     if score.get("undefined_aus"):
         lines.append(f"undefined (no known truth rows, left out of the means): "
@@ -290,6 +295,8 @@ def _tool_lines(score: dict, num: Callable[[float | None], str]) -> list[str]:
     return [f"covered   {num(covered['final'])}   (final on the {len(cov['covered'])} covered AUs; "
             f"accuracy {num(covered['accuracy'])}, F1 {num(covered['f1'])})",
             f"all AUs:  uncovered {cov['uncovered']}",
+            *([f"derived from pose: {', '.join(cov['derived_from_pose'])}"]
+              if cov["derived_from_pose"] else []),
             coverage_text(cov["covered"], list(score["per_au"]), score["missing"]["images"],
                           score["missing"]["rule"]),
             f"rules     {score['rules']}"]

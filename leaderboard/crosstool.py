@@ -33,6 +33,7 @@ import pandas as pd
 
 import harness
 from harness.errors import UserError
+from harness.metrics import per_au_counts, per_au_scores
 from harness.schema import NEGATIVE
 from harness.tooloutput import ToolOutput
 
@@ -41,7 +42,14 @@ MISSING_RULES = ("zeros", "exclude")
 UNCOVERED_RULES = ("not-predicted", "zeros")
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_INTENSITY = 1.0
+# Head-pose AUs and the angle each is derived from with --pose-aus. The sign is
+# fitted with the threshold: tools do not agree on which way an angle is positive.
+POSE_AUS = {"AU51": "yaw", "AU52": "yaw", "AU53": "pitch", "AU54": "pitch", "AU55": "roll",
+            "AU56": "roll"}
+_NEVER = 180.0  # degrees: a pose threshold no angle reaches (an AU without validation positives)
 _SHOWN = 5  # missing images named in a message
+
+Fitted = dict[str, tuple[float, int]]  # AU -> (threshold, sign of the score)
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class Rules:
     intensity_threshold: float | None = None
     uncovered: str = "not-predicted"
     map_path: Path | None = None
+    pose_aus: bool = False
 
 
 @dataclass
@@ -68,6 +77,7 @@ class Prediction:
     rules: str  # the rules applied, one line
     settings: Rules = Rules()
     thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)  # AU -> column kind, threshold
+    derived: tuple[str, ...] = ()  # head-pose AUs derived from pose angles
 
 
 def read_output(tool: str, path: str | os.PathLike) -> ToolOutput:
@@ -86,10 +96,13 @@ def read_output(tool: str, path: str | os.PathLike) -> ToolOutput:
 
 
 def predict(tool: str, path: str | os.PathLike, truth_names: Sequence[str], aus: Sequence[str],
-            rules: Rules, fitted: dict[str, float] | None = None) -> Prediction:
+            rules: Rules, fitted: Fitted | None = None) -> Prediction:
     """Read, match, pick faces and binarize; refuses missing images without a ``missing`` rule."""
+    if rules.pose_aus and fitted is None:
+        raise UserError("--pose-aus: expected --fit-thresholds VAL_TRUTH VAL_OUTPUT too (head-pose "
+                        "AUs are derived by thresholds fitted on validation data)")
     out = read_output(tool, path)
-    covered = tuple(au for au in aus if au in out.covered)
+    covered, derived = covered_aus(out, aus, rules)
     if not covered:
         raise UserError(f"{path}: the {tool} output predicts none of the schema's AUs")
     chosen, face_rule = choose_faces(out, assign(out, truth_names, rules.map_path), len(truth_names),
@@ -99,18 +112,21 @@ def predict(tool: str, path: str | os.PathLike, truth_names: Sequence[str], aus:
     pred = np.zeros((len(truth_names), len(covered)), dtype=np.int64)
     thresholds = {}
     for j, au in enumerate(covered):
-        values, kind, default = score_column(out, au, rules, fitted is not None)
-        level = (fitted or {}).get(au, default)
-        thresholds[au] = {"from": kind, "threshold": level}
+        level, sign = (fitted or {}).get(au, (None, 1))
+        values, kind, default = score_column(out, au, rules, fitted is not None, sign)
+        level = default if level is None else level
+        thresholds[au] = {"from": kind, "threshold": level, **({"sign": sign} if au in derived else {})}
         pred[found, j] = values[chosen[found]] >= level
     keep = found | (rules.missing != "exclude")
     return Prediction(tool, covered, pred, missing, keep,
-                      describe(out.rules, rules, face_rule, fitted is not None), rules, thresholds)
+                      describe(out.rules, rules, face_rule, fitted is not None), rules, thresholds,
+                      derived)
 
 
 def fit_thresholds(tool: str, path: str | os.PathLike, truth_names: Sequence[str],
-                   truth: np.ndarray, aus: Sequence[str], rules: Rules) -> dict[str, float]:
-    """Per covered AU, the threshold the ``search`` thresholder picks on a validation pair.
+                   truth: np.ndarray, aus: Sequence[str], rules: Rules) -> Fitted:
+    """Per covered AU, the threshold the ``search`` thresholder picks on a validation pair, and
+    for a head-pose AU derived from an angle the sign of the angle that scores better.
 
     Validation images the tool missed are left out of the fit.
     """
@@ -119,16 +135,33 @@ def fit_thresholds(tool: str, path: str | os.PathLike, truth_names: Sequence[str
     found = chosen >= 0
     if not found.any():
         raise UserError(f"{path}: no validation image has a usable face in the {tool} output")
-    covered = [au for au in aus if au in out.covered]
-    columns = {au: score_column(out, au, rules, fitted=True) for au in covered}
-    thresholds: dict[str, float] = {}
-    for default in sorted({c[2] for c in columns.values()}):  # one fit per kind of scale
-        group = [au for au in covered if columns[au][2] == default]
-        scores = np.column_stack([columns[au][0][chosen[found]] for au in group])
-        labels = truth[found][:, [list(aus).index(au) for au in group]]
-        fitted = harness.create("thresholder", "search", default=default).fit(scores, labels)
-        thresholds.update(zip(group, map(float, fitted)))
-    return thresholds
+    covered, derived = covered_aus(out, aus, rules)
+    labels = {au: truth[found, list(aus).index(au)] for au in covered}
+    fitted: Fitted = {}
+    for au in covered:
+        signs = (1, -1) if au in derived else (1,)
+        candidates = []
+        for sign in signs:
+            values, _, default = score_column(out, au, rules, True, sign)
+            scores = values[chosen[found]]
+            level = _search(scores, labels[au], _NEVER if au in derived else default)
+            candidates.append((_objective(scores >= level, labels[au]), level, sign))
+        _, level, sign = max(candidates, key=lambda c: c[0])  # a tie keeps the + sign
+        fitted[au] = (level, sign)
+    return fitted
+
+
+def _search(scores: np.ndarray, labels: np.ndarray, default: float) -> float:
+    """The project's ``search`` thresholder on one AU."""
+    thresholder = harness.create("thresholder", "search", default=default)
+    return float(thresholder.fit(scores[:, None], labels[:, None])[0])
+
+
+def _objective(pred: np.ndarray, labels: np.ndarray) -> float:
+    """(acc + F1) / 2 of one AU by the project's metric; -inf when no row is known."""
+    acc, f1, _ = per_au_scores(*per_au_counts(pred[:, None].astype(np.int64), labels[:, None]))
+    value = float((acc[0] + f1[0]) / 2)
+    return -np.inf if np.isnan(value) else value
 
 
 # ------------------------------------------------------------------ matching
@@ -220,9 +253,27 @@ def _missing(out: ToolOutput, chosen: np.ndarray, truth_names: Sequence[str], ru
 
 
 # -------------------------------------------------------------- binarizing
-def score_column(out: ToolOutput, au: str, rules: Rules, fitted: bool) -> tuple[np.ndarray, str, float]:
+def covered_aus(out: ToolOutput, aus: Sequence[str],
+                rules: Rules) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(covered, derived)`` in schema order: the AUs the tool predicts and, with
+    ``pose_aus``, the head-pose AUs derived from its pose angles (also in ``covered``)."""
+    derived: tuple[str, ...] = ()
+    if rules.pose_aus:
+        if not out.pose:
+            raise UserError(f"{out.source}: --pose-aus: this output has no head pose angles; "
+                            f"expected a tool output with pose (OpenFace 2 pose_R*, py-feat Pitch/Yaw/Roll)")
+        derived = tuple(au for au in aus if au in POSE_AUS and au not in out.covered
+                        and POSE_AUS[au] in out.pose)
+    return tuple(au for au in aus if au in out.covered or au in derived), derived
+
+
+def score_column(out: ToolOutput, au: str, rules: Rules, fitted: bool,
+                 sign: int = 1) -> tuple[np.ndarray, str, float]:
     """``(values, kind, default threshold)`` of ``au``: a probability, else the intensity where
-    asked for (a threshold given or fitted) or where there is no presence decision, else presence."""
+    asked for (a threshold given or fitted) or where there is no presence decision, else
+    presence; a head-pose AU the tool does not predict is ``sign`` times its pose angle."""
+    if au not in out.covered and au in POSE_AUS:
+        return sign * out.pose[POSE_AUS[au]], f"pose {POSE_AUS[au]}", _NEVER
     if au in out.probability:
         return out.probability[au], "probability", rules.threshold
     wants_intensity = rules.intensity_threshold is not None or fitted or au not in out.presence
@@ -238,8 +289,9 @@ def describe(reader_rules: str, rules: Rules, face_rule: str, fitted: bool) -> s
     binarize = ("per-AU thresholds fitted on validation (search thresholder)" if fitted else
                 f"probability >= {rules.threshold:g}, intensity >= {level:g}")
     matching = f"--map {rules.map_path.name}" if rules.map_path else "basename"
+    pose = "; head-pose AUs derived from pose (threshold and sign fitted)" if rules.pose_aus else ""
     return (f"{reader_rules}; images by {matching}; face: {face_rule}; "
-            f"{binarize}; missing: {rules.missing or 'none'}; uncovered: {rules.uncovered}")
+            f"{binarize}; missing: {rules.missing or 'none'}; uncovered: {rules.uncovered}{pose}")
 
 
 # ----------------------------------------------------------------- scoring
@@ -282,8 +334,10 @@ def tool_scorecard(p: Prediction, truth: np.ndarray, aus: Sequence[str], rows: n
     covered = scorecard(pred, truth[:, [list(aus).index(au) for au in p.covered]], p.covered,
                         resamples, seed)
     card["covered"] = {k: covered[k] for k in ("final", "accuracy", "f1", "ci95")}
+    for au in p.derived:
+        card["per_au"][au]["derived_from_pose"] = True
     card["coverage"] = {"tool": p.tool, "covered": list(p.covered), "not_predicted": not_covered,
-                        "uncovered": UNCOVERED_TEXT[uncovered]}
+                        "derived_from_pose": list(p.derived), "uncovered": UNCOVERED_TEXT[uncovered]}
     card["missing"] = {"count": len(p.missing), "rule": p.settings.missing, "images": p.missing}
     card["rules"] = p.rules
     card["thresholds"] = p.thresholds

@@ -96,7 +96,8 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
     p = tool_prediction(challenge.schema, truth, tool, output, rules, fit)
     aus = challenge.schema.aus
     tags = {"tool": tool, "tool_version": tool_version or "unknown", "reader_rules": p.rules,
-            "coverage": ",".join(p.covered), "uncovered": rules.uncovered,
+            "coverage": ",".join(p.covered), "derived_from_pose": ",".join(p.derived),
+            "uncovered": rules.uncovered,
             "missing": rules.missing or "none"}
     with tempfile.TemporaryDirectory() as tmp:
         converted = Path(tmp) / f"{Path(output).name}.csv"

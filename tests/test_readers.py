@@ -82,16 +82,19 @@ def assert_scores(card: dict, pred: dict[str, np.ndarray], labels: np.ndarray, *
 
 
 # ------------------------------------------------------------- OpenFace 2
-def of2_sequence(path: Path, rows: list[tuple[int, int, bool, np.ndarray, np.ndarray]]) -> None:
-    """FeatureExtraction's CSV as OpenFace 2.0 writes it: ', ' between header names and values."""
+def of2_sequence(path: Path, rows: list[tuple[int, int, bool, np.ndarray, np.ndarray]],
+                 poses: list[tuple[float, float, float]] | None = None) -> None:
+    """FeatureExtraction's CSV as OpenFace 2.0 writes it: ', ' between header names and values;
+    ``poses``: per row pose_Rx, pose_Ry, pose_Rz in radians."""
     head = ["frame", "face_id", "timestamp", "confidence", "success", "pose_Tx", "pose_Ty",
             "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"]
     head += [f"AU{a}_r" for a in OF2_R] + [f"AU{a}_c" for a in OF2_C]
     lines = [", ".join(head)]
-    for frame, face, ok, r, c in rows:
+    for i, (frame, face, ok, r, c) in enumerate(rows):
         r, c = (r, c) if ok else (np.zeros_like(r), np.zeros_like(c))  # a failed frame: all 0
+        rx, ry, rz = poses[i] if poses else (0.1, -0.05, 0.02)
         vals = [str(frame), str(face), f"{(frame - 1) * 0.033:.3f}", "0.98" if ok else "0.00",
-                "1" if ok else "0", "10.1", "-3.2", "400.5", "0.100", "-0.050", "0.020"]
+                "1" if ok else "0", "10.1", "-3.2", "400.5", f"{rx:.3f}", f"{ry:.3f}", f"{rz:.3f}"]
         vals += [f"{x:.2f}" for x in r] + [f"{x:.1f}" for x in c]
         lines.append(", ".join(vals))
     path.write_text("\n".join(lines) + "\n")
@@ -124,6 +127,48 @@ def test_openface2_feature_extraction_frames_map_and_failed_rows(truth, capsys):
     assert_scores(card, pred, labels)
     assert card["per_au"]["AU18"] == {"accuracy": None, "f1": None, "n": card["per_au"]["AU18"]["n"],
                                       "predicted": False}
+
+
+def test_openface2_head_pose_aus_derived_from_pose(truth, capsys):
+    rng = np.random.default_rng(12)
+    frames = "".join(f"{i + 1},{n}\n" for i, n in enumerate(NAMES))
+    (truth.parent / "map.csv").write_text("key,image\n" + frames)
+
+    def output(name: str) -> np.ndarray:
+        poses = rng.uniform(-0.5, 0.5, (N, 3)).round(3)  # radians, as written (3 decimals)
+        of2_sequence(truth.parent / name, [(i + 1, 0, True, *of2_values(rng)) for i in range(N)],
+                     [tuple(p) for p in poses])
+        return np.degrees(poses)  # pitch, yaw, roll
+
+    val_pose = output("val.csv")
+    val = (rng.random((N, len(AUS))) < 0.4).astype(int)
+    yaw = val_pose[:, 1]
+    val[:, AUS.index("AU51")] = yaw < -10  # this tool's left turn is a negative yaw ...
+    val[:, AUS.index("AU52")] = yaw > 10  # ... and its right turn a positive one
+    write_labels(truth.parent / "val.txt", NAMES, val)
+    test_pose = output("test.csv")
+    args = ["--map", truth.parent / "map.csv", "--fit-thresholds", truth.parent / "val.txt",
+            truth.parent / "val.csv"]
+    card = score_json(capsys, truth, "openface2", truth.parent / "test.csv", "--pose-aus", *args)
+    pose_aus = ["AU51", "AU52", "AU53", "AU54", "AU55", "AU56"]
+    assert card["coverage"]["derived_from_pose"] == pose_aus
+    assert card["coverage"]["covered"] == OF2_COVERS + pose_aus
+    assert card["per_au"]["AU51"]["derived_from_pose"] is True
+    t51, t52 = card["thresholds"]["AU51"], card["thresholds"]["AU52"]
+    assert (t51["from"], t51["sign"], t52["sign"]) == ("pose yaw", -1, 1)
+    # perfectly separable on validation: the search keeps the lowest positive score
+    assert t51["threshold"] == pytest.approx(min(-yaw[yaw < -10]))
+    assert t52["threshold"] == pytest.approx(min(yaw[yaw > 10]))
+    angle = {"yaw": test_pose[:, 1], "pitch": test_pose[:, 0], "roll": test_pose[:, 2]}
+    _, labels = read_labels(truth)
+    for au in pose_aus:  # each derived AU on the test rows, by scikit-learn
+        t = card["thresholds"][au]
+        pred = (t["sign"] * angle[t["from"].split()[1]] >= t["threshold"] - 1e-9).astype(int)
+        expected = sklearn_au(labels[:, AUS.index(au)], pred)
+        assert (card["per_au"][au]["accuracy"], card["per_au"][au]["f1"]) == pytest.approx(expected)
+    code, _, err = run(capsys, "check", "--truth", truth, "--from", "openface2", "--submission",
+                       truth.parent / "test.csv", "--pose-aus", "--map", truth.parent / "map.csv")
+    assert code == 2 and "--pose-aus: expected --fit-thresholds" in err
 
 
 def of2_image_csv(path: Path, faces: list[tuple[float, np.ndarray, np.ndarray]]) -> None:

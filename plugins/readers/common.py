@@ -108,6 +108,14 @@ def enc_au(number: int | str) -> str | None:
     return name if name in ENC2020.aus else None
 
 
+def pose(frame: pd.DataFrame, path: str | Path, columns: dict[str, str],
+         scale: float = 1.0) -> dict[str, np.ndarray]:
+    """``{"yaw" | "pitch" | "roll": degrees}`` from ``{angle: column}``, if the tool wrote them all."""
+    if not all(c in frame.columns for c in columns.values()):
+        return {}
+    return {angle: numbers(frame, col, path) * scale for angle, col in columns.items()}
+
+
 def any_nan(columns: dict[str, np.ndarray], n: int) -> np.ndarray:
     """Rows where some AU value is missing."""
     out = np.zeros(n, dtype=bool)
@@ -134,4 +142,4 @@ def concat(parts: Sequence[ToolOutput], source: str, rules: str) -> ToolOutput:
                       where=[w for p in parts for w in p.where], failed=cat(lambda p: p.failed),
                       presence=columns("presence"), intensity=columns("intensity"),
                       probability=columns("probability"), box_area=cat(lambda p: p.box_area),
-                      confidence=cat(lambda p: p.confidence), rules=rules)
+                      confidence=cat(lambda p: p.confidence), pose=columns("pose"), rules=rules)

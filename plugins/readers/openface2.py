@@ -78,9 +78,12 @@ def _read_file(path: Path) -> tuple[ToolOutput, bool]:
         common.numbers(frame, "frame", path)
     else:
         keys = [path.stem] * n
+    # pose_Rx/Ry/Rz: pitch, yaw and roll in radians (FeatureExtraction's -pose)
+    head = common.pose(frame, path, {"pitch": "pose_Rx", "yaw": "pose_Ry", "roll": "pose_Rz"},
+                       scale=180 / np.pi)
     out = ToolOutput(source=str(path), keys=keys, where=common.where(frame, path), failed=failed,
                      presence=presence, intensity=intensity, box_area=_landmark_box(frame, path),
-                     confidence=common.numbers(frame, "confidence", path))
+                     confidence=common.numbers(frame, "confidence", path), pose=head)
     return out, sequence
 
 

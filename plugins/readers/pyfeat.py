@@ -2,7 +2,8 @@
 
 One row per detected face: ``FaceRectX, FaceRectY, FaceRectWidth,
 FaceRectHeight, FaceScore``, the AU probabilities ``AU01 ... AU43`` in
-[0, 1], and ``input`` (the image path) and ``frame``. An image without a
+[0, 1], the head pose ``Pitch, Roll, Yaw`` (degrees), and ``input`` (the
+image path) and ``frame``. An image without a
 face is one row whose face and AU values are NaN: a failed detection.
 ``to_csv`` also writes pandas' unnamed index column, which is ignored.
 """
@@ -38,6 +39,7 @@ class PyFeatReader:
         width, height, score = (common.numbers(frame, c, path)
                                 for c in ("FaceRectWidth", "FaceRectHeight", "FaceScore"))
         failed = common.any_nan(probability, len(frame)) | np.isnan(width) | np.isnan(score)
+        head = common.pose(frame, path, {"pitch": "Pitch", "yaw": "Yaw", "roll": "Roll"})  # degrees
         return ToolOutput(source=str(path), keys=common.image_keys(frame, path),
                           where=common.where(frame, path), failed=failed, probability=probability,
-                          box_area=width * height, confidence=score, rules=self.rules)
+                          box_area=width * height, confidence=score, pose=head, rules=self.rules)
