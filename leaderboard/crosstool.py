@@ -20,6 +20,9 @@ the tool's files into a :class:`harness.tooloutput.ToolOutput`.
   in the means over all AUs with accuracy 0 and F1 0 (no credit for an AU
   never predicted), unless ``--uncovered zeros`` scores them as predicted
   absent. The covered AUs are also scored on their own.
+* Head pose (``--pose-aus``, with ``--fit-thresholds``): AUs 51-56 derived
+  from the tool's yaw, pitch and roll, threshold and sign fitted on
+  validation, labelled "derived from pose".
 """
 from __future__ import annotations
 

@@ -177,7 +177,8 @@ def test_entry_point_reader_scores_a_tool(reader_site, tmp_path):
     smile = rng.random(30).round(3)
     (tmp_path / "smiles.csv").write_text("file,smile\n" + "".join(
         f"shots/{n},{p}\n" for n, p in zip(names, smile)))
-    listed = _run([sys.executable, "-m", "harness", "plugins", "--kind", "reader"], _env(reader_site), tmp_path)
+    listed = _run([sys.executable, "-m", "harness", "plugins", "--kind", "reader"], _env(reader_site),
+                  tmp_path)
     assert any(ln.split()[:5] == ["reader", "smile", "smile", "auh-smile", "1.0.0"]
                for ln in listed.stdout.splitlines()), listed.stdout
     proc = _run([sys.executable, "-m", "harness", "score", "--truth", "truth.txt", "--from", "smile",

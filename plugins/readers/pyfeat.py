@@ -2,9 +2,9 @@
 
 One row per detected face: ``FaceRectX, FaceRectY, FaceRectWidth,
 FaceRectHeight, FaceScore``, the AU probabilities ``AU01 ... AU43`` in
-[0, 1], the head pose ``Pitch, Roll, Yaw`` (degrees), and ``input`` (the
-image path) and ``frame``. An image without a
-face is one row whose face and AU values are NaN: a failed detection.
+[0, 1], the head pose ``Pitch, Roll, Yaw`` (degrees), ``input`` (the image
+path) and ``frame``. An image without a face is one row whose face and AU
+values are NaN: a failed detection.
 ``to_csv`` also writes pandas' unnamed index column, which is ignored.
 """
 from __future__ import annotations
