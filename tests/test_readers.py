@@ -217,13 +217,13 @@ def test_openface2_image_folder_largest_face_intensity_and_exclude(truth, capsys
 def fex_csv(path: Path, rows: list[tuple[str, list[float] | None, np.ndarray | None]]) -> None:
     """``Fex.to_csv``: pandas' unnamed index first; a frame without a face is a row of NaN."""
     head = ["", "FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "FaceScore"]
-    head += [f"AU{a}" for a in FEAT_AUS] + ["anger", "input", "frame"]
+    head += [f"AU{a}" for a in FEAT_AUS] + ["anger", "Pitch", "Roll", "Yaw", "input", "frame"]
     lines = [",".join(head)]
     for i, (name, face, probs) in enumerate(rows):
         face_cells = ["" if face is None else f"{v}" for v in (face or [None] * 5)]
         au_cells = [""] * len(FEAT_AUS) if probs is None else [f"{p:.6f}" for p in probs]
-        emo = "" if probs is None else "0.1"
-        lines.append(",".join([str(i), *face_cells, *au_cells, emo, f"/data/enc/{name}", str(i)]))
+        rest = ["", "", "", ""] if probs is None else ["0.1", f"{i}.5", "-2.0", f"-{i}.25"]
+        lines.append(",".join([str(i), *face_cells, *au_cells, *rest, f"/data/enc/{name}", str(i)]))
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -262,6 +262,18 @@ def test_pyfeat_nan_rows_faces_and_threshold(truth, capsys, face):
     pred = {au: np.array([int(pick[i][FEAT_AUS.index(f"{int(au[2:]):02d}")] >= 0.3) if i in pick else 0
                           for i in range(N)]) for au in FEAT_COVERS}
     assert_scores(card, pred, labels)
+
+
+def test_pyfeat_reader_api(truth):
+    rows, probs = feat_rows(np.random.default_rng(3))
+    fex_csv(truth.parent / "fex.csv", rows)
+    out = harness.create("reader", "pyfeat").read(truth.parent / "fex.csv")
+    assert len(out.keys) == N + 1 and out.keys[0] == "/data/enc/N_0000.jpg"
+    assert np.flatnonzero(out.failed).tolist() == [4]  # the NaN row
+    assert out.where[5] == f"{truth.parent / 'fex.csv'}: line 7"
+    assert sorted(out.covered) == sorted(FEAT_COVERS) and not out.presence and not out.intensity
+    assert out.pose["pitch"][0] == 0.5 and out.pose["yaw"][3] == -3.25 and out.pose["roll"][1] == -2.0
+    assert out.box_area[0] == 40.0 * 50.0 and out.confidence[0] == 0.99
 
 
 def test_pyfeat_uncovered_zeros_is_stated(truth, capsys):
