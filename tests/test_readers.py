@@ -507,3 +507,34 @@ def test_a_broken_reader_plugin_is_named(truth, capsys, monkeypatch):
 def test_tool_options_need_from(truth, capsys, option):
     code, _, err = run(capsys, "check", "--truth", truth, "--submission", truth, *option)
     assert code == 2 and f"{option[0]}: only with --from TOOL" in err
+
+
+def test_tools_in_a_challenge_with_public_and_private_rows(in_tmp, capsys):
+    import shutil
+
+    from leaderboard.challenge import load_challenge
+
+    examples = Path(__file__).resolve().parents[1] / "submissions" / "examples"
+    shutil.copytree(examples, in_tmp / "ex")
+    toml = in_tmp / "ex" / "challenge.toml"
+    names, labels = read_labels(in_tmp / "ex" / "truth.txt")
+    rng = np.random.default_rng(13)
+    rows = [(n, [1.0, 2.0, 30.0, 30.0, 0.9], rng.random(len(FEAT_AUS)).round(6)) for n in names[1:]]
+    fex_csv(in_tmp / "fex.csv", rows)  # names[0] is missing
+    for flag in ("zeros", "exclude"):
+        code, out, err = run(capsys, "score", "--challenge", toml, "--from", "pyfeat", "--submission",
+                             in_tmp / "fex.csv", "--missing", flag, "--team", f"feat-{flag}",
+                             "--resamples", "20", "--json")
+        assert code == 0, err
+    ch = load_challenge(toml)
+    public = ch.public_mask(ch.phase("test"), names)
+    probs = {n: p for n, _, p in rows}
+    pred = {au: np.array([int(probs[n][FEAT_AUS.index(f"{int(au[2:]):02d}")] >= 0.5) if n in probs else 0
+                          for n in names]) for au in FEAT_COVERS}
+    entries = {e.team: e for e in ledger.entries("enc2020-demo/test")}
+    for view, rows_ in (("public", public), ("private", ~public)):
+        expected = oracle({au: p[rows_] for au, p in pred.items()}, labels[rows_])[0]
+        assert entries["feat-zeros"].metrics[f"{view}/final"] == pytest.approx(expected, abs=1e-12)
+    code, out, _ = run(capsys, "leaderboard", "--challenge", toml, "--private", "--resamples", "20")
+    assert code == 0 and "| 16/23 |" in out
+    assert "scored with --missing exclude (rows differ; no gap test): feat-exclude" in out
