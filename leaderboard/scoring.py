@@ -97,15 +97,16 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
     aus = challenge.schema.aus
     tags = {"tool": tool, "tool_version": tool_version or "unknown", "reader_rules": p.rules,
             "coverage": ",".join(p.covered), "derived_from_pose": ",".join(p.derived),
-            "uncovered": rules.uncovered,
-            "missing": rules.missing or "none"}
+            "uncovered": rules.uncovered, "missing": rules.missing or "none"}
+    output = Path(output)
     with tempfile.TemporaryDirectory() as tmp:
-        converted = Path(tmp) / f"{Path(output).name}.csv"
+        # a CSV (the submission format) named after the tool's output, for the board's file column
+        converted = Path(tmp) / (output.name if output.suffix.lower() == ".csv" else f"{output.name}.csv")
         write_labels(converted, truth.names, submission_matrix(p, truth, aus), challenge.schema)
         return _record(challenge, phase, truth, team, converted,
                        lambda rows: crosstool.tool_scorecard(p, truth.labels, aus, rows,
                                                              resamples, seed),
-                       tracking_uri=tracking_uri, tags=tags)
+                       tracking_uri=tracking_uri, tags=tags, source=output)
 
 
 def tool_prediction(schema: AUSchema, truth: Truth, tool: str, output: Path,
@@ -134,8 +135,11 @@ def _check_request(team: str, submission: Path, tracking_uri: str | None) -> Non
 
 def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submission: Path,
             card: Callable[[np.ndarray], dict[str, Any]], *, tracking_uri: str | None,
-            tags: dict[str, str] | None = None) -> Result:
-    """Scorecards of all rows and of each view, one ledger run, then the ``auh_scored`` hook."""
+            tags: dict[str, str] | None = None, source: Path | None = None) -> Result:
+    """Scorecards of all rows and of each view, one ledger run, then the ``auh_scored`` hook.
+
+    ``submission`` is the file recorded; ``source`` the file the user gave, when they differ
+    (a tool's output, recorded as its 0/1 predictions)."""
     every = np.ones(len(truth.names), dtype=bool)
     result = Result(card(every))
     metrics = ledger.score_metrics(result.score)
@@ -154,5 +158,5 @@ def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submiss
         scorer_version=_own_version(), tracking_uri=tracking_uri, extra_tags=tags)
     harness.get_registry().hook.auh_scored(score=result.score, context={
         "team": team, "phase": phase.name, "challenge": challenge.name,
-        "submission": str(submission), "truth": str(truth.path), "run_id": result.run_id})
+        "submission": str(source or submission), "truth": str(truth.path), "run_id": result.run_id})
     return result

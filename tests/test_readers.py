@@ -470,6 +470,7 @@ def test_tools_on_the_leaderboard_with_coverage_and_tags(truth, capsys):
     assert entries["pyfeat"].tags["coverage"].split(",") == FEAT_COVERS
     assert "NaN AUs" in entries["pyfeat"].tags["reader_rules"]
     assert entries["opengraphau"].metrics["covered/final"] > 0
+    assert entries["opengraphau"].submission_name == "ogau.csv"
     code, out, _ = run(capsys, "leaderboard", "--format", "csv", "--resamples", "30")
     assert code == 0
     header, *body = [line.split(",") for line in out.splitlines()]
