@@ -407,6 +407,11 @@ def tool_files(truth) -> Path:
     cells = text[2].split(",")
     cells[7] = "1.5"
     (truth.parent / "bad_prob.csv").write_text("\n".join(text[:2] + [",".join(cells)] + text[3:]) + "\n")
+    cells = text[2].split(",")
+    (truth.parent / "long.csv").write_text("\n".join(text[:2] + [",".join(cells + ["7"])] + text[3:]) + "\n")
+    cells[8] = ""
+    (truth.parent / "partly.csv").write_text("\n".join(text[:2] + [",".join(cells)] + text[3:]) + "\n")
+    (truth.parent / "twice.csv").write_text("\n".join([text[0].replace("AU02", "AU01")] + text[1:]) + "\n")
     (truth.parent / "extra.csv").write_text("\n".join(text + [text[1].replace(NAMES[0], "other.jpg")]) + "\n")
     (truth.parent / "map.csv").write_text("key,image\n/data/enc/N_0000.jpg,nope.jpg\n")
     (truth.parent / "of2.csv").write_text("frame, face_id, timestamp, confidence, success, AU01_c\n"
@@ -421,6 +426,12 @@ def tool_files(truth) -> Path:
      "fex.csv: 1 of 24 truth images have no usable face in the pyfeat output"),
     (["--from", "pyfeat", "--submission", "bad_prob.csv", "--missing", "zeros"],
      "bad_prob.csv: line 3, column AU02: value '1.5', expected a number in [0, 1]"),
+    (["--from", "pyfeat", "--submission", "long.csv", "--missing", "zeros"],
+     "long.csv: line 3: 33 fields, expected 32 as in the header"),
+    (["--from", "pyfeat", "--submission", "partly.csv", "--missing", "zeros"],
+     "partly.csv: line 3: the AU4 value is empty but other AU values are not"),
+    (["--from", "pyfeat", "--submission", "twice.csv", "--missing", "zeros"],
+     "twice.csv: line 1: column 'AU01' repeated"),
     (["--from", "pyfeat", "--submission", "extra.csv", "--missing", "zeros"],
      "extra.csv: line 27: image '/data/enc/other.jpg' is not in the truth"),
     (["--from", "pyfeat", "--submission", "fex.csv", "--missing", "zeros", "--map", "map.csv"],

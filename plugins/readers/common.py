@@ -1,13 +1,14 @@
-"""What every reader needs: a tool's table read as text, numbers checked cell by cell.
+"""What every reader needs: a tool's table read, numbers checked cell by cell.
 
 Errors name the file, the line (the header is line 1) and the column, and
 say what was expected, like the project's own label files.
 """
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,42 +18,81 @@ from harness.schema import ENC2020
 from harness.tooloutput import ToolOutput
 
 # Cells a tool writes for "no value": pandas' NaN and an empty field.
-_NAN_TEXT = ("", "nan", "NaN", "NAN", "NA", "None")
+_NAN_TEXT = ["", "nan", "NaN", "NAN", "NA", "None"]
 # Columns that may name the image of a row, in the order they are looked for.
 IMAGE_COLUMNS = ("input", "image", "image_path", "path", "file", "filename")
 FRAME_COLUMNS = ("frame", "frame_idx", "frame_index")
 
 
-def read_table(path: str | Path, sep: str = ",") -> pd.DataFrame:
-    """Every cell as a stripped string; header names stripped (OpenFace 2 writes ``", "``).
+_CHUNK_ROWS = 20_000  # rows parsed at a time: a wide file's unread columns never all sit in memory
+
+
+def read_table(path: str | Path, sep: str = ",",
+               want: Callable[[str], bool] | None = None) -> pd.DataFrame:
+    """A tool's table: header names stripped (OpenFace 2.0 writes ``", "``), numbers as
+    float64 (a column with a cell that is not a number stays text, for :func:`numbers`
+    to refuse), the image and frame columns as text, and only the columns ``want``
+    accepts (OpenFace and py-feat write hundreds of landmark columns). A row with more
+    fields than the header is refused; one with fewer has empty cells at its end.
 
     Row ``i`` of the frame keeps index ``line - 2`` of its file line, so
     messages can name the line; blank lines are dropped.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    names = _header(path, sep)
+    keep = [n for n in names if want is None or want(n)]
     try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, index_col=False,
-                            skip_blank_lines=False, encoding="utf-8-sig", engine="c")
-    except pd.errors.EmptyDataError:
-        raise UserError(f"{path}: the file is empty; expected a header line") from None
+        chunks = pd.read_csv(path, sep=sep, header=None, skiprows=1, names=names,
+                             skipinitialspace=True, keep_default_na=False, na_values=_NAN_TEXT,
+                             dtype={c: str for c in IMAGE_COLUMNS + FRAME_COLUMNS},
+                             index_col=False, skip_blank_lines=False, encoding="utf-8-sig",
+                             engine="c", chunksize=_CHUNK_ROWS)
+        parts = [chunk[keep] for chunk in chunks]
+    except pd.errors.EmptyDataError:  # the header and nothing else
+        parts = []
     except pd.errors.ParserError as exc:
         found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if found is None:
             raise UserError(f"{path}: not parseable as a table: {exc}") from None
-        want, line, saw = found.groups()
-        raise UserError(f"{path}: line {line}: {saw} fields, expected {want} as in the header") from None
+        expected, number, saw = found.groups()
+        raise UserError(f"{path}: line {number}: {saw} fields, expected {expected} as in the "
+                        f"header") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame = frame.apply(lambda col: col.str.strip())
-    return frame[(frame != "").any(axis=1)]
+    frame = pd.concat(parts) if parts else pd.DataFrame(columns=keep, dtype=np.float64)
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].str.strip()
+    return frame.dropna(how="all")
+
+
+def _header(path: Path, sep: str) -> list[str]:
+    """The header's column names, stripped; refuses an empty file and repeated names."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            first = fh.readline()
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: line 1: not UTF-8 text") from None
+    if not first.strip():
+        raise UserError(f"{path}: line 1 is empty; expected the tool's header line")
+    names = [c.strip() for c in next(csv.reader([first.rstrip("\r\n")], delimiter=sep))]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"{path}: line 1: column {repeated[0]!r} repeated; expected each once")
+    return names
 
 
 def line(frame: pd.DataFrame, row: int) -> int:
     """The file line of positional row ``row``."""
     return int(frame.index[row]) + 2
+
+
+def cell(frame: pd.DataFrame, column: str, row: int) -> str:
+    """A cell as the file has it, quoted, for a message."""
+    value = frame[column].iloc[row]
+    return repr(value if isinstance(value, str) else f"{value:g}")
 
 
 def where(frame: pd.DataFrame, path: str | Path) -> list[str]:
@@ -74,15 +114,15 @@ def numbers(frame: pd.DataFrame, column: str, path: str | Path,
             lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
     """The column as float64 (empty / ``nan`` cells are NaN); refuses text and values outside [lo, hi]."""
     text = frame[column]
-    blank = text.isin(_NAN_TEXT).to_numpy()
-    values = pd.to_numeric(text.where(~blank), errors="coerce").to_numpy(dtype=np.float64)
+    blank = text.isna().to_numpy()
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(values) & ~blank
     bad |= ~np.isnan(values) & ((values < lo) | (values > hi))
     if bad.any():
         row = int(np.argmax(bad))
         span = f"a number in [{lo:g}, {hi:g}]" if np.isfinite(lo) or np.isfinite(hi) else "a number"
         raise UserError(f"{path}: line {line(frame, row)}, column {column}: value "
-                        f"{text.iloc[row]!r}, expected {span}")
+                        f"{cell(frame, column, row)}, expected {span}")
     return values
 
 
@@ -93,8 +133,8 @@ def image_keys(frame: pd.DataFrame, path: str | Path) -> list[str]:
         raise UserError(f"{path}: line 1: no column naming the image; expected one of "
                         f"{', '.join(IMAGE_COLUMNS + FRAME_COLUMNS)}")
     keys = frame[column]
-    if (keys == "").any():
-        row = int(np.argmax((keys == "").to_numpy()))
+    if keys.isna().any():
+        row = int(np.argmax(keys.isna().to_numpy()))
         raise UserError(f"{path}: line {line(frame, row)}, column {column}: empty; expected "
                         f"the image of this row")
     if column in FRAME_COLUMNS:
@@ -116,12 +156,19 @@ def pose(frame: pd.DataFrame, path: str | Path, columns: dict[str, str],
     return {angle: numbers(frame, col, path) * scale for angle, col in columns.items()}
 
 
-def any_nan(columns: dict[str, np.ndarray], n: int) -> np.ndarray:
-    """Rows where some AU value is missing."""
-    out = np.zeros(n, dtype=bool)
-    for values in columns.values():
-        out |= np.isnan(values)
-    return out
+def empty_rows(frame: pd.DataFrame, path: str | Path, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """Rows whose AU values are all empty (a failed detection); refuses a row with only some
+    empty (a truncated or damaged line)."""
+    if not columns:
+        return np.zeros(len(frame), dtype=bool)
+    empty = np.column_stack([np.isnan(v) for v in columns.values()])
+    partly = empty.any(axis=1) & ~empty.all(axis=1)
+    if partly.any():
+        row = int(np.argmax(partly))
+        column = list(columns)[int(np.argmax(empty[row]))]
+        raise UserError(f"{path}: line {line(frame, row)}: the {column} value is empty but other "
+                        f"AU values are not; expected every AU value, or none (a failed detection)")
+    return empty.all(axis=1)
 
 
 def concat(parts: Sequence[ToolOutput], source: str, rules: str) -> ToolOutput:

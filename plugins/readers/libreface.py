@@ -41,7 +41,7 @@ class LibreFaceReader:
         if not presence and not intensity:
             raise UserError(f"{path}: line 1: no au_k or au_k_intensity columns; expected "
                             f"LibreFace output")
-        failed = common.any_nan({**presence, **intensity}, len(frame))
+        failed = common.empty_rows(frame, path, {**presence, **intensity})
         return ToolOutput(source=str(path), keys=common.image_keys(frame, path),
                           where=common.where(frame, path), failed=failed, presence=presence,
                           intensity=intensity, rules=self.rules)

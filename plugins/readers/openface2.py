@@ -26,6 +26,8 @@ from harness.tooloutput import ToolOutput
 from plugins.readers import common
 
 _AU = re.compile(r"^AU(\d+)_([cr])$")
+# What is read of the hundreds of columns (gaze, 3D landmarks, shape parameters are not)
+_READ = re.compile(r"^(frame|face_id|face|confidence|success|pose_R[xyz]|AU\d+_[cr]|[xy]_\d+)$")
 _SEQUENCE = ("frame", "face_id", "confidence", "success")
 _IMAGE = ("face", "confidence")
 
@@ -52,7 +54,7 @@ class OpenFace2Reader:
 
 def _read_file(path: Path) -> tuple[ToolOutput, bool]:
     """One CSV, and whether it is a sequence (frame numbers) rather than one image's faces."""
-    frame = common.read_table(path)
+    frame = common.read_table(path, want=lambda column: bool(_READ.match(column)))
     aus = {m.groups(): col for col in frame.columns if (m := _AU.match(col))}
     if not aus:
         raise UserError(f"{path}: line 1: no AUxx_c or AUxx_r columns; expected OpenFace 2 "
@@ -71,7 +73,7 @@ def _read_file(path: Path) -> tuple[ToolOutput, bool]:
         else:
             intensity[au] = common.numbers(frame, col, path, 0, 5)
     n = len(frame)
-    failed = common.any_nan({**presence, **intensity}, n)
+    failed = common.empty_rows(frame, path, {**presence, **intensity})
     if sequence:
         failed |= common.numbers(frame, "success", path, 0, 1) == 0
         keys = frame["frame"].tolist()
@@ -93,7 +95,7 @@ def _presence(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     if odd.any():
         row = int(np.argmax(odd))
         raise UserError(f"{path}: line {common.line(frame, row)}, column {column}: value "
-                        f"{frame[column].iloc[row]!r}, expected 0 or 1 (a presence column)")
+                        f"{common.cell(frame, column, row)}, expected 0 or 1 (a presence column)")
     return values
 
 

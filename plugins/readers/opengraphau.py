@@ -45,5 +45,5 @@ class OpenGraphAUReader:
                 probability[au] = np.max(sides, axis=0)  # NaN anywhere stays NaN: failed
         return ToolOutput(source=str(path), keys=common.image_keys(frame, path),
                           where=common.where(frame, path),
-                          failed=common.any_nan(raw, len(frame)), probability=probability,
+                          failed=common.empty_rows(frame, path, raw), probability=probability,
                           rules=self.rules)

@@ -5,7 +5,7 @@ FaceRectHeight, FaceScore``, the AU probabilities ``AU01 ... AU43`` in
 [0, 1], the head pose ``Pitch, Roll, Yaw`` (degrees), ``input`` (the image
 path) and ``frame``. An image without a face is one row whose face and AU
 values are NaN: a failed detection.
-``to_csv`` also writes pandas' unnamed index column, which is ignored.
+``to_csv`` also writes pandas' unnamed index column, which is not read.
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from plugins.readers import common
 
 _AU = re.compile(r"^AU(\d+)$")
 _FACE = ("FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "FaceScore")
+# What is read of a Fex (not its landmarks, emotions or identity embedding)
+_READ = re.compile(r"^(FaceRect(X|Y|Width|Height)|FaceScore|AU\d+|Pitch|Roll|Yaw|input|frame)$")
 
 
 class PyFeatReader:
@@ -28,8 +30,7 @@ class PyFeatReader:
     rules = "AUxx probability >= the threshold; a row of NaN AUs (no face) is a failed detection"
 
     def read(self, path: str | Path) -> ToolOutput:
-        frame = common.read_table(path)
-        frame = frame[[c for c in frame.columns if c and not c.startswith("Unnamed:")]]
+        frame = common.read_table(path, want=lambda column: bool(_READ.match(column)))
         common.require(frame, _FACE, path, "py-feat Fex columns " + ", ".join(_FACE))
         columns = {au: col for col in frame.columns
                    if (m := _AU.match(col)) and (au := common.enc_au(m.group(1)))}
@@ -38,7 +39,7 @@ class PyFeatReader:
         probability = {au: common.numbers(frame, col, path, 0, 1) for au, col in columns.items()}
         width, height, score = (common.numbers(frame, c, path)
                                 for c in ("FaceRectWidth", "FaceRectHeight", "FaceScore"))
-        failed = common.any_nan(probability, len(frame)) | np.isnan(width) | np.isnan(score)
+        failed = common.empty_rows(frame, path, probability) | np.isnan(width) | np.isnan(score)
         head = common.pose(frame, path, {"pitch": "Pitch", "yaw": "Yaw", "roll": "Roll"})  # degrees
         return ToolOutput(source=str(path), keys=common.image_keys(frame, path),
                           where=common.where(frame, path), failed=failed, probability=probability,
