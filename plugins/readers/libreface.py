@@ -24,7 +24,7 @@ class LibreFaceReader:
     """LibreFace CSV: au_{k} presence (LibreFace's decision), au_{k}_intensity 0-5."""
 
     rules = ("au_k presence as LibreFace decided it, or au_k_intensity >= the intensity "
-             "threshold; a row with an empty AU value is a failed detection")
+             "threshold; a row without AU values is a failed detection")
 
     def read(self, path: str | Path) -> ToolOutput:
         frame = common.read_table(path)

@@ -30,8 +30,8 @@ COLUMNS = tuple(f"AU{k}" for k in BOTH_SIDES) + tuple(
 class OpenGraphAUReader:
     """OpenGraphAU's 41 probabilities (AU1..AU39, AUL1/AUR1 ...); ENC AU = max of AU, left, right."""
 
-    rules = ("probability = max(AUk, AULk, AURk) >= the threshold; a row with an empty value "
-             "is a failed detection")
+    rules = ("probability = max(AUk, AULk, AURk) >= the threshold; a row without values is a "
+             "failed detection")
 
     def read(self, path: str | Path) -> ToolOutput:
         frame = common.read_table(path)
