@@ -89,13 +89,12 @@ def csv_text(board: Board) -> str:
     records = []
     for r in board.rows:
         rec = {"rank": r.rank, "team": _cell(r.team), "final": r.final, "accuracy": r.accuracy,
-               "f1": r.f1, "coverage": _coverage(r, board.aus),
-               "ci95_lo": r.ci95[0] if r.ci95 else None,
+               "f1": r.f1, "ci95_lo": r.ci95[0] if r.ci95 else None,
                "ci95_hi": r.ci95[1] if r.ci95 else None, "submissions": r.submissions,
                "p_better_than_next": r.gap.p_a_better if r.gap else None,
                "significant": r.significant, "tie": _cell(r.tie),
                "file": _cell(r.entry.submission_name), "submitted": r.submitted,
-               "run_id": r.entry.run_id}
+               "run_id": r.entry.run_id, "coverage": _coverage(r, board.aus)}
         rec.update({f"{au}_f1": r.per_au_f1[au] for au in board.aus})
         records.append(rec)
     columns = None if records else ["rank", "team", "final", "accuracy", "f1"]
