@@ -13,6 +13,7 @@ import harness
 from harness.cli import main
 from harness.labels import read_labels, write_labels
 from harness.schema import ENC2020, UNKNOWN
+from harness.tooloutput import ToolOutput
 from leaderboard import ledger
 
 AUS = ENC2020.aus
@@ -550,3 +551,45 @@ def test_tools_in_a_challenge_with_public_and_private_rows(in_tmp, capsys):
     code, out, _ = run(capsys, "leaderboard", "--challenge", toml, "--private", "--resamples", "20")
     assert code == 0 and "| 16/23 |" in out
     assert "scored with --missing exclude (rows differ; no gap test): feat-exclude" in out
+
+
+# ------------------------------------------------------------- the Python API
+def toy_output(keys: list[str], area=None, conf=None, failed=None) -> ToolOutput:
+    n = len(keys)
+    return ToolOutput(source="toy.csv", keys=keys, where=[f"toy.csv: line {i + 2}" for i in range(n)],
+                      failed=np.zeros(n, bool) if failed is None else np.array(failed),
+                      probability={"AU12": np.linspace(0, 1, n)},
+                      box_area=None if area is None else np.array(area, float),
+                      confidence=None if conf is None else np.array(conf, float))
+
+
+def test_matching_by_basename_then_unique_stem():
+    from harness.errors import UserError
+    from leaderboard.crosstool import assign
+
+    names = ["a.jpg", "b.jpg", "b.png", "c.jpg"]
+    out = toy_output(["/x/a.jpg", "C:\\data\\c.jpg", "dir/b.png", "a"])  # a Windows path too
+    assert assign(out, names, None).tolist() == [0, 3, 2, 0]
+    with pytest.raises(UserError, match=r"toy.csv: line 2: image 'b' is not in the truth"):
+        assign(toy_output(["b"]), names, None)  # b.jpg or b.png: ambiguous, refused
+
+
+def test_face_choice_and_ties():
+    from leaderboard.crosstool import choose_faces
+
+    rows = np.array([0, 0, 0, 1, 2])
+    out = toy_output(["a"] * 5, area=[10, 30, 30, 5, 1], conf=[0.9, 0.1, 0.2, 0.5, 0.7],
+                     failed=[False, False, False, False, True])
+    chosen, rule = choose_faces(out, rows, 3, "largest")
+    assert chosen.tolist() == [1, 3, -1] and rule == "largest box"  # a tie: the earlier row
+    chosen, rule = choose_faces(out, rows, 3, "confidence")
+    assert chosen.tolist() == [0, 3, -1] and rule == "highest confidence"
+
+
+def test_not_predicted_scores_zero_accuracy_and_f1():
+    from harness.metrics import challenge_score
+    from leaderboard.crosstool import not_predicted
+
+    truth = np.array([[1, 0], [0, 999], [1, 1], [0, 0]])
+    per_au = challenge_score(not_predicted(truth), truth, ("A", "B"))["per_au"]
+    assert per_au == {"A": {"accuracy": 0.0, "f1": 0.0, "n": 4}, "B": {"accuracy": 0.0, "f1": 0.0, "n": 3}}
