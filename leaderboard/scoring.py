@@ -98,6 +98,8 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
     tags = {"tool": tool, "tool_version": tool_version or "unknown", "reader_rules": p.rules,
             "coverage": ",".join(p.covered), "derived_from_pose": ",".join(p.derived),
             "uncovered": rules.uncovered, "missing": rules.missing or "none"}
+    for key, value in tags.items():  # file names reach the rules line
+        ledger.check_text(key, value)
     output = Path(output)
     with tempfile.TemporaryDirectory() as tmp:
         # a CSV (the submission format) named after the tool's output, for the board's file column
