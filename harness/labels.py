@@ -11,10 +11,11 @@ Labels are 1 present, 0 absent, 999 unknown. A *submission* is a CSV of
 
 Every problem is a one-line :class:`~harness.errors.UserError` naming the
 file, the line (1-based, as an editor shows it; the CSV header is line 1)
-and the column, and saying what was expected. Valid files take the fast
-path (pandas' C parser, vectorized checks); the slower diagnosis of *which*
-line is bad only runs once something is known to be wrong. A UTF-8 byte
-order mark and CRLF line ends are accepted everywhere.
+and the column, and saying what was expected. A UTF-8 byte order mark and
+CRLF line ends are accepted everywhere.
+
+Only numpy and the standard library are used: the same module is the
+scorer packaged into the Codabench and EvalAI bundles (``auh export``).
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from harness.errors import UserError
 from harness.fileio import atomic_open
@@ -35,6 +35,12 @@ from harness.schema import ENC2020, UNKNOWN, AUSchema
 IMAGE = "image"
 BOM = "\ufeff"
 _SNIFF_BYTES = 1 << 16
+_LINE_END = re.compile(r"\r\n?|\n")
+# A value is a plain decimal number ("1", " 1", "1.0", "999"); "1e0", "0x1", "NaN" are not.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
+# The values nearly every cell holds, parsed once: the rest go through _NUMBER.
+_COMMON = {"0": 0, "1": 1, "999": 999}
+_NOT_A_NUMBER = -1
 
 
 # ------------------------------------------------------------------ public API
@@ -47,11 +53,10 @@ def read_labels(path: str | os.PathLike, schema: AUSchema = ENC2020) -> tuple[li
     than 0/1/999 and duplicate image names.
     """
     first = _first_line(path)
-    if "," in first:
-        frame, first_row_line = _read_csv(path, first, schema), 2
-    else:
-        frame, first_row_line = _read_text(path, schema), 1
-    return _validated(path, frame, schema, (0, 1, UNKNOWN), first_row_line)
+    is_csv = "," in first
+    columns = _csv_columns(path, first, schema) if is_csv else [IMAGE, *schema.aus]
+    rows = _rows(path, is_csv, nrows=None)
+    return _validated(path, rows, columns, schema, (0, 1, UNKNOWN), first_row_line=1 + is_csv)
 
 
 def write_labels(path: str | os.PathLike, names: Sequence[str], labels: np.ndarray,
@@ -62,14 +67,16 @@ def write_labels(path: str | os.PathLike, names: Sequence[str], labels: np.ndarr
     if labels.shape != (len(names), len(schema)):
         raise ValueError(f"labels of shape {labels.shape} for {len(names)} names "
                          f"and {len(schema)} AUs")
-    frame = pd.DataFrame(labels.astype(np.int64), columns=list(schema.aus))
-    frame.insert(0, IMAGE, list(names))
     is_csv = Path(path).suffix.lower() == ".csv"
-    if not is_csv and frame[IMAGE].str.contains(r"\s").any():
+    if not is_csv and any(re.search(r"\s", name) for name in names):
         raise UserError(f"{path}: an image name contains whitespace, which the challenge "
                         f"text format cannot hold; write a .csv instead")
     with atomic_open(path, "w", newline="") as fh:
-        frame.to_csv(fh, index=False, header=is_csv, sep="," if is_csv else " ", lineterminator="\n")
+        writer = csv.writer(fh, delimiter="," if is_csv else " ", lineterminator="\n")
+        if is_csv:
+            writer.writerow([IMAGE, *schema.aus])
+        writer.writerows([name, *values] for name, values in
+                         zip(names, labels.astype(np.int64).tolist()))
 
 
 def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
@@ -91,11 +98,15 @@ def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
     if "," not in first:
         raise UserError(f"{path}: line 1: not a CSV header; expected "
                         f"'{_header_hint(schema)}'")
-    # Parsed to the end (the size check bounds it): a row after a blank
-    # line, or a second row for an image, is refused, never left unread.
-    frame = _read_csv(path, first, schema)
-    names, preds = _validated(path, frame, schema, (0, 1), first_row_line=2)
+    columns = _csv_columns(path, first, schema)
+    rows = _rows(path, True, nrows=len(truth_names) + 1)
+    names, preds = _validated(path, rows, columns, schema, (0, 1), first_row_line=2)
     return _align(path, names, preds, truth_names)
+
+
+def submission_header(schema: AUSchema = ENC2020) -> str:
+    """The header line a submission starts with: ``image,AU1,...``."""
+    return ",".join((IMAGE, *schema.aus))
 
 
 # ------------------------------------------------------------------ reading
@@ -112,16 +123,13 @@ def _size(path: str | os.PathLike) -> int:
 
 
 def _first_line(path: str | os.PathLike) -> str:
-    """The first line, decoded, without BOM or line end; refuses non-text files.
-
-    The whole file is scanned for NUL bytes: the CSV parser would end a
-    field at one and silently drop the rest of it.
-    """
+    """The first line, decoded, without BOM or line end; refuses non-text files."""
     _size(path)
-    _refuse_nul(path)
     with open(path, "rb") as fh:
         head = fh.read(_SNIFF_BYTES)
-    line = re.split(rb"\r\n?|\n", head, maxsplit=1)[0]  # any line end, as pandas reads them
+    if b"\x00" in head:
+        raise UserError(f"{path}: not a text file (it contains NUL bytes)")
+    line = re.split(rb"\r\n?|\n", head, maxsplit=1)[0]
     try:
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -129,17 +137,6 @@ def _first_line(path: str | os.PathLike) -> str:
     if not text.strip():
         raise UserError(f"{path}: line 1 is blank; expected a header or a first label row")
     return text
-
-
-def _refuse_nul(path: str | os.PathLike) -> None:
-    lines = 0
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_SNIFF_BYTES), b""):
-            at = block.find(b"\x00")
-            if at >= 0:
-                line = lines + block.count(b"\n", 0, at) + 1
-                raise UserError(f"{path}: line {line}: a NUL byte; not a text file")
-            lines += block.count(b"\n")
 
 
 def _header_hint(schema: AUSchema) -> str:
@@ -165,146 +162,98 @@ def _csv_columns(path: str | os.PathLike, first_line: str, schema: AUSchema) -> 
     return columns
 
 
-# Parse options shared by both formats: blank lines kept (so DataFrame row i
-# is a fixed line of the file), only an empty field is missing ("NA" and
-# "NaN" stay text, to be refused as such), names kept as strings. Columns
-# are not named at parse time: pandas would silently turn a first row with
-# one field too many into an index.
-_PARSE = dict(header=None, skip_blank_lines=False, keep_default_na=False, na_values=[""],
-              dtype={0: str}, encoding="utf-8-sig", engine="c")
-_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-
-
-def _read_csv(path: str | os.PathLike, first_line: str, schema: AUSchema,
-              as_text: bool = False) -> pd.DataFrame:
-    columns = _csv_columns(path, first_line, schema)
-    frame = _parse(path, columns, first_row_line=2, as_text=as_text, sep=",", skiprows=1)
-    frame[IMAGE] = frame[IMAGE].str.strip()
-    return frame
-
-
-def _read_text(path: str | os.PathLike, schema: AUSchema, as_text: bool = False) -> pd.DataFrame:
-    return _parse(path, [IMAGE, *schema.aus], first_row_line=1, as_text=as_text, sep=r"\s+")
-
-
-def _parse(path: str | os.PathLike, columns: list[str], first_row_line: int,
-           as_text: bool = False, **options) -> pd.DataFrame:
-    """The table of ``path``; with ``as_text`` every field stays the string the file holds."""
-    expected = f"expected {len(columns)} (image + {len(columns) - 1} AUs)"
-    parse = {**_PARSE, "dtype": str} if as_text else _PARSE
+def _rows(path: str | os.PathLike, is_csv: bool, nrows: int | None) -> list[list[str]]:
+    """The data rows as field lists, one per line (the CSV header skipped),
+    at most ``nrows``, trailing blank lines dropped."""
+    data = Path(path).read_bytes()
     try:
-        frame = pd.read_csv(path, **parse, **options)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame(columns=columns)
-    except pd.errors.ParserError as exc:
-        found = _FIELDS.search(str(exc))
-        if found is None:
-            raise UserError(f"{path}: not parseable as a label table: {exc}") from None
-        pandas_expected, line, saw = map(int, found.groups())  # file lines, 1-based
-        if pandas_expected != len(columns):  # pandas took its count from a bad first row
-            line, saw = first_row_line, pandas_expected
-        raise UserError(f"{path}: line {line}: {saw} fields, {expected}") from None
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start} of a parse block)") from None
-    if frame.shape[1] != len(columns):  # the first row sets pandas' field count
-        raise UserError(f"{path}: line {first_row_line}: {frame.shape[1]} fields, {expected}")
-    frame.columns = columns
-    return frame
+        line = data[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path}: line {line}: not UTF-8 text (byte {exc.start})") from None
+    skip = int(is_csv)
+    lines = _LINE_END.split(text, maxsplit=skip + nrows if nrows is not None else 0)
+    lines = lines[skip:skip + nrows] if nrows is not None else lines[skip:]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not is_csv:
+        return [line.split() for line in lines]
+    try:
+        # strict: an unbalanced quote is an error, not a field running into the next line
+        rows = list(csv.reader(lines, strict=True))
+    except csv.Error as exc:
+        raise UserError(f"{path}: not parseable as CSV: {exc}") from None
+    if len(rows) != len(lines):  # a quoted field spanned lines: row i is no longer line i
+        raise UserError(f"{path}: a quoted field holds a line break; expected one row per line")
+    return rows
 
 
 # --------------------------------------------------------------- validation
-def _validated(path: str | os.PathLike, frame: pd.DataFrame, schema: AUSchema,
-               allowed: tuple[int, ...], first_row_line: int) -> tuple[list[str], np.ndarray]:
-    """Check names and values; return ``(names, labels[N, C])`` in schema order."""
-    frame = _drop_trailing_blank_rows(frame)
-    if frame.empty:
+def _validated(path: str | os.PathLike, rows: list[list[str]], columns: list[str],
+               schema: AUSchema, allowed: tuple[int, ...],
+               first_row_line: int) -> tuple[list[str], np.ndarray]:
+    """Check field counts, names and values; return ``(names, labels[N, C])`` in schema order."""
+    if not rows:
         raise UserError(f"{path}: no label rows" + (" (header only)" if first_row_line == 2 else ""))
-    n_fields = 1 + len(schema)
-    names = frame[IMAGE]
-    if names.isna().any():
-        row = int(np.flatnonzero(names.isna().to_numpy())[0])
-        raise UserError(_row_problem(path, row + first_row_line, n_fields, "image name is empty"))
-    raw: list[pd.DataFrame] = []  # the file's own spellings, read only if a column needs them
-    for au in schema.aus:
-        column = frame[au]
-        if column.dtype != np.int64:  # floats, booleans, text: judge the spelling, not the number
-            if not raw:
-                raw.append(_drop_trailing_blank_rows(_reread_as_text(path, first_row_line, schema)))
-                frame = frame.copy()
-            column = frame[au] = _exact_integers(raw[0][au])
-        bad = _bad_values(column, allowed)
-        if bad is not None:
-            row, value = bad
-            what = (f"column {au}: {'empty value' if pd.isna(value) else f'value {str(value)!r}'}, "
-                    f"expected {' or '.join(map(str, allowed))}")
-            raise UserError(_row_problem(path, row + first_row_line, n_fields, what))
-    dup = names.duplicated()
-    if dup.any():
-        row = int(np.flatnonzero(dup.to_numpy())[0])
-        first = int(np.flatnonzero((names == names.iloc[row]).to_numpy())[0])
-        raise UserError(f"{path}: line {row + first_row_line}: image {names.iloc[row]!r} "
-                        f"repeats line {first + first_row_line}; expected one row per image")
-    labels = frame[list(schema.aus)].to_numpy(dtype=np.int64)
-    return names.tolist(), labels
+    width = len(columns)
+    bad = next((i for i, row in enumerate(rows) if len(row) != width), None)
+    if bad is not None:
+        raise UserError(_field_count_problem(path, rows[bad], bad + first_row_line, width))
+    image = columns.index(IMAGE)
+    names = [row[image].strip() for row in rows]
+    if not all(names):
+        row = names.index("")
+        raise UserError(f"{path}: line {row + first_row_line}, image name is empty")
+    values = _values(path, rows, columns, allowed, first_row_line)
+    _check_unique(path, names, first_row_line)
+    order = [columns.index(au) for au in schema.aus]
+    return names, values[:, order]
 
 
-def _drop_trailing_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    blank = frame.isna().all(axis=1).to_numpy()
-    keep = len(blank) - int(np.argmin(blank[::-1])) if not blank.all() else 0
-    return frame.iloc[:keep]
-
-
-# The accepted spellings of a label: a decimal integer, optionally signed, with
-# optional leading zeros and an optional fraction of zeros only ("1", "+1",
-# "01", "1.0", "999.00"). Anything else, "True", "1e0", "0.99999999999999999999"
-# included, is refused even where it would round to a valid value.
-_INTEGER = re.compile(r"\s*([+-]?[0-9]+)(?:\.0+)?\s*")
-
-
-def _reread_as_text(path: str | os.PathLike, first_row_line: int, schema: AUSchema) -> pd.DataFrame:
-    if first_row_line == 2:
-        return _read_csv(path, _first_line(path), schema, as_text=True)
-    return _read_text(path, schema, as_text=True)
-
-
-def _exact_integers(raw: pd.Series) -> pd.Series:
-    """Strings -> their integer value where spelled as one (see ``_INTEGER``),
-    else the string itself (so the error can quote it)."""
-    parts = raw.str.fullmatch(_INTEGER.pattern)
-    ok = parts.fillna(False).to_numpy(dtype=bool)
-    values = raw.astype(object).copy()
-    values[ok] = raw[ok].str.extract(_INTEGER.pattern, expand=False).map(int)
-    return values
-
-
-def _bad_values(column: pd.Series, allowed: tuple[int, ...]) -> tuple[int, object] | None:
-    """``(row, raw value)`` of the first value not in ``allowed``, or None.
-    ``column`` holds int64 values, or integers and the refused strings."""
-    ok = column.isin(allowed).to_numpy()
-    if ok.all():
-        return None
-    row = int(np.argmin(ok))
-    return row, column.iloc[row]
-
-
-def _row_problem(path: str | os.PathLike, line: int, n_fields: int, what: str) -> str:
-    """Describe a bad row; a row with too few fields says so instead of blaming a value."""
-    raw = _raw_line(path, line)
-    if raw is not None and not raw.strip():
+def _field_count_problem(path: str | os.PathLike, row: list[str], line: int, width: int) -> str:
+    if not any(field.strip() for field in row):
         return f"{path}: line {line}: blank line; expected a label row"
-    if raw is not None:
-        fields = len(next(csv.reader([raw]))) if "," in raw else len(raw.split())
-        if fields < n_fields:
-            return (f"{path}: line {line}: {fields} fields, expected {n_fields} "
-                    f"(image + {n_fields - 1} AUs)")
-    return f"{path}: line {line}, {what}"
+    return f"{path}: line {line}: {len(row)} fields, expected {width} (image + {width - 1} AUs)"
 
 
-def _raw_line(path: str | os.PathLike, line: int) -> str | None:
-    """Line ``line`` (1-based) of a text file; only used to explain an error."""
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-        raw = next(itertools.islice(fh, line - 1, None), None)
-    return None if raw is None else raw.rstrip("\r\n")
+def _values(path: str | os.PathLike, rows: list[list[str]], columns: list[str],
+            allowed: tuple[int, ...], first_row_line: int) -> np.ndarray:
+    """``[N, len(columns)]`` int64 of every cell (the image column is garbage);
+    refuses the first cell, in file order, that is not a number in ``allowed``."""
+    cells = np.fromiter(map(_COMMON.get, itertools.chain.from_iterable(rows),
+                            itertools.repeat(_NOT_A_NUMBER)),
+                        dtype=np.int64, count=len(rows) * len(columns)).reshape(len(rows), -1)
+    is_value = np.array([col != IMAGE for col in columns])
+    for r, c in zip(*np.nonzero((cells == _NOT_A_NUMBER) & is_value)):
+        cells[r, c] = _number(rows[r][c])
+    ok = np.isin(cells, allowed) | ~is_value
+    if not ok.all():
+        r, c = np.argwhere(~ok)[0]
+        raw = rows[r][c]
+        what = "empty value" if not raw.strip() else f"value {raw!r}"
+        raise UserError(f"{path}: line {r + first_row_line}, column {columns[c]}: {what}, "
+                        f"expected {' or '.join(map(str, allowed))}")
+    return cells
+
+
+def _number(text: str) -> int:
+    """The integer a plain decimal number equals (``" 1"``, ``"1.0"``), else -1."""
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
+        return _NOT_A_NUMBER
+    value = float(text)
+    return int(value) if value.is_integer() else _NOT_A_NUMBER
+
+
+def _check_unique(path: str | os.PathLike, names: list[str], first_row_line: int) -> None:
+    if len(set(names)) == len(names):
+        return
+    first_seen: dict[str, int] = {}
+    for row, name in enumerate(names):
+        if name in first_seen:
+            raise UserError(f"{path}: line {row + first_row_line}: image {name!r} repeats line "
+                            f"{first_seen[name] + first_row_line}; expected one row per image")
+        first_seen[name] = row
 
 
 # ------------------------------------------------------------- submissions
@@ -323,14 +272,15 @@ def _size_limit(truth_names: Sequence[str], schema: AUSchema) -> int:
 def _align(path: str | os.PathLike, names: list[str], preds: np.ndarray,
            truth_names: Sequence[str]) -> np.ndarray:
     """Reorder rows to truth order; refuse images not in the truth or missing from it."""
-    submitted, truth = pd.Index(names), pd.Index(truth_names)
-    where = submitted.get_indexer(truth)
+    row_of = {name: row for row, name in enumerate(names)}
+    where = np.fromiter((row_of.get(name, -1) for name in truth_names), dtype=np.int64,
+                        count=len(truth_names))
     if len(names) != len(truth_names) or (where < 0).any():
-        in_truth = submitted.isin(truth)
-        if not in_truth.all():
-            row = int(np.argmin(in_truth))
-            raise UserError(f"{path}: line {row + 2}: image {names[row]!r} is not in the truth; "
-                            f"expected one row per test image")
+        truth = set(truth_names)
+        stranger = next((row for row, name in enumerate(names) if name not in truth), None)
+        if stranger is not None:
+            raise UserError(f"{path}: line {stranger + 2}: image {names[stranger]!r} is not in "
+                            f"the truth; expected one row per test image")
         missing = [truth_names[i] for i in np.flatnonzero(where < 0)]
         shown = ", ".join(repr(m) for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise UserError(f"{path}: {len(missing):,} truth image{'s' * (len(missing) > 1)} "

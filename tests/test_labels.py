@@ -153,12 +153,12 @@ def test_malformed_submissions(tmp_path, text, message):
 
 def test_submission_far_larger_than_truth_is_refused_unread(tmp_path, monkeypatch):
     path = write(tmp_path, GOOD + "x" * 200_000, "sub.csv")
-    import pandas as pd
+    import harness.labels
 
     def no_read(*args, **kwargs):
         raise AssertionError("the file was parsed")
 
-    monkeypatch.setattr(pd, "read_csv", no_read)
+    monkeypatch.setattr(harness.labels, "_rows", no_read)
     with pytest.raises(UserError, match="far larger than a submission for 3 truth images"):
         read_submission(path, NAMES, TINY)
 
