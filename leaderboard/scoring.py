@@ -3,6 +3,10 @@
 The order is the contract: the truth and the submission are validated
 completely before anything is scored, and nothing reaches the ledger unless
 validation and scoring succeeded and the team is within its cap.
+
+Everything but :func:`score_submission` needs only numpy and the standard
+library: :func:`validate_and_score` is the scorer that ``auh export`` packages
+for Codabench and EvalAI.
 """
 from __future__ import annotations
 
@@ -12,14 +16,11 @@ from typing import Any
 
 import numpy as np
 
-import harness
 from harness.errors import UserError
 from harness.fileio import sha256_file
 from harness.labels import read_labels, read_submission
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, challenge_score
-from harness.registry import _own_version
 from harness.schema import AUSchema
-from leaderboard import ledger
 from leaderboard.challenge import Challenge, Phase
 
 VIEWS = ("public", "private")
@@ -68,26 +69,41 @@ def scorecard(pred: np.ndarray, truth: np.ndarray, aus: tuple[str, ...],
     return ordered
 
 
+def validate_and_score(challenge: Challenge, phase: Phase, submission: Path,
+                       resamples: int = DEFAULT_RESAMPLES,
+                       seed: int = DEFAULT_SEED) -> tuple[Truth, Result]:
+    """Validate the truth and the submission, then score all rows and, when
+    the phase splits its rows, the public and the private ones."""
+    truth = load_truth(phase.truth, challenge.schema)
+    pred = read_submission(submission, truth.names, challenge.schema)
+    aus = challenge.schema.aus
+    result = Result(scorecard(pred, truth.labels, aus, resamples, seed))
+    if phase.has_private:
+        public = challenge.public_mask(phase, truth.names)
+        for view, rows in zip(VIEWS, (public, ~public)):
+            result.views[view] = scorecard(pred[rows], truth.labels[rows], aus, resamples, seed)
+    return truth, result
+
+
 def score_submission(challenge: Challenge, phase: Phase, submission: Path, team: str, *,
                      tracking_uri: str | None = None, resamples: int = DEFAULT_RESAMPLES,
                      seed: int = DEFAULT_SEED) -> Result:
     """Validate, score, record one run in the ledger and call the ``auh_scored`` hook."""
+    import harness  # the plugin registry and MLflow: only the recording needs them
+    from harness.registry import _own_version
+    from leaderboard import ledger
+
     if not team.strip():
         raise UserError("--team: expected a non-empty team name")
     ledger.check_text("--team", team, ledger.TEAM_MAX)
     ledger.check_text("submission file name", Path(submission).name)
     ledger.check_writable(tracking_uri)
-    truth = load_truth(phase.truth, challenge.schema)
-    ledger.check_text("truth path", str(truth.path.absolute()))
-    pred = read_submission(submission, truth.names, challenge.schema)
-    aus = challenge.schema.aus
-    result = Result(scorecard(pred, truth.labels, aus, resamples, seed))
+    if phase.truth is not None:  # without one, validate_and_score says so
+        ledger.check_text("truth path", str(Path(phase.truth).absolute()))
+    truth, result = validate_and_score(challenge, phase, submission, resamples, seed)
     metrics = ledger.score_metrics(result.score)
-    if phase.has_private:
-        public = challenge.public_mask(phase, truth.names)
-        for view, rows in zip(VIEWS, (public, ~public)):
-            result.views[view] = scorecard(pred[rows], truth.labels[rows], aus, resamples, seed)
-            metrics.update(ledger.score_metrics(result.views[view], prefix=f"{view}/"))
+    for view, card in result.views.items():
+        metrics.update(ledger.score_metrics(card, prefix=f"{view}/"))
     result.experiment = challenge.experiment(phase)
     result.run_id = ledger.log_score(
         result.experiment, team=team, metrics=metrics, scorecard=result.score,
