@@ -37,9 +37,12 @@ IMAGE = "image"
 BOM = "\ufeff"
 _SNIFF_BYTES = 1 << 16
 _GAP = re.compile(r"[ \t]+")  # the text format's field separator
-# A value is a plain decimal number ("1", " 1", "1.0", "999"); "1e0", "0x1", "NaN" are not.
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
-# The values nearly every cell holds, parsed once: the rest go through _NUMBER.
+# The accepted spellings of a label: a decimal integer, optionally signed, with
+# optional leading zeros and an optional fraction of zeros only ("1", "+1",
+# "01", "1.0", "999.00"). Anything else, "True", "1e0", "0.99999999999999999999"
+# included, is refused even where it would round to a valid value.
+_INTEGER = re.compile(r"\s*([+-]?[0-9]+)(?:\.0+)?\s*")
+# The values nearly every cell holds, parsed once: the rest go through _INTEGER.
 _COMMON = {"0": 0, "1": 1, "999": 999}
 _NOT_A_NUMBER = -1
 # The value of a one-byte cell, by byte: "0" and "1"; -1 for every other byte.
@@ -59,7 +62,7 @@ def read_labels(path: str | os.PathLike, schema: AUSchema = ENC2020) -> tuple[li
     first = _first_line(path)
     is_csv = "," in first
     columns = _csv_columns(path, first, schema) if is_csv else [IMAGE, *schema.aus]
-    lines = _data_lines(path, skip=int(is_csv), nrows=None)
+    lines = _data_lines(path, skip=int(is_csv))
     return _validated(path, lines, is_csv, columns, schema, (0, 1, UNKNOWN), first_row_line=1 + is_csv)
 
 
@@ -89,8 +92,7 @@ def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
     0/1 predictions as int64 ``[len(truth_names), C]`` in truth row order.
 
     A file far larger than a submission for this truth could be is refused
-    before it is read, and no more than ``len(truth_names) + 1`` rows are
-    ever parsed.
+    before it is read.
     """
     limit = _size_limit(truth_names, schema)
     size = _size(path)
@@ -103,7 +105,9 @@ def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
         raise UserError(f"{path}: line 1: not a CSV header; expected "
                         f"'{_header_hint(schema)}'")
     columns = _csv_columns(path, first, schema)
-    lines = _data_lines(path, skip=1, nrows=len(truth_names) + 1)
+    # Read to the end (the size check bounds it): a row after a blank line,
+    # or a second row for an image, is refused, never left unread.
+    lines = _data_lines(path, skip=1)
     names, preds = _validated(path, lines, True, columns, schema, (0, 1), first_row_line=2)
     return _align(path, names, preds, truth_names)
 
@@ -127,12 +131,14 @@ def _size(path: str | os.PathLike) -> int:
 
 
 def _first_line(path: str | os.PathLike) -> str:
-    """The first line, decoded, without BOM or line end; refuses non-text files."""
+    """The first line, decoded, without BOM or line end; refuses non-text files.
+
+    The whole file is scanned for NUL bytes: no text file holds one.
+    """
     _size(path)
+    _refuse_nul(path)
     with open(path, "rb") as fh:
         head = fh.read(_SNIFF_BYTES)
-    if b"\x00" in head:
-        raise UserError(f"{path}: not a text file (it contains NUL bytes)")
     line = re.split(rb"\r\n?|\n", head, maxsplit=1)[0]
     try:
         text = line.decode("utf-8-sig")
@@ -141,6 +147,17 @@ def _first_line(path: str | os.PathLike) -> str:
     if not text.strip():
         raise UserError(f"{path}: line 1 is blank; expected a header or a first label row")
     return text
+
+
+def _refuse_nul(path: str | os.PathLike) -> None:
+    lines = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_SNIFF_BYTES), b""):
+            at = block.find(b"\x00")
+            if at >= 0:
+                line = lines + block.count(b"\n", 0, at) + 1
+                raise UserError(f"{path}: line {line}: a NUL byte; not a text file")
+            lines += block.count(b"\n")
 
 
 def _header_hint(schema: AUSchema) -> str:
@@ -180,9 +197,9 @@ class _Cells:
     raw: Callable[[int, int], str]
 
 
-def _data_lines(path: str | os.PathLike, skip: int, nrows: int | None) -> list[bytes]:
-    """The file's lines after ``skip`` header lines (at most ``nrows``), as
-    UTF-8 bytes without line ends, BOM or trailing blank lines."""
+def _data_lines(path: str | os.PathLike, skip: int) -> list[bytes]:
+    """The file's lines after ``skip`` header lines, as UTF-8 bytes without
+    line ends, BOM or trailing blank lines."""
     data = Path(path).read_bytes()
     try:
         data.decode("utf-8")
@@ -190,8 +207,7 @@ def _data_lines(path: str | os.PathLike, skip: int, nrows: int | None) -> list[b
         line = data[:exc.start].count(b"\n") + 1
         raise UserError(f"{path}: line {line}: not UTF-8 text (byte {exc.start})") from None
     data = data.removeprefix(BOM.encode()).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    lines = data.split(b"\n", skip + nrows) if nrows is not None else data.split(b"\n")
-    lines = lines[skip:skip + nrows] if nrows is not None else lines[skip:]
+    lines = data.split(b"\n")[skip:]
     while lines and not lines[-1].strip():
         lines.pop()
     return lines
@@ -317,12 +333,9 @@ def _values(path: str | os.PathLike, cells: _Cells, columns: list[str],
 
 
 def _number(text: str) -> int:
-    """The integer a plain decimal number equals (``" 1"``, ``"1.0"``), else -1."""
-    text = text.strip()
-    if not _NUMBER.fullmatch(text):
-        return _NOT_A_NUMBER
-    value = float(text)
-    return int(value) if value.is_integer() else _NOT_A_NUMBER
+    """The integer ``text`` spells (see ``_INTEGER``), else -1."""
+    found = _INTEGER.fullmatch(text)
+    return int(found.group(1)) if found else _NOT_A_NUMBER
 
 
 def _check_unique(path: str | os.PathLike, names: list[str], first_row_line: int) -> None:

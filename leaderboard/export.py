@@ -82,14 +82,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_blind(args: argparse.Namespace) -> int:
-    from harness.fileio import atomic_open
+    from harness.fileio import atomic_open, check_output_folder
     from harness.labels import submission_header
 
+    check_output_folder(args.out, "OUT")
     checked = check_challenge(args.challenge)
     phase = checked.challenge.phase(args.phase)
     names = sorted(checked.truths[phase.name].names)
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"{args.out}: exists and is not a folder; expected a folder to write into")
     zeros = [0] * len(checked.challenge.schema)
     with atomic_open(args.out / "images.txt", "w", newline="\n") as fh:
         fh.writelines(f"{name}\n" for name in names)
@@ -113,11 +112,11 @@ def check_challenge(path: Path) -> Checked:
 
 
 def _zip_path(out: Path) -> Path:
+    from harness.fileio import check_output_file
+
     if out.suffix.lower() != ".zip":
         raise UserError(f"{out}: expected a file name ending in .zip")
-    if out.is_dir():
-        raise UserError(f"{out}: is a folder; expected a .zip file to write")
-    return out
+    return check_output_file(out, "OUT.zip")
 
 
 def columns(schema: Any) -> list[tuple[str, str]]:

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from harness.errors import UserError, one_line
 from harness.schema import AUSchema, get_schema
 from leaderboard.challenge import Challenge, Phase
 from leaderboard.scoring import Result, validate_and_score
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         scores = codabench(Path(args[0]), Path(args[1]))
     except UserError as exc:
-        print(f"auh: error: {exc}", file=sys.stderr)
+        print(f"auh: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     print(json.dumps(scores))
     return 0
