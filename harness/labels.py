@@ -206,7 +206,8 @@ def _data_lines(path: str | os.PathLike, skip: int) -> list[bytes]:
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise UserError(f"{path}: line {line}: not UTF-8 text (byte {exc.start})") from None
-    data = data.removeprefix(BOM.encode()).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    bom = BOM.encode()
+    data = (data[len(bom):] if data.startswith(bom) else data).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     lines = data.split(b"\n")[skip:]
     while lines and not lines[-1].strip():
         lines.pop()

@@ -3,6 +3,7 @@ rules, and their scoring program, run as the platforms run it in a clean
 environment with numpy only, gives exactly what `auh score --json` gives."""
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -321,6 +322,7 @@ def test_the_packaged_scorer_is_the_installed_modules(capsys, demo):
         rel = name[len("scoring_program/"):]
         if rel != "harness/__init__.py":  # the plugin system's __init__ is not the scorer's
             assert bundle.read(name) == (root / rel).read_bytes(), rel
+        ast.parse(bundle.read(name), feature_version=(3, 8))  # the stock images' Pythons
     assert "scoring_program/harness/labels.py" in packaged
 
 
@@ -372,3 +374,20 @@ def test_organizer_commands_never_import_torch(demo, argv):
                           text=True, timeout=300)
     last = proc.stdout.strip().splitlines()[-1]
     assert last == "HEAVY 0 []", (last, proc.stderr[-2000:])
+
+
+@pytest.mark.parametrize("files, message", [
+    ((), "found: none"),
+    (("a.csv", "b/c.csv"), "found: a.csv, b/c.csv"),
+])
+def test_codabench_upload_must_hold_one_csv(tmp_path, files, message):
+    from harness.errors import UserError
+    from leaderboard.platform import _submission
+
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("image,AU1\n")
+    (tmp_path / "__MACOSX").mkdir()
+    (tmp_path / "__MACOSX" / "._a.csv").write_text("x")  # a Mac zip's resource fork is not a submission
+    with pytest.raises(UserError, match=message):
+        _submission(tmp_path)
