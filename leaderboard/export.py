@@ -14,14 +14,20 @@ import datetime as dt
 import importlib.util
 import io
 import json
+import re
 import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from harness.errors import UserError
+
+if TYPE_CHECKING:  # imported by the commands that need them: `auh --help` stays light
+    from harness.schema import AUSchema
+    from leaderboard.challenge import Challenge, Phase
+    from leaderboard.scoring import Truth
 
 # The scorer's modules, in dependency order; `platform` imports the rest.
 SCORER_MODULES: tuple[str, ...] = (
@@ -37,6 +43,7 @@ PRECISION = 4
 NO_CAP = 100_000  # EvalAI needs a number where the challenge sets no cap
 # EvalAI's visibility codes for a phase split: 1 host only, 3 public.
 HOST_ONLY, PUBLIC = 1, 3
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed: the same challenge gives the same bytes
 
 
@@ -44,8 +51,8 @@ _ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed: the same challenge gives the same by
 class Checked:
     """A challenge whose truth files were all read and validated."""
 
-    challenge: Any  # leaderboard.challenge.Challenge
-    truths: dict[str, Any]  # phase name -> leaderboard.scoring.Truth
+    challenge: Challenge
+    truths: dict[str, Truth]  # by phase name
 
 
 # ------------------------------------------------------------------ commands
@@ -107,6 +114,10 @@ def check_challenge(path: Path) -> Checked:
     from leaderboard.scoring import load_truth
 
     challenge = load_challenge(path)
+    for name in challenge.phases:
+        if not _SAFE_NAME.fullmatch(name):
+            raise UserError(f"{path}: phases.{name}: expected a phase name of letters, digits, "
+                            f"'-', '_' and '.' (it names folders and codenames on the platforms)")
     truths = {name: load_truth(phase.truth, challenge.schema) for name, phase in challenge.phases.items()}
     return Checked(challenge, truths)
 
@@ -119,7 +130,7 @@ def _zip_path(out: Path) -> Path:
     return check_output_file(out, "OUT.zip")
 
 
-def columns(schema: Any) -> list[tuple[str, str]]:
+def columns(schema: AUSchema) -> list[tuple[str, str]]:
     """``(key, title)`` of the leaderboard columns, checked against Codabench's limits."""
     from leaderboard.platform import column_keys
 
@@ -154,10 +165,10 @@ def codabench_files(checked: Checked) -> dict[str, bytes]:
         tasks.append({"index": index, "name": name, "description": f"Scoring of phase {name}",
                       "scoring_program": "scoring_program", "reference_data": ref.rstrip("/")})
         phases.append(_codabench_phase(index, name, phase))
-    cols = [_column(i, key, title, hidden=i >= 3) for i, (key, title) in enumerate(columns(challenge.schema))]
+    keys = columns(challenge.schema)
     if any(p.has_private for p in challenge.phases.values()):
-        cols += [_column(len(cols) + i, PRIVATE + key, f"private {title}", hidden=True)
-                 for i, (key, title) in enumerate(columns(challenge.schema)[:3])]
+        keys += [(PRIVATE + key, f"private {title}") for key, title in keys[:3]]
+    cols = [_column(i, key, title, hidden=i >= 3) for i, (key, title) in enumerate(keys)]
     files["competition.yaml"] = _yaml({
         "version": 2, "title": title,
         "description": f"{challenge.name}: score = (mean accuracy + mean F1) / 2 over the AUs.",
@@ -173,7 +184,7 @@ def codabench_files(checked: Checked) -> dict[str, bytes]:
     return files
 
 
-def _codabench_phase(index: int, name: str, phase: Any) -> dict[str, Any]:
+def _codabench_phase(index: int, name: str, phase: Phase) -> dict[str, Any]:
     entry: dict[str, Any] = {"index": index, "name": name,
                              "description": _phase_text(phase),
                              "start": _when(phase.start or _today()), "tasks": [index]}
@@ -190,7 +201,7 @@ def _column(index: int, key: str, title: str, hidden: bool) -> dict[str, Any]:
             "hidden": hidden}
 
 
-def _check_sequential(challenge: Any) -> None:
+def _check_sequential(challenge: Challenge) -> None:
     """Codabench refuses phases that overlap, or an open-ended phase with one after it."""
     phases = list(challenge.phases.values())
     for before, after in zip(phases, phases[1:]):
@@ -259,7 +270,7 @@ from leaderboard.platform import evaluate  # noqa: E402,F401
 '''
 
 
-def _evalai_phase(index: int, name: str, phase: Any, annotations: str) -> dict[str, Any]:
+def _evalai_phase(index: int, name: str, phase: Phase, annotations: str) -> dict[str, Any]:
     cap = phase.cap or NO_CAP
     return {"id": index, "name": name, "description": f"templates/phase_{name}.html",
             "leaderboard_public": True, "is_public": True, "is_submission_public": False,
@@ -296,7 +307,7 @@ def _scorer(prefix: str) -> dict[str, bytes]:
     return files
 
 
-def _config(challenge: Any, phases: dict[str, Any], truths: dict[str, str]) -> bytes:
+def _config(challenge: Challenge, phases: dict[str, Phase], truths: dict[str, str]) -> bytes:
     """What the packaged scorer needs to know: schema, split salt, each phase's truth and split."""
     return json.dumps({
         "name": challenge.name, "schema": challenge.schema.name, "split_salt": challenge.split_salt,
@@ -305,14 +316,14 @@ def _config(challenge: Any, phases: dict[str, Any], truths: dict[str, str]) -> b
     }, indent=1).encode()
 
 
-def _phase_text(phase: Any) -> str:
+def _phase_text(phase: Phase) -> str:
     split = (f" {phase.public_fraction:.0%} of the images rank the public board; the rest, "
              f"the private one." if phase.has_private else "")
     cap = f" At most {phase.cap} submissions." if phase.cap else ""
     return f"Phase {phase.name}: upload a zip holding one submission CSV.{split}{cap}"
 
 
-def _pages(challenge: Any, kind: str) -> dict[str, bytes]:
+def _pages(challenge: Challenge, kind: str) -> dict[str, bytes]:
     header = ",".join(("image", *challenge.schema.aus))
     overview = (f"{challenge.name}: detect {len(challenge.schema)} facial action units "
                 f"({challenge.schema.name} schema) in every test image.")
