@@ -46,8 +46,15 @@ _INTEGER = re.compile(r"\s*([+-]?[0-9]+)(?:\.0+)?\s*")
 _COMMON = {"0": 0, "1": 1, "999": 999}
 _NOT_A_NUMBER = -1
 # The value of a one-byte cell, by byte: "0" and "1"; -1 for every other byte.
-_ONE_BYTE = np.full(256, _NOT_A_NUMBER, dtype=np.int64)
+_ONE_BYTE = np.full(256, _NOT_A_NUMBER, dtype=np.int16)
 _ONE_BYTE[[ord("0"), ord("1")]] = [0, 1]
+# The text format's gaps between fields, by byte: space, tab, line end.
+_IS_GAP = np.zeros(256, dtype=bool)
+_IS_GAP[[ord(" "), ord("\t"), ord("\n")]] = True
+# The bytes that end a field, by byte: [text format, CSV].
+_ENDS_CELL = np.zeros((2, 256), dtype=bool)
+_ENDS_CELL[0] = _IS_GAP
+_ENDS_CELL[1, [ord(","), ord("\n")]] = True
 
 
 # ------------------------------------------------------------------ public API
@@ -224,48 +231,57 @@ def _cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, columns: l
     spans = _spans(data, is_csv, width, len(lines))
     if spans is None:
         return _row_cells(path, lines, is_csv, width, image, first_row_line)
-    starts, ends = spans
-    buf = np.frombuffer(data + b"\0\0", dtype=np.uint8)  # padded: a cell's 3 first bytes exist
-    first, length = buf[starts], ends - starts
-    codes = np.where(length == 1, _ONE_BYTE[first], _NOT_A_NUMBER)
-    nines = (length == 3) & (first == ord("9")) & (buf[starts + 1] == ord("9")) & (buf[starts + 2] == ord("9"))
-    codes[nines] = 999
+    starts, line_ends = spans
+    # Small dtypes and views, no index arithmetic on the [N, width] arrays:
+    # new large arrays cost more in page faults than in arithmetic.
+    buf = np.frombuffer(data + b"\n\n\n", dtype=np.uint8)  # padded: 4 bytes from any start exist
+    ends_cell = _ENDS_CELL[int(is_csv)]
+    first = buf[starts]
+    codes = np.where(ends_cell[buf[1:][starts]], _ONE_BYTE[first], _NOT_A_NUMBER)
+    maybe = np.flatnonzero(first == ord("9"))  # the few cells that may hold 999
+    at = starts.flat[maybe]
+    nines = (buf[at + 1] == ord("9")) & (buf[at + 2] == ord("9")) & ends_cell[buf[at + 3]]
+    codes.flat[maybe[nines]] = 999
     # Byte offsets are character offsets in ASCII text: slice one decoded string.
     text = data.decode("ascii") if data.isascii() else None
 
-    def raw(r: int, c: int) -> str:
-        a, b = int(starts[r, c]), int(ends[r, c])
-        return text[a:b] if text is not None else data[a:b].decode()
+    def cut(a: int, b: int) -> str:
+        cell = text[a:b] if text is not None else data[a:b].decode()
+        return cell if is_csv else cell.rstrip(" \t")  # the gap before the next field
 
-    bounds = zip(starts[:, image].tolist(), ends[:, image].tolist())
+    # Field c ends a byte before field c + 1 starts (at its separator), or at the line end.
+    name_ends = starts[:, image + 1] - 1 if image + 1 < width else line_ends
+    bounds = zip(starts[:, image].tolist(), name_ends.tolist())
     names = [text[a:b] for a, b in bounds] if text is not None else [data[a:b].decode() for a, b in bounds]
-    if is_csv:
-        names = [name.strip() for name in names]
+    names = [name.strip() for name in names] if is_csv else [name.rstrip(" \t") for name in names]
+
+    def raw(r: int, c: int) -> str:
+        return cut(int(starts[r, c]), int(starts[r, c + 1]) - 1 if c + 1 < width else int(line_ends[r]))
+
     return _Cells(names, codes, raw)
 
 
 def _spans(data: bytes, is_csv: bool, width: int, n_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(starts, ends)``: byte offsets ``[n_rows, width]`` of every field, or
-    None unless each line has exactly ``width`` fields (and no CSV quote)."""
+    """``(starts, line_ends)``: the byte offset ``[n_rows, width]`` where each
+    field starts and ``[n_rows]`` where each line ends; None unless each line
+    has exactly ``width`` fields (and no CSV quote)."""
     if is_csv and b'"' in data:
         return None
     buf = np.frombuffer(data, dtype=np.uint8)
     line_ends = np.flatnonzero(buf == ord("\n"))
-    line_starts = np.r_[0, line_ends[:-1] + 1]
     if is_csv:  # fields lie between commas; "a,,b" has an empty one
         seps = np.flatnonzero(buf == ord(","))
-        per_line = np.diff(np.searchsorted(seps, np.r_[line_starts, len(buf)]))
-        if (per_line != width - 1).any():
+        if (np.diff(np.searchsorted(seps, line_ends), prepend=0) != width - 1).any():
             return None
-        seps = seps.reshape(n_rows, width - 1)
-        return np.c_[line_starts, seps + 1], np.c_[seps, line_ends]
-    gap = (buf == ord(" ")) | (buf == ord("\t")) | (buf == ord("\n"))  # fields are runs of the rest
-    starts = np.flatnonzero(~gap & np.r_[True, gap[:-1]])
-    ends = np.flatnonzero(~gap & np.r_[gap[1:], True]) + 1
-    per_line = np.diff(np.searchsorted(starts, np.r_[line_starts, len(buf)]))
-    if (per_line != width).any():
+        starts = np.empty((n_rows, width), dtype=np.int64)
+        starts[:, 0] = np.r_[0, line_ends[:-1] + 1]
+        starts[:, 1:] = seps.reshape(n_rows, width - 1) + 1
+        return starts, line_ends
+    gap = _IS_GAP[np.frombuffer(b"\n" + data, dtype=np.uint8)]  # gap[i]: is byte i - 1 a gap
+    starts = np.flatnonzero(gap[:-1] & ~gap[1:])  # a field starts after a gap
+    if (np.diff(np.searchsorted(starts, line_ends), prepend=0) != width).any():
         return None
-    return starts.reshape(n_rows, width), ends.reshape(n_rows, width)
+    return starts.reshape(n_rows, width), line_ends
 
 
 def _row_cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, width: int,
@@ -288,7 +304,7 @@ def _row_cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, width:
         raise UserError(_field_count_problem(path, rows[bad], bad + first_row_line, width))
     codes = np.fromiter(map(_COMMON.get, itertools.chain.from_iterable(rows),
                             itertools.repeat(_NOT_A_NUMBER)),
-                        dtype=np.int64, count=len(rows) * width).reshape(len(rows), width)
+                        dtype=np.int16, count=len(rows) * width).reshape(len(rows), width)
     return _Cells([row[image].strip() for row in rows], codes, lambda r, c: rows[r][c])
 
 
@@ -306,7 +322,7 @@ def _validated(path: str | os.PathLike, lines: list[bytes], is_csv: bool, column
     values = _values(path, cells, columns, allowed, first_row_line)
     _check_unique(path, cells.names, first_row_line)
     order = [columns.index(au) for au in schema.aus]
-    return cells.names, values[:, order]
+    return cells.names, values[:, order].astype(np.int64)
 
 
 def _field_count_problem(path: str | os.PathLike, row: list[str], line: int, width: int) -> str:
@@ -322,7 +338,8 @@ def _values(path: str | os.PathLike, cells: _Cells, columns: list[str],
     values = cells.codes
     is_value = np.array([col != IMAGE for col in columns])
     for r, c in zip(*np.nonzero((values == _NOT_A_NUMBER) & is_value)):
-        values[r, c] = _number(cells.raw(r, c))
+        value = _number(cells.raw(r, c))
+        values[r, c] = value if value in allowed else _NOT_A_NUMBER  # int16: keep it small
     ok = ~is_value | np.logical_or.reduce([values == v for v in allowed])  # not np.isin: ~10x faster
     if not ok.all():
         r, c = np.argwhere(~ok)[0]
