@@ -232,8 +232,29 @@ def _cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, columns: l
     if spans is None:
         return _row_cells(path, lines, is_csv, width, image, first_row_line)
     starts, line_ends = spans
-    # Small dtypes and views, no index arithmetic on the [N, width] arrays:
-    # new large arrays cost more in page faults than in arithmetic.
+    text = data.decode("ascii") if data.isascii() else None  # then byte offsets index it
+
+    def cut(a: int, b: int) -> str:
+        cell = text[a:b] if text is not None else data[a:b].decode()
+        return cell if is_csv else cell.rstrip(" \t")  # the gap before the next field
+
+    def raw(r: int, c: int) -> str:
+        # Field c ends a byte before field c + 1 starts (at its separator), or at the line end.
+        return cut(int(starts[r, c]), int(starts[r, c + 1]) - 1 if c + 1 < width else int(line_ends[r]))
+
+    ends = starts[:, image + 1] - 1 if image + 1 < width else line_ends
+    bounds = zip(starts[:, image].tolist(), ends.tolist())
+    names = [text[a:b] for a, b in bounds] if text is not None else [data[a:b].decode() for a, b in bounds]
+    names = [name.strip() for name in names] if is_csv else [name.rstrip(" \t") for name in names]
+    return _Cells(names, _codes(data, starts, is_csv), raw)
+
+
+def _codes(data: bytes, starts: np.ndarray, is_csv: bool) -> np.ndarray:
+    """:attr:`_Cells.codes` from the field starts, by looking at a field's first bytes.
+
+    Small dtypes and views, no index arithmetic on the ``[N, width]`` array:
+    new large arrays cost more in page faults than in arithmetic.
+    """
     buf = np.frombuffer(data + b"\n\n\n", dtype=np.uint8)  # padded: 4 bytes from any start exist
     ends_cell = _ENDS_CELL[int(is_csv)]
     first = buf[starts]
@@ -242,23 +263,7 @@ def _cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, columns: l
     at = starts.flat[maybe]
     nines = (buf[at + 1] == ord("9")) & (buf[at + 2] == ord("9")) & ends_cell[buf[at + 3]]
     codes.flat[maybe[nines]] = 999
-    # Byte offsets are character offsets in ASCII text: slice one decoded string.
-    text = data.decode("ascii") if data.isascii() else None
-
-    def cut(a: int, b: int) -> str:
-        cell = text[a:b] if text is not None else data[a:b].decode()
-        return cell if is_csv else cell.rstrip(" \t")  # the gap before the next field
-
-    # Field c ends a byte before field c + 1 starts (at its separator), or at the line end.
-    name_ends = starts[:, image + 1] - 1 if image + 1 < width else line_ends
-    bounds = zip(starts[:, image].tolist(), name_ends.tolist())
-    names = [text[a:b] for a, b in bounds] if text is not None else [data[a:b].decode() for a, b in bounds]
-    names = [name.strip() for name in names] if is_csv else [name.rstrip(" \t") for name in names]
-
-    def raw(r: int, c: int) -> str:
-        return cut(int(starts[r, c]), int(starts[r, c + 1]) - 1 if c + 1 < width else int(line_ends[r]))
-
-    return _Cells(names, codes, raw)
+    return codes
 
 
 def _spans(data: bytes, is_csv: bool, width: int, n_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
