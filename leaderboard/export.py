@@ -9,7 +9,6 @@ limits) before the first byte is written, and the zip appears atomically.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import importlib.util
 import io
@@ -69,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     blind = subparsers.add_parser(
         "blind", help="what participants get: the test image list and a submission template",
-        description="Write OUT/images.txt (the phase's test images, sorted) and "
+        description="Write OUT/images.txt (the phase's test images, sorted), "
+                    "OUT/blind_truth.csv (every label 999: `auh check --truth` it) and "
                     "OUT/submission_template.csv (the submission header, every image with all AUs "
                     "0: a valid submission to edit). Never any truth label.")
     blind.add_argument("--challenge", required=True, type=Path, help="challenge definition (TOML)")
@@ -89,21 +89,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_blind(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from harness.fileio import atomic_open, check_output_folder
-    from harness.labels import submission_header
+    from harness.labels import write_labels
+    from harness.schema import UNKNOWN
 
     check_output_folder(args.out, "OUT")
     checked = check_challenge(args.challenge)
     phase = checked.challenge.phase(args.phase)
-    names = sorted(checked.truths[phase.name].names)
-    zeros = [0] * len(checked.challenge.schema)
+    schema = checked.challenge.schema
+    names = sorted(checked.truths[phase.name].names)  # sorted: the order tells nothing
     with atomic_open(args.out / "images.txt", "w", newline="\n") as fh:
         fh.writelines(f"{name}\n" for name in names)
-    with atomic_open(args.out / "submission_template.csv", "w", newline="") as fh:
-        fh.write(submission_header(checked.challenge.schema) + "\n")
-        csv.writer(fh, lineterminator="\n").writerows([name, *zeros] for name in names)
-    print(f"wrote {args.out}/images.txt and submission_template.csv ({len(names):,} images, "
-          f"phase {phase.name!r})")
+    write_labels(args.out / "blind_truth.csv", names, np.full((len(names), len(schema)), UNKNOWN), schema)
+    write_labels(args.out / "submission_template.csv", names, np.zeros((len(names), len(schema))), schema)
+    print(f"wrote {args.out}/images.txt, blind_truth.csv and submission_template.csv "
+          f"({len(names):,} images, phase {phase.name!r})")
     return 0
 
 

@@ -334,12 +334,14 @@ def test_blind_lists_the_images_and_a_valid_template_never_the_truth(capsys, dem
     assert code == 0, err
     names, _ = read_labels(demo / "truth.txt")
     assert (out / "images.txt").read_text().splitlines() == sorted(names)
+    blind_names, blind = read_labels(out / "blind_truth.csv")
+    assert blind_names == sorted(names) and (blind == 999).all()
     template = (out / "submission_template.csv").read_text().splitlines()
     assert template[0] == ",".join(("image", *AUS)) and len(template) == len(names) + 1
     assert {line.split(",", 1)[1] for line in template[1:]} == {",".join("0" * len(AUS))}
-    assert run(capsys, "check", "--challenge", str(demo / "challenge.toml"),
-               "--submission", str(out / "submission_template.csv"))[0] == 0
-    assert sorted(p.name for p in out.iterdir()) == ["images.txt", "submission_template.csv"]
+    for truth in ("--challenge", str(demo / "challenge.toml")), ("--truth", str(out / "blind_truth.csv")):
+        assert run(capsys, "check", *truth, "--submission", str(out / "submission_template.csv"))[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["blind_truth.csv", "images.txt", "submission_template.csv"]
 
 
 def test_blind_refuses_an_unknown_phase(capsys, demo):
