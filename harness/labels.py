@@ -88,7 +88,7 @@ def write_labels(path: str | os.PathLike, names: Sequence[str], labels: np.ndarr
     with atomic_open(path, "w", newline="") as fh:
         writer = csv.writer(fh, delimiter="," if is_csv else " ", lineterminator="\n")
         if is_csv:
-            writer.writerow([IMAGE, *schema.aus])
+            fh.write(submission_header(schema) + "\n")
         writer.writerows([name, *values] for name, values in
                          zip(names, labels.astype(np.int64).tolist()))
 

@@ -326,7 +326,9 @@ def _phase_text(phase: Phase) -> str:
 
 
 def _pages(challenge: Challenge, kind: str) -> dict[str, bytes]:
-    header = ",".join(("image", *challenge.schema.aus))
+    from harness.labels import submission_header
+
+    header = submission_header(challenge.schema)
     overview = (f"{challenge.name}: detect {len(challenge.schema)} facial action units "
                 f"({challenge.schema.name} schema) in every test image.")
     evaluation = ("For each AU, rows whose truth is 999 (unknown) are left out; accuracy and F1 "
