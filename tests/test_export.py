@@ -394,3 +394,17 @@ def test_codabench_upload_must_hold_one_csv(tmp_path, files, message):
     (tmp_path / "__MACOSX" / "._a.csv").write_text("x")  # a Mac zip's resource fork is not a submission
     with pytest.raises(UserError, match=message):
         _submission(tmp_path)
+
+
+def test_a_failed_write_leaves_no_zip_and_no_temporary_file(capsys, demo, monkeypatch):
+    import errno
+
+    def full_disk(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    before = sorted(p.name for p in demo.iterdir())
+    code, _, err = run(capsys, "export", "evalai", "--challenge", str(demo / "challenge.toml"),
+                       str(demo / "ev.zip"))
+    assert code == 2 and "ev.zip: cannot write: No space left on device" in err
+    assert sorted(p.name for p in demo.iterdir()) == before
