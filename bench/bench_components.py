@@ -35,7 +35,7 @@ from sklearn.metrics import precision_recall_curve
 
 from bench.common import best_time, format_table, row
 from harness.metrics import per_au_counts
-from plugins.losses import SelectiveLoss
+from plugins.losses.modules import SelectiveLoss
 from plugins.samplers import LabelDraws, MLROSSampler, imbalance_ratios
 from plugins.thresholders import SearchThresholder, challenge_objective
 

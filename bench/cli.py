@@ -26,6 +26,7 @@ from harness.registry import unknown_message
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "threshold": ("bench.bench_components", "bench_threshold_search"),
     "scoring": ("bench.cli", "bench_scoring"),
+    "startup": ("bench.bench_startup", "bench_startup"),
     "mlros": ("bench.bench_components", "bench_mlros"),
     "loss": ("bench.bench_components", "bench_selective_loss"),
     "training": ("bench.bench_training", "bench_training"),

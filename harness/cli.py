@@ -41,12 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "detectors; run AU challenges with an MLflow ledger and a leaderboard.",
     )
     _common_options(parser, None)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
                                        parser_class=_subparser_class())
     for modname in COMMANDS:
         importlib.import_module(modname).register(subparsers)
     _plugin_commands(subparsers)
     return parser
+
+
+def _version() -> str:
+    from harness.registry import _own_version
+
+    return _own_version()
 
 
 def _common_options(parser: argparse.ArgumentParser, default: object) -> None:

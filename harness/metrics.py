@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from harness.schema import POSITIVE, UNKNOWN
 
@@ -140,6 +139,9 @@ def bootstrap_finals(preds: Sequence[np.ndarray], truth: np.ndarray,
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_resamples, _CHUNK_CELLS // n_rows))
     out = np.empty((n_resamples, len(checked)))
+    # Imported here: the scorer packaged by `auh export` runs without it (no bootstrap).
+    from threadpoolctl import threadpool_limits
+
     # One BLAS thread: the product is small per chunk, and a multi-threaded
     # OpenBLAS that spins for cores other processes hold ran 10x slower in
     # measurements on a busy 2-core machine.

@@ -11,12 +11,15 @@
     truth = "truth.txt"              # relative to this file
     cap = 5                          # distinct submissions per team (omit: no cap)
     public_fraction = 0.5            # rows on the public board; the rest are private
+    start = 2026-01-15               # optional dates (TOML dates or date-times, UTC),
+    end = 2026-03-31T23:59:00        # used by `auh export` for the platforms' phases
 
 Rows are public or private by a hash of ``salt/phase/image name``: the split
 is fixed by the file, independent of row order, and the same in every run.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import sys
 from dataclasses import dataclass
@@ -27,11 +30,6 @@ import numpy as np
 
 from harness.errors import UserError
 from harness.schema import AUSchema, get_schema
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 TIE_KEYS = ("final", "f1", "accuracy", "time")
 DEFAULT_TIE_BREAK = TIE_KEYS
@@ -47,6 +45,8 @@ class Phase:
     truth: Path | None
     cap: int | None = None
     public_fraction: float = 1.0
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
 
     @property
     def has_private(self) -> bool:
@@ -101,6 +101,13 @@ def public_mask(names: Sequence[str], fraction: float, salt: str = "") -> np.nda
 # ------------------------------------------------------------------ loading
 def load_challenge(path: str | Path) -> Challenge:
     """Read and validate a challenge TOML; truth paths resolve against its folder."""
+    # Imported here: the packaged scorer (`auh export`) uses this module without TOML,
+    # on Pythons older than tomllib.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such challenge file")
@@ -138,7 +145,7 @@ def _phase(name: str, body: Any, root: Path, where: str) -> Phase:
     _check_phase_name(name, where)
     if not isinstance(body, dict):
         raise UserError(f"{where}: expected a table, got {type(body).__name__} {body!r}")
-    _known(body, {"truth", "cap", "public_fraction"}, where)
+    _known(body, {"truth", "cap", "public_fraction", "start", "end"}, where)
     truth = root / _field(body, "truth", str, where)
     if truth.exists() and not truth.is_file():
         raise UserError(f"{where}.truth: {str(truth)!r} is not a file; expected a truth label file")
@@ -148,7 +155,23 @@ def _phase(name: str, body: Any, root: Path, where: str) -> Phase:
     fraction = body.get("public_fraction", 1.0)
     if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction <= 1:
         raise UserError(f"{where}.public_fraction: expected a number in (0, 1], got {fraction!r}")
-    return Phase(name, truth, cap, float(fraction))
+    start, end = _date(body, "start", where), _date(body, "end", where)
+    if start and end and end <= start:
+        raise UserError(f"{where}.end: expected a time after start ({start}), got {end}")
+    return Phase(name, truth, cap, float(fraction), start, end)
+
+
+def _date(body: dict, key: str, where: str) -> dt.datetime | None:
+    """A TOML date or date-time as a naive UTC datetime (a date is its midnight)."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    raise UserError(f"{where}.{key}: expected a TOML date such as 2026-01-15 or "
+                    f"2026-01-15T12:00:00, got {value!r}")
 
 
 def _check_phase_name(name: str, where: str) -> None:

@@ -1,4 +1,5 @@
-"""``auh check``, ``auh score`` and ``auh leaderboard``: the organizer's commands."""
+"""``auh check``, ``auh score``, ``auh leaderboard`` (and, from :mod:`leaderboard.export`,
+``auh export`` and ``auh blind``): the organizer's commands."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,7 @@ from harness.errors import UserError
 from harness.fileio import check_output_file
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, MAX_RESAMPLES
 from harness.schema import SCHEMAS, get_schema
+from leaderboard import export
 from leaderboard.challenge import DEFAULT_PHASE, Challenge, Phase, adhoc, load_challenge
 from leaderboard.crosstool import (DEFAULT_INTENSITY, DEFAULT_THRESHOLD, FACE_RULES, MISSING_RULES,
                                    UNCOVERED_RULES, Rules)
@@ -80,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="each team's best submission (default) or its last")
     _ledger_args(board)
     board.set_defaults(func=cmd_leaderboard)
+    export.register(subparsers)
 
 
 def _truth_args(p: argparse.ArgumentParser, truth_help: str = "truth label file "

@@ -3,25 +3,29 @@
 The order is the contract: the truth and the submission are validated
 completely before anything is scored, and nothing reaches the ledger unless
 validation and scoring succeeded and the team is within its cap.
+
+Everything but :func:`score_submission` needs only numpy and the standard
+library: :func:`validate_and_score` is the scorer that ``auh export`` packages
+for Codabench and EvalAI.
 """
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-import harness
 from harness.errors import UserError
 from harness.fileio import sha256_file
 from harness.labels import read_labels, read_submission, write_labels
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, challenge_score
-from harness.registry import _own_version
 from harness.schema import AUSchema
-from leaderboard import crosstool, ledger
 from leaderboard.challenge import Challenge, Phase
+
+if TYPE_CHECKING:  # the recording side's modules load only when a score is recorded
+    from leaderboard import crosstool
 
 VIEWS = ("public", "private")
 
@@ -69,10 +73,28 @@ def scorecard(pred: np.ndarray, truth: np.ndarray, aus: tuple[str, ...],
     return ordered
 
 
+def validate_and_score(challenge: Challenge, phase: Phase, submission: Path,
+                       resamples: int = DEFAULT_RESAMPLES,
+                       seed: int = DEFAULT_SEED) -> tuple[Truth, Result]:
+    """Validate the truth and the submission, then score all rows and, when
+    the phase splits its rows, the public and the private ones."""
+    truth = load_truth(phase.truth, challenge.schema)
+    pred = read_submission(submission, truth.names, challenge.schema)
+    aus = challenge.schema.aus
+    result = Result(scorecard(pred, truth.labels, aus, resamples, seed))
+    if phase.has_private:
+        public = challenge.public_mask(phase, truth.names)
+        for view, rows in zip(VIEWS, (public, ~public)):
+            result.views[view] = scorecard(pred[rows], truth.labels[rows], aus, resamples, seed)
+    return truth, result
+
+
 def score_submission(challenge: Challenge, phase: Phase, submission: Path, team: str, *,
                      tracking_uri: str | None = None, resamples: int = DEFAULT_RESAMPLES,
                      seed: int = DEFAULT_SEED) -> Result:
     """Validate, score, record one run in the ledger and call the ``auh_scored`` hook."""
+    from leaderboard import ledger
+
     _check_request(team, Path(submission), tracking_uri)
     truth = load_truth(phase.truth, challenge.schema)
     ledger.check_text("truth path", str(truth.path.absolute()))
@@ -89,6 +111,8 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
                resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Result:
     """Score another tool's output like a submission: coverage in the scorecard, the tool, its
     version and the rules as ledger tags, its 0/1 predictions as the run's submission file."""
+    from leaderboard import crosstool, ledger
+
     _check_request(team, Path(output), tracking_uri)
     ledger.check_text("--tool-version", tool_version, ledger.TEAM_MAX)
     truth = load_truth(phase.truth, challenge.schema)
@@ -114,6 +138,8 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
 def tool_prediction(schema: AUSchema, truth: Truth, tool: str, output: Path,
                     rules: crosstool.Rules, fit: tuple[Path, Path] | None) -> crosstool.Prediction:
     """The tool's predictions for ``truth``, with thresholds fitted on ``fit`` = (val truth, val output)."""
+    from leaderboard import crosstool
+
     fitted = None
     if fit is not None:
         val = load_truth(fit[0], schema)
@@ -123,11 +149,15 @@ def tool_prediction(schema: AUSchema, truth: Truth, tool: str, output: Path,
 
 def submission_matrix(p: crosstool.Prediction, truth: Truth, aus: tuple[str, ...]) -> np.ndarray:
     """The tool's predictions as a submission: uncovered AUs and missing images 0."""
+    from leaderboard import crosstool
+
     return crosstool.full_predictions(p.pred, p.covered, truth.labels, aus, "zeros")
 
 
 def _check_request(team: str, submission: Path, tracking_uri: str | None) -> None:
     """Before any work: a team name, a file name and a ledger that can be recorded."""
+    from leaderboard import ledger
+
     if not team.strip():
         raise UserError("--team: expected a non-empty team name")
     ledger.check_text("--team", team, ledger.TEAM_MAX)
@@ -142,6 +172,10 @@ def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submiss
 
     ``submission`` is the file recorded; ``source`` the file the user gave, when they differ
     (a tool's output, recorded as its 0/1 predictions)."""
+    import harness  # the plugin registry and MLflow: only the recording needs them
+    from harness.registry import _own_version
+    from leaderboard import ledger
+
     every = np.ones(len(truth.names), dtype=bool)
     result = Result(card(every))
     metrics = ledger.score_metrics(result.score)

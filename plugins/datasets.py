@@ -21,7 +21,6 @@ from harness.labels import read_labels
 from harness.progress import progress
 from harness.schema import ENC2020
 from harness.splits import iterative_stratification, train_val_test_split
-from plugins.synth import writer
 
 SHOW_BAD = 5  # bad images named in an error message
 
@@ -43,6 +42,8 @@ def synth(n: int = 2000, seed: int = 0, size: int = 112, identities: int = 200, 
     a half benchmark that a later run would trust; a cached benchmark whose
     files fail the sha256 recorded in its ``meta.json`` is rebuilt.
     """
+    from plugins.synth import writer  # pandas and the renderer: only when a benchmark is used
+
     if root is not None:
         return writer.load(root)
     params = writer.SynthParams(n=n, seed=seed, size=size, identities=identities,
@@ -139,6 +140,8 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from plugins.synth import writer
+
     try:
         params = writer.SynthParams(n=args.n, seed=args.seed, size=args.size, identities=args.identities,
                                     per_identity=args.per_identity, per_expression=args.per_expression)

@@ -119,3 +119,26 @@ def test_old_mac_line_ends_found_by_the_fuzzer(tmp_path):
     labels.write_bytes(b"a.jpg 1 0 999\rb.jpg 0 0 1\rc.jpg 999 1 0\r")
     names, values = read_labels(labels, TINY)
     assert names == NAMES and (values == TRUTH).all()
+
+
+@FUZZ
+@given(data=tables(csv=False) | tables(csv=True), is_csv=st.booleans())
+def test_vectorized_and_row_by_row_readings_agree(data, is_csv):
+    """Where the fast path reads a table, the row-by-row reading finds the same cells."""
+    from harness import labels as lab
+
+    columns = ["image", *TINY.aus]
+    with in_a_file(data, "t.csv") as path:
+        try:
+            lines = lab._data_lines(path, skip=0)
+        except UserError:
+            return
+        joined = b"\n".join(lines) + b"\n"
+        if not lines or lab._spans(joined, is_csv, len(columns), len(lines)) is None:
+            return
+        fast = lab._cells(path, lines, is_csv, columns, 1)
+        slow = lab._row_cells(path, lines, is_csv, len(columns), 0, 1)
+    assert fast.names == slow.names
+    np.testing.assert_array_equal(fast.codes, slow.codes)
+    cells = [(r, c) for r in range(len(lines)) for c in range(len(columns))]
+    assert [fast.raw(r, c) for r, c in cells] == [slow.raw(r, c) for r, c in cells]

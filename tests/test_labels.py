@@ -153,12 +153,12 @@ def test_malformed_submissions(tmp_path, text, message):
 
 def test_submission_far_larger_than_truth_is_refused_unread(tmp_path, monkeypatch):
     path = write(tmp_path, GOOD + "x" * 200_000, "sub.csv")
-    import pandas as pd
+    import harness.labels
 
     def no_read(*args, **kwargs):
         raise AssertionError("the file was parsed")
 
-    monkeypatch.setattr(pd, "read_csv", no_read)
+    monkeypatch.setattr(harness.labels, "_data_lines", no_read)
     with pytest.raises(UserError, match="far larger than a submission for 3 truth images"):
         read_submission(path, NAMES, TINY)
 
@@ -173,3 +173,15 @@ def test_submission_with_many_extra_rows_stops_early(tmp_path):
 def test_submission_missing_file(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         read_submission(tmp_path / "none.csv", NAMES, TINY)
+
+
+@pytest.mark.parametrize("value, ok", [("1", True), ("+1", True), ("01", True), ("1.0", True),
+                                       (" 1 ", True), ("1e0", False), ("0.99999999999999999999", False),
+                                       ("1.", False), ("１", False), ("0x1", False), ("True", False)])
+def test_exact_spellings_of_a_label(tmp_path, value, ok):
+    text = GOOD.replace("c.jpg,1,1,0", f"c.jpg,1,{value},0")
+    if ok:
+        assert sub(tmp_path, text).tolist() == PRED.tolist()
+    else:
+        with pytest.raises(UserError, match=f"line 2, column AU2: value '{value}'"):
+            sub(tmp_path, text)

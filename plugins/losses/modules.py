@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness import hookimpl
 from harness.schema import POSITIVE, UNKNOWN
 
 # Slack for comparing P with r*K: r comes from a float rate, so r*K may miss an
@@ -202,8 +201,3 @@ def _check(logits: torch.Tensor, labels: torch.Tensor) -> None:
 def _check_width(values: torch.Tensor, logits: torch.Tensor, name: str) -> None:
     if values.numel() != logits.shape[1]:
         raise ValueError(f"{name} has {values.numel()} entries for {logits.shape[1]} AUs")
-
-
-@hookimpl
-def auh_losses() -> dict[str, type]:
-    return {"bce": BCELoss, "wbce": WeightedBCELoss, "selective": SelectiveLoss}

@@ -1,0 +1,393 @@
+"""``auh export codabench|evalai`` and ``auh blind``: a challenge on a real platform.
+
+Both bundles carry this project's scorer, :mod:`leaderboard.platform` and the
+modules it imports, copied file by file from the installed package
+(:data:`SCORER_MODULES`): numpy and the standard library are all they need.
+Everything is validated (the challenge, every truth file, the platforms'
+limits) before the first byte is written, and the zip appears atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import io
+import json
+import re
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from harness.errors import UserError
+
+if TYPE_CHECKING:  # imported by the commands that need them: `auh --help` stays light
+    from harness.schema import AUSchema
+    from leaderboard.challenge import Challenge, Phase
+    from leaderboard.scoring import Truth
+
+# The scorer's modules, in dependency order; `platform` imports the rest.
+SCORER_MODULES: tuple[str, ...] = (
+    "harness.errors", "harness.schema", "harness.fileio", "harness.labels", "harness.metrics",
+    "leaderboard", "leaderboard.challenge", "leaderboard.scoring", "leaderboard.platform",
+)
+# `harness/__init__.py` loads the plugin system (pluggy): the bundle gets this instead.
+_HARNESS_INIT = '"""The scorer of au-harness, packaged by `auh export` (numpy and the standard library only)."""\n'
+CODABENCH_IMAGE = "codalab/codalab-legacy:py39"
+CODABENCH_COMMAND = "python3 -m leaderboard.platform ../input ../output"  # run in the program folder
+KEY_MAX, TITLE_MAX, BOARD_TITLE_MAX = 36, 36, 64  # Codabench's column and leaderboard limits
+PRECISION = 4
+NO_CAP = 100_000  # EvalAI needs a number where the challenge sets no cap
+# EvalAI's visibility codes for a phase split: 1 host only, 3 public.
+HOST_ONLY, PUBLIC = 1, 3
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed: the same challenge gives the same bytes
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A challenge whose truth files were all read and validated."""
+
+    challenge: Challenge
+    truths: dict[str, Truth]  # by phase name
+
+
+# ------------------------------------------------------------------ commands
+def register(subparsers: argparse._SubParsersAction) -> None:
+    export = subparsers.add_parser(
+        "export", help="a Codabench or EvalAI bundle of a challenge, scored by this scorer",
+        description="Write a bundle to upload to Codabench (competition bundle, v2) or EvalAI "
+                    "(challenge configuration zip). Its scoring program is this project's scorer, "
+                    "needing only numpy. See docs/readme/organizer.md.")
+    export.add_argument("platform", choices=sorted(EXPORTERS), help="the platform")
+    export.add_argument("--challenge", required=True, type=Path, help="challenge definition (TOML)")
+    export.add_argument("out", type=Path, metavar="OUT.zip", help="the zip to write")
+    export.set_defaults(func=cmd_export)
+
+    blind = subparsers.add_parser(
+        "blind", help="what participants get: the test image list and a submission template",
+        description="Write OUT/images.txt (the phase's test images, sorted), "
+                    "OUT/blind_truth.csv (every label 999: `auh check --truth` it) and "
+                    "OUT/submission_template.csv (the submission header, every image with all AUs "
+                    "0: a valid submission to edit). Never any truth label.")
+    blind.add_argument("--challenge", required=True, type=Path, help="challenge definition (TOML)")
+    blind.add_argument("--phase", help="phase (default: the first)")
+    blind.add_argument("out", type=Path, metavar="OUT", help="folder to write")
+    blind.set_defaults(func=cmd_blind)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    out = _zip_path(args.out)
+    checked = check_challenge(args.challenge)
+    files = EXPORTERS[args.platform](checked)
+    write_zip(out, files)
+    print(f"wrote {out} ({args.platform}, {len(checked.truths)} phase"
+          f"{'s' * (len(checked.truths) > 1)}, {len(files)} files)")
+    return 0
+
+
+def cmd_blind(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from harness.fileio import atomic_open, check_output_folder
+    from harness.labels import write_labels
+    from harness.schema import UNKNOWN
+
+    check_output_folder(args.out, "OUT")
+    checked = check_challenge(args.challenge)
+    phase = checked.challenge.phase(args.phase)
+    schema = checked.challenge.schema
+    names = sorted(checked.truths[phase.name].names)  # sorted: the order tells nothing
+    with atomic_open(args.out / "images.txt", "w", newline="\n") as fh:
+        fh.writelines(f"{name}\n" for name in names)
+    write_labels(args.out / "blind_truth.csv", names, np.full((len(names), len(schema)), UNKNOWN), schema)
+    write_labels(args.out / "submission_template.csv", names, np.zeros((len(names), len(schema))), schema)
+    print(f"wrote {args.out}/images.txt, blind_truth.csv and submission_template.csv "
+          f"({len(names):,} images, phase {phase.name!r})")
+    return 0
+
+
+# ----------------------------------------------------------------- checking
+def check_challenge(path: Path) -> Checked:
+    """Load the challenge and read every phase's truth (the same checks as ``auh score``)."""
+    from leaderboard.challenge import load_challenge
+    from leaderboard.scoring import load_truth
+
+    challenge = load_challenge(path)
+    for name in challenge.phases:
+        if not _SAFE_NAME.fullmatch(name):
+            raise UserError(f"{path}: phases.{name}: expected a phase name of letters, digits, "
+                            f"'-', '_' and '.' (it names folders and codenames on the platforms)")
+    truths = {name: load_truth(phase.truth, challenge.schema) for name, phase in challenge.phases.items()}
+    return Checked(challenge, truths)
+
+
+def _zip_path(out: Path) -> Path:
+    from harness.fileio import check_output_file
+
+    if out.suffix.lower() != ".zip":
+        raise UserError(f"{out}: expected a file name ending in .zip")
+    return check_output_file(out, "OUT.zip")
+
+
+def columns(schema: AUSchema) -> list[tuple[str, str]]:
+    """``(key, title)`` of the leaderboard columns, checked against Codabench's limits."""
+    from leaderboard.platform import column_keys
+
+    cols = column_keys(schema)
+    keys = [key for key, _ in cols]
+    if len(set(keys)) != len(keys):
+        raise UserError(f"schema {schema.name!r}: two AUs give the same column key")
+    for key, title in cols:
+        if len(key) > KEY_MAX or len(title) > TITLE_MAX:
+            raise UserError(f"schema {schema.name!r}: column {key!r} ({title!r}) is longer than "
+                            f"{KEY_MAX} characters, Codabench's limit; expected shorter AU names")
+    return cols
+
+
+# ------------------------------------------------------------------ Codabench
+def codabench_files(checked: Checked) -> dict[str, bytes]:
+    """The competition bundle: competition.yaml, pages, logo, scoring program, reference data."""
+    from leaderboard.platform import CONFIG, PRIVATE
+
+    challenge = checked.challenge
+    title = f"{challenge.name}: facial action unit detection"[:BOARD_TITLE_MAX]
+    _check_sequential(challenge)
+    files = {"logo.png": _logo(), **_pages(challenge, "md")}
+    files.update(_scorer("scoring_program/"))
+    files["scoring_program/metadata.yaml"] = _yaml({"command": CODABENCH_COMMAND})
+    tasks, phases = [], []
+    for index, (name, phase) in enumerate(challenge.phases.items()):
+        ref = f"reference_data/{name}/"
+        truth_name = "truth" + phase.truth.suffix
+        files[ref + truth_name] = phase.truth.read_bytes()
+        files[ref + CONFIG] = _config(challenge, {name: phase}, {name: truth_name})
+        tasks.append({"index": index, "name": name, "description": f"Scoring of phase {name}",
+                      "scoring_program": "scoring_program", "reference_data": ref.rstrip("/")})
+        phases.append(_codabench_phase(index, name, phase))
+    keys = columns(challenge.schema)
+    if any(p.has_private for p in challenge.phases.values()):
+        keys += [(PRIVATE + key, f"private {title}") for key, title in keys[:3]]
+    cols = [_column(i, key, title, hidden=i >= 3) for i, (key, title) in enumerate(keys)]
+    files["competition.yaml"] = _yaml({
+        "version": 2, "title": title,
+        "description": f"{challenge.name}: score = (mean accuracy + mean F1) / 2 over the AUs.",
+        "image": "logo.png", "registration_auto_approve": False,
+        "docker_image": CODABENCH_IMAGE, "enable_detailed_results": True,
+        "terms": "pages/terms.md",
+        "pages": [{"title": "Overview", "file": "pages/overview.md"},
+                  {"title": "Evaluation", "file": "pages/evaluation.md"}],
+        "tasks": tasks, "phases": phases,
+        "leaderboards": [{"index": 0, "title": title, "key": "main", "primary_index": 0,
+                          "columns": cols}],
+    })
+    return files
+
+
+def _codabench_phase(index: int, name: str, phase: Phase) -> dict[str, Any]:
+    entry: dict[str, Any] = {"index": index, "name": name,
+                             "description": _phase_text(phase),
+                             "start": _when(phase.start or _today()), "tasks": [index]}
+    if phase.end:
+        entry["end"] = _when(phase.end)
+    if phase.cap:
+        entry["max_submissions"] = phase.cap
+    return entry
+
+
+def _column(index: int, key: str, title: str, hidden: bool) -> dict[str, Any]:
+    return {"index": index, "title": title, "key": key, "sorting": "desc",
+            "precision": PRECISION, "computation": None, "computation_indexes": None,
+            "hidden": hidden}
+
+
+def _check_sequential(challenge: Challenge) -> None:
+    """Codabench refuses phases that overlap, or an open-ended phase with one after it."""
+    phases = list(challenge.phases.values())
+    for before, after in zip(phases, phases[1:]):
+        if before.end is None:
+            raise UserError(f"phases.{before.name}: Codabench needs an end date for a phase with "
+                            f"another after it; add end = YYYY-MM-DD")
+        if (after.start or _today()) < before.end:
+            raise UserError(f"phases.{after.name}: starts before phases.{before.name} ends "
+                            f"({before.end}); expected phases in time order")
+
+
+# --------------------------------------------------------------------- EvalAI
+def evalai_files(checked: Checked) -> dict[str, bytes]:
+    """The challenge zip: challenge_config.yaml, templates, logo, annotations, evaluation script."""
+    from leaderboard.platform import CONFIG
+
+    challenge = checked.challenge
+    script = {**_scorer(""), "__init__.py": _EVALAI_INIT.encode()}
+    truths = {name: f"{name}{phase.truth.suffix}" for name, phase in challenge.phases.items()}
+    script[CONFIG] = _config(challenge, challenge.phases, truths)
+    files = {"logo.png": _logo(), **_pages(challenge, "html")}
+    files.update((f"evaluation_script/{name}", data) for name, data in script.items())
+    files["evaluation_script.zip"] = _zip_bytes(script)
+    phases, splits = [], []
+    for index, (name, phase) in enumerate(challenge.phases.items(), start=1):
+        files[f"annotations/{truths[name]}"] = phase.truth.read_bytes()
+        files[f"templates/phase_{name}.html"] = f"<p>{_phase_text(phase)}</p>\n".encode()
+        phases.append(_evalai_phase(index, name, phase, f"annotations/{truths[name]}"))
+        splits.append(_split(index, 1, PUBLIC))
+        if phase.has_private:
+            splits.append(_split(index, 2, HOST_ONLY))
+    dataset_splits = [{"id": 1, "name": "Public rows", "codename": "public"}]
+    if any(p.has_private for p in challenge.phases.values()):
+        dataset_splits.append({"id": 2, "name": "Private rows", "codename": "private"})
+    starts = [p["start_date"] for p in phases]
+    ends = [p["end_date"] for p in phases]
+    files["challenge_config.yaml"] = _yaml({
+        "title": challenge.name,
+        "short_description": "Facial action unit detection: (mean accuracy + mean F1) / 2",
+        "description": "templates/description.html",
+        "evaluation_details": "templates/evaluation_details.html",
+        "terms_and_conditions": "templates/terms_and_conditions.html",
+        "image": "logo.png",
+        "submission_guidelines": "templates/submission_guidelines.html",
+        "leaderboard_description": "final = (mean accuracy + mean F1) / 2 over the AUs",
+        "evaluation_script": "evaluation_script.zip",
+        "remote_evaluation": False, "is_docker_based": False,
+        "start_date": min(starts), "end_date": max(ends), "published": False,
+        "leaderboard": [{"id": 1, "schema": {"labels": [key for key, _ in columns(challenge.schema)],
+                                             "default_order_by": "final"}}],
+        "challenge_phases": phases,
+        "dataset_splits": dataset_splits,
+        "challenge_phase_splits": splits,
+    })
+    return files
+
+
+_EVALAI_INIT = '''"""EvalAI's entry point: au-harness's scorer, packaged by `auh export evalai`."""
+import os
+import sys
+
+# The packaged modules import each other as `harness.*` and `leaderboard.*`.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from leaderboard.platform import evaluate  # noqa: E402,F401
+'''
+
+
+def _evalai_phase(index: int, name: str, phase: Phase, annotations: str) -> dict[str, Any]:
+    cap = phase.cap or NO_CAP
+    return {"id": index, "name": name, "description": f"templates/phase_{name}.html",
+            "leaderboard_public": True, "is_public": True, "is_submission_public": False,
+            "start_date": _evalai_time(phase.start or _today()),
+            "end_date": _evalai_time(phase.end or dt.datetime(2099, 12, 31, 23, 59, 59)),
+            "test_annotation_file": annotations, "codename": name,
+            "max_submissions_per_day": cap, "max_submissions_per_month": cap,
+            "max_submissions": cap, "is_restricted_to_select_one_submission": False,
+            "is_partial_submission_evaluation_enabled": False,
+            "allowed_submission_file_types": ".csv"}
+
+
+def _split(phase_id: int, split_id: int, visibility: int) -> dict[str, Any]:
+    return {"challenge_phase_id": phase_id, "leaderboard_id": 1, "dataset_split_id": split_id,
+            "visibility": visibility, "leaderboard_decimal_precision": PRECISION,
+            "is_leaderboard_order_descending": True}
+
+
+EXPORTERS: dict[str, Callable[[Checked], dict[str, bytes]]] = {
+    "codabench": codabench_files, "evalai": evalai_files,
+}
+
+
+# -------------------------------------------------------------------- pieces
+def _scorer(prefix: str) -> dict[str, bytes]:
+    """The scorer's module files, read from the installed package."""
+    files = {}
+    for module in SCORER_MODULES:
+        origin = Path(importlib.util.find_spec(module).origin)
+        rel = Path(*module.split(".")).with_suffix(".py") if origin.name != "__init__.py" \
+            else Path(*module.split("."), "__init__.py")
+        files[prefix + rel.as_posix()] = origin.read_bytes()
+    files[prefix + "harness/__init__.py"] = _HARNESS_INIT.encode()
+    return files
+
+
+def _config(challenge: Challenge, phases: dict[str, Phase], truths: dict[str, str]) -> bytes:
+    """What the packaged scorer needs to know: schema, split salt, each phase's truth and split."""
+    return json.dumps({
+        "name": challenge.name, "schema": challenge.schema.name, "split_salt": challenge.split_salt,
+        "phases": {name: {"truth": truths[name], "public_fraction": phase.public_fraction}
+                   for name, phase in phases.items()},
+    }, indent=1).encode()
+
+
+def _phase_text(phase: Phase) -> str:
+    split = (f" {phase.public_fraction:.0%} of the images rank the public board; the rest, "
+             f"the private one." if phase.has_private else "")
+    cap = f" At most {phase.cap} submissions." if phase.cap else ""
+    return f"Phase {phase.name}: upload a zip holding one submission CSV.{split}{cap}"
+
+
+def _pages(challenge: Challenge, kind: str) -> dict[str, bytes]:
+    from harness.labels import submission_header
+
+    header = submission_header(challenge.schema)
+    overview = (f"{challenge.name}: detect {len(challenge.schema)} facial action units "
+                f"({challenge.schema.name} schema) in every test image.")
+    evaluation = ("For each AU, rows whose truth is 999 (unknown) are left out; accuracy and F1 "
+                  "are computed on the rest. accuracy and F1 are the means over the AUs, and "
+                  "final = (accuracy + F1) / 2.")
+    submit = (f"A CSV with the header {header} and one row per test image, 0 or 1 per AU "
+              f"(check it first with `auh check`).")
+    terms = "Submissions are scored automatically; the organizers may remove any submission."
+    if kind == "md":
+        return {"pages/overview.md": f"# Overview\n\n{overview}\n\n{submit}\n".encode(),
+                "pages/evaluation.md": f"# Evaluation\n\n{evaluation}\n".encode(),
+                "pages/terms.md": f"# Terms\n\n{terms}\n".encode()}
+    return {f"templates/{name}.html": f"<p>{text}</p>\n".encode() for name, text in (
+        ("description", overview), ("evaluation_details", evaluation),
+        ("submission_guidelines", submit), ("terms_and_conditions", terms))}
+
+
+def _today() -> dt.datetime:
+    return dt.datetime.combine(dt.datetime.now(dt.timezone.utc).date(), dt.time())
+
+
+def _when(moment: dt.datetime) -> str:
+    return moment.isoformat(sep=" ")
+
+
+def _evalai_time(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _yaml(data: dict[str, Any]) -> bytes:
+    import yaml  # PyYAML: only the export writes YAML
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode()
+
+
+def _logo(size: int = 64) -> bytes:
+    """A plain PNG: both platforms require a logo file; organizers replace it."""
+    raw = b"".join(b"\x00" + bytes((60, 90, 160)) * size for _ in range(size))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+def _zip_bytes(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(files):
+            zf.writestr(zipfile.ZipInfo(name, _ZIP_TIME), files[name], zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def write_zip(out: Path, files: dict[str, bytes]) -> None:
+    """Write the zip atomically: a temporary file beside ``out``, renamed when complete."""
+    from harness.fileio import atomic_path
+
+    data = _zip_bytes(files)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)

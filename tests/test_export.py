@@ -1,0 +1,410 @@
+"""`auh export codabench|evalai` and `auh blind`: the bundles follow the platforms'
+rules, and their scoring program, run as the platforms run it in a clean
+environment with numpy only, gives exactly what `auh score --json` gives."""
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.labels import read_labels, write_labels
+from harness.schema import ENC2020
+from leaderboard.challenge import public_mask
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "submissions" / "examples"
+AUS = ENC2020.aus
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def demo(in_tmp: Path) -> Path:
+    shutil.copytree(EXAMPLES, in_tmp / "ex")
+    return in_tmp / "ex"
+
+
+def export(capsys, folder: Path, platform: str) -> zipfile.ZipFile:
+    out = folder / f"{platform}.zip"
+    code, _, err = run(capsys, "export", platform, "--challenge", str(folder / "challenge.toml"), str(out))
+    assert code == 0, err
+    return zipfile.ZipFile(out)
+
+
+# ---------------------------------------------------------- random challenges
+def random_challenge(folder: Path, seed: int, n: int = 1500, public_fraction: float = 1.0) -> Path:
+    """A hidden-style truth (with 999s), three submissions and a challenge TOML."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    names = [f"img_{seed}_{i:05d}.jpg" for i in range(n)]
+    truth = rng.choice([0, 1, 999], size=(n, len(AUS)), p=[0.6, 0.25, 0.15])
+    write_labels(folder / "truth.txt", names, truth)
+    for k in range(3):
+        noisy = np.where(rng.random(truth.shape) < 0.2 + 0.2 * k, rng.integers(0, 2, truth.shape),
+                         truth == 1).astype(int)
+        order = rng.permutation(n)
+        write_labels(folder / f"sub{k}.csv", [names[i] for i in order], noisy[order])
+    (folder / "challenge.toml").write_text(
+        f'name = "rand{seed}"\nsplit_salt = "s{seed}"\n[phases.final]\ntruth = "truth.txt"\n'
+        f"cap = 4\npublic_fraction = {public_fraction}\n")
+    return folder
+
+
+def expected_scores(capsys, truth: Path, submission: Path, db: Path) -> dict[str, float]:
+    """What `auh score --json` reports, under the platforms' keys."""
+    code, out, err = run(capsys, "score", "--truth", str(truth), "--submission", str(submission),
+                         "--json", "--resamples", "0", "--tracking-uri", f"sqlite:///{db}")
+    assert code == 0, err
+    card = json.loads(out)
+    return {"final": card["final"], "accuracy": card["accuracy"], "f1": card["f1"],
+            **{f"f1_{au}": card["per_au"][au]["f1"] for au in AUS}}
+
+
+def split_files(folder: Path, submission: Path, seed: int) -> dict[str, tuple[Path, Path]]:
+    """The truth and the submission cut to the public and to the private rows
+    (the split of :func:`random_challenge`'s phase)."""
+    names, truth = read_labels(folder / "truth.txt")
+    sub_names, sub = read_labels(submission)
+    row = {name: i for i, name in enumerate(sub_names)}
+    sub = sub[[row[name] for name in names]]
+    public = public_mask(names, 0.5, f"s{seed}/final")
+    files = {}
+    for split, rows in (("public", public), ("private", ~public)):
+        kept = [name for name, keep in zip(names, rows) if keep]
+        files[split] = (folder / f"{split}.txt", folder / f"{split}_{submission.name}")
+        write_labels(files[split][0], kept, truth[rows])
+        write_labels(files[split][1], kept, sub[rows])
+    return files
+
+
+def assert_same(got: dict[str, float], want: dict[str, float]) -> None:
+    assert set(got) == set(want)
+    for key in want:
+        assert abs(got[key] - want[key]) <= 1e-12, key
+
+
+# ------------------------------------------------------------ a stock Python
+@pytest.fixture(scope="session")
+def stock_python(tmp_path_factory) -> Path:
+    """A fresh virtual environment holding numpy and nothing of this project.
+
+    numpy is copied from this interpreter's installation (no network); the
+    test skips where no virtual environment can be made.
+    """
+    root = tmp_path_factory.mktemp("stock")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")],
+                       check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError) as exc:
+        pytest.skip(f"cannot create a virtual environment: {exc}")
+    python = root / "venv" / "bin" / "python"
+    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True, env=clean_env(python)).stdout.strip())
+    source = Path(np.__file__).parent
+    for name in (source.name, "numpy.libs"):
+        if (source.parent / name).is_dir():
+            shutil.copytree(source.parent / name, site / name)
+    probe = "import numpy, importlib.util as u; assert not (u.find_spec('harness') or u.find_spec('leaderboard'))"
+    subprocess.run([python, "-c", probe], check=True, env=clean_env(python), cwd=root)
+    return python
+
+
+def clean_env(python: Path) -> dict[str, str]:
+    """No PYTHONPATH (the tests run with this tree on it), the venv first on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"}
+    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run_codabench(bundle: zipfile.ZipFile, phase: str, submission: Path, root: Path,
+                  python: Path) -> subprocess.CompletedProcess:
+    """Lay a run out as Codabench's compute worker does and run metadata.yaml's command."""
+    for folder, prefix in (("program", "scoring_program/"), ("input/ref", f"reference_data/{phase}/")):
+        for name in bundle.namelist():
+            if name.startswith(prefix):
+                target = root / folder / name[len(prefix):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(bundle.read(name))
+    (root / "input" / "res").mkdir(parents=True)
+    shutil.copy(submission, root / "input" / "res" / submission.name)
+    (root / "output").mkdir()
+    command = yaml.safe_load((root / "program" / "metadata.yaml").read_text())["command"]
+    return subprocess.run(command, shell=True, cwd=root / "program", env=clean_env(python),
+                          capture_output=True, text=True, timeout=300)
+
+
+def run_evalai(bundle: zipfile.ZipFile, phase: str, submission: Path, root: Path,
+               python: Path) -> subprocess.CompletedProcess:
+    """Unzip evaluation_script.zip as a package and call its evaluate() as EvalAI's worker does."""
+    root.mkdir()
+    zipfile.ZipFile(io.BytesIO(bundle.read("evaluation_script.zip"))).extractall(root / "evaluation_script")
+    config = yaml.safe_load(bundle.read("challenge_config.yaml"))
+    annotation = next(p["test_annotation_file"] for p in config["challenge_phases"] if p["codename"] == phase)
+    (root / "annotation").write_bytes(bundle.read(annotation))
+    code = (f"import json, sys; sys.path.insert(0, {str(root)!r}); import evaluation_script as e; "
+            f"print(json.dumps(e.evaluate({str(root / 'annotation')!r}, {str(submission)!r}, {phase!r})))")
+    return subprocess.run([python, "-c", code], cwd=root, env=clean_env(python),
+                          capture_output=True, text=True, timeout=300)
+
+
+# ------------------------------------------------------------------ Codabench
+def test_codabench_scores_equal_auh_score(capsys, in_tmp, stock_python):
+    folder = random_challenge(in_tmp / "rand1", seed=1)
+    bundle = export(capsys, folder, "codabench")
+    for k in range(3):
+        sub = folder / f"sub{k}.csv"
+        proc = run_codabench(bundle, "final", sub, in_tmp / f"run{k}", stock_python)
+        assert proc.returncode == 0, proc.stderr
+        scores = json.loads((in_tmp / f"run{k}" / "output" / "scores.json").read_text())
+        assert_same(scores, expected_scores(capsys, folder / "truth.txt", sub, in_tmp / "m.db"))
+        page = (in_tmp / f"run{k}" / "output" / "detailed_results.html").read_text()
+        assert "AU56" in page and "<script" not in page and "http" not in page
+
+
+def test_codabench_split_phase_shows_public_rows(capsys, in_tmp, stock_python):
+    folder = random_challenge(in_tmp / "rand2", seed=2, public_fraction=0.5)
+    bundle = export(capsys, folder, "codabench")
+    proc = run_codabench(bundle, "final", folder / "sub0.csv", in_tmp / "run", stock_python)
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads((in_tmp / "run" / "output" / "scores.json").read_text())
+    files = split_files(folder, folder / "sub0.csv", seed=2)
+    assert_same({k: v for k, v in scores.items() if not k.startswith("private_")},
+                expected_scores(capsys, *files["public"], in_tmp / "m.db"))
+    private = expected_scores(capsys, *files["private"], in_tmp / "m.db")
+    assert_same({k: v for k, v in scores.items() if k.startswith("private_")},
+                {f"private_{k}": private[k] for k in ("final", "accuracy", "f1")})
+
+
+def test_codabench_refusal_fails_the_run_with_the_check_message(capsys, demo, stock_python):
+    bad = demo / "broken.csv"
+    lines = (demo / "alpha.csv").read_text().splitlines(keepends=True)
+    lines[6] = lines[6].replace(",0,", ",0.83,", 1)
+    bad.write_text("".join(lines))
+    code, _, check_err = run(capsys, "check", "--challenge", str(demo / "challenge.toml"),
+                             "--submission", str(bad))
+    assert code == 2
+    proc = run_codabench(export(capsys, demo, "codabench"), "test", bad, demo / "run", stock_python)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    reason = proc.stderr.strip().split("broken.csv: ", 1)[1]
+    assert reason == check_err.strip().split("broken.csv: ", 1)[1]
+    assert "line 7, column" in reason
+    assert list((demo / "run" / "output").iterdir()) == []  # no scores.json: the run fails, not 0
+
+
+def test_codabench_yaml_follows_the_platform_rules(capsys, demo):
+    bundle = export(capsys, demo, "codabench")
+    names = set(bundle.namelist())
+    comp = yaml.safe_load(bundle.read("competition.yaml"))
+    assert comp["version"] == 2 and comp["title"]
+    for key in ("image", "terms"):
+        assert comp[key] in names and bundle.read(comp[key])
+    assert all(p["file"] in names and bundle.read(p["file"]) for p in comp["pages"])
+    tasks = {t["index"]: t for t in comp["tasks"]}
+    for task in tasks.values():
+        for key in ("scoring_program", "reference_data"):
+            assert any(n.startswith(task[key] + "/") for n in names), task[key]
+    assert "command" in yaml.safe_load(bundle.read("scoring_program/metadata.yaml"))
+    (phase,) = comp["phases"]
+    assert phase["max_submissions"] == 3 and phase["start"] and set(phase["tasks"]) <= set(tasks)
+    assert "leaderboard" not in comp  # the v2 unpacker reads only the plural key
+    (board,) = comp["leaderboards"]
+    assert len(board["title"]) <= 64 and len(board["key"]) <= 36
+    cols = board["columns"]
+    assert [c["index"] for c in cols] == list(range(len(cols)))
+    assert [c["key"] for c in cols[:3]] == ["final", "accuracy", "f1"]
+    assert len({c["key"] for c in cols}) == len(cols)
+    for col in cols:
+        assert len(col["key"]) <= 36 and len(col["title"]) <= 36
+        assert col["sorting"] == "desc" and isinstance(col["precision"], int)
+        assert col["hidden"] == (col["key"] not in ("final", "accuracy", "f1")), col["key"]
+    assert {f"f1_{au}" for au in AUS} <= {c["key"] for c in cols}
+
+
+def test_codabench_phase_dates_and_order(capsys, in_tmp):
+    truth = EXAMPLES / "truth.txt"
+    toml = in_tmp / "c.toml"
+    toml.write_text(f'name = "dated"\n[phases.dev]\ntruth = "{truth}"\nstart = 2026-01-15\n'
+                    f'end = 2026-02-01T12:00:00\n[phases.final]\ntruth = "{truth}"\n'
+                    f"start = 2026-02-02\ncap = 1\n")
+    assert main(["export", "codabench", "--challenge", str(toml), str(in_tmp / "b.zip")]) == 0
+    phases = yaml.safe_load(zipfile.ZipFile(in_tmp / "b.zip").read("competition.yaml"))["phases"]
+    assert [(p["start"], p.get("end")) for p in phases] == [
+        ("2026-01-15 00:00:00", "2026-02-01 12:00:00"), ("2026-02-02 00:00:00", None)]
+    assert "max_submissions" not in phases[0] and phases[1]["max_submissions"] == 1
+
+
+@pytest.mark.parametrize("body, out, message", [
+    ("[phases.a]\ntruth = \"{t}\"\n[phases.b]\ntruth = \"{t}\"\n", "b.zip", "needs an end date"),
+    ("[phases.a]\ntruth = \"{t}\"\nstart = 2026-01-02\nend = 2026-03-01\n[phases.b]\ntruth = \"{t}\"\n"
+     "start = 2026-02-01\n", "b.zip", "starts before phases.a ends"),
+    ("[phases.a]\ntruth = \"{t}\"\nstart = 2026-02-01\nend = 2026-01-01\n", "b.zip", "expected a time after start"),
+    ("[phases.a]\ntruth = \"missing.txt\"\n", "b.zip", "no such file"),
+    ("[phases.a]\ntruth = \"{t}\"\n", "b.tar", "expected a file name ending in .zip"),
+    ("[phases.\"a b\"]\ntruth = \"{t}\"\n", "b.zip", "expected a phase name of letters"),
+])
+def test_export_refuses_bad_input_and_writes_nothing(capsys, in_tmp, body, out, message):
+    toml = in_tmp / "c.toml"
+    toml.write_text('name = "x"\n' + body.replace("{t}", str(EXAMPLES / "truth.txt")))
+    code, _, err = run(capsys, "export", "codabench", "--challenge", str(toml), str(in_tmp / out))
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["c.toml"]
+
+
+# --------------------------------------------------------------------- EvalAI
+def test_evalai_evaluate_equals_auh_score_per_split(capsys, in_tmp, stock_python):
+    folder = random_challenge(in_tmp / "rand3", seed=3, public_fraction=0.5)
+    bundle = export(capsys, folder, "evalai")
+    files = split_files(folder, folder / "sub1.csv", seed=3)
+    proc = run_evalai(bundle, "final", folder / "sub1.csv", in_tmp / "worker", stock_python)
+    assert proc.returncode == 0, proc.stderr
+    output = json.loads(proc.stdout.strip().splitlines()[-1])
+    (public,), (private,) = [list(entry.items()) for entry in output["result"]]
+    assert (public[0], private[0]) == ("public", "private")
+    assert_same(public[1], expected_scores(capsys, *files["public"], in_tmp / "m.db"))
+    assert_same(private[1], expected_scores(capsys, *files["private"], in_tmp / "m.db"))
+    assert output["submission_result"] == public[1]
+
+
+def test_evalai_refusal_raises_the_check_message(capsys, demo, stock_python):
+    bad = demo / "short.csv"
+    bad.write_text("\n".join((demo / "alpha.csv").read_text().splitlines()[:-1]) + "\n")
+    proc = run_evalai(export(capsys, demo, "evalai"), "test", bad, demo / "worker", stock_python)
+    assert proc.returncode != 0
+    assert "truth image missing from the submission" in proc.stderr.splitlines()[-1]
+
+
+def test_evalai_config_follows_the_platform_rules(capsys, demo):
+    bundle = export(capsys, demo, "evalai")
+    names = set(bundle.namelist())
+    config = yaml.safe_load(bundle.read("challenge_config.yaml"))
+    for key in ("description", "evaluation_details", "terms_and_conditions", "image",
+                "submission_guidelines", "evaluation_script"):
+        assert config[key] in names, key
+    (board,) = config["leaderboard"]
+    labels = board["schema"]["labels"]
+    assert labels[:3] == ["final", "accuracy", "f1"] and board["schema"]["default_order_by"] == "final"
+    (phase,) = config["challenge_phases"]
+    assert phase["codename"] == "test" and phase["test_annotation_file"] in names
+    assert phase["max_submissions"] == 3
+    assert bundle.read(phase["test_annotation_file"]) == (demo / "truth.txt").read_bytes()
+    splits = {s["id"]: s["codename"] for s in config["dataset_splits"]}
+    assert sorted(splits.values()) == ["private", "public"]
+    visibility = {splits[s["dataset_split_id"]]: s["visibility"] for s in config["challenge_phase_splits"]}
+    assert visibility == {"public": 3, "private": 1}  # public vs host only
+    script = zipfile.ZipFile(io.BytesIO(bundle.read("evaluation_script.zip")))
+    assert "__init__.py" in script.namelist()
+    assert {n for n in names if n.startswith("evaluation_script/")} == \
+        {f"evaluation_script/{n}" for n in script.namelist()}
+
+
+# ------------------------------------------------------------ packaged files
+def test_the_packaged_scorer_is_the_installed_modules(capsys, demo):
+    import leaderboard.platform
+
+    bundle = export(capsys, demo, "codabench")
+    root = Path(leaderboard.platform.__file__).resolve().parents[1]
+    packaged = [n for n in bundle.namelist() if n.startswith("scoring_program/") and n.endswith(".py")]
+    for name in packaged:
+        rel = name[len("scoring_program/"):]
+        if rel != "harness/__init__.py":  # the plugin system's __init__ is not the scorer's
+            assert bundle.read(name) == (root / rel).read_bytes(), rel
+        ast.parse(bundle.read(name), feature_version=(3, 8))  # the stock images' Pythons
+    assert "scoring_program/harness/labels.py" in packaged
+
+
+# ---------------------------------------------------------------------- blind
+def test_blind_lists_the_images_and_a_valid_template_never_the_truth(capsys, demo):
+    out = demo / "participants"
+    code, _, err = run(capsys, "blind", "--challenge", str(demo / "challenge.toml"), str(out))
+    assert code == 0, err
+    names, _ = read_labels(demo / "truth.txt")
+    assert (out / "images.txt").read_text().splitlines() == sorted(names)
+    blind_names, blind = read_labels(out / "blind_truth.csv")
+    assert blind_names == sorted(names) and (blind == 999).all()
+    template = (out / "submission_template.csv").read_text().splitlines()
+    assert template[0] == ",".join(("image", *AUS)) and len(template) == len(names) + 1
+    assert {line.split(",", 1)[1] for line in template[1:]} == {",".join("0" * len(AUS))}
+    for truth in ("--challenge", str(demo / "challenge.toml")), ("--truth", str(out / "blind_truth.csv")):
+        assert run(capsys, "check", *truth, "--submission", str(out / "submission_template.csv"))[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["blind_truth.csv", "images.txt", "submission_template.csv"]
+
+
+def test_blind_refuses_an_unknown_phase(capsys, demo):
+    code, _, err = run(capsys, "blind", "--challenge", str(demo / "challenge.toml"), "--phase", "dev",
+                       str(demo / "p"))
+    assert code == 2 and "has no phase 'dev'" in err and not (demo / "p").exists()
+
+
+# ----------------------------------------------------------- start-up weight
+HEAVY = ("torch", "torchvision", "timm")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["--version"],
+    ["check", "--challenge", "challenge.toml", "--submission", "alpha.csv"],
+    ["score", "--challenge", "challenge.toml", "--submission", "alpha.csv", "--team", "a",
+     "--resamples", "10"],
+    ["leaderboard", "--challenge", "challenge.toml", "--resamples", "10"],
+    ["export", "codabench", "--challenge", "challenge.toml", "cb.zip"],
+    ["export", "evalai", "--challenge", "challenge.toml", "ev.zip"],
+    ["blind", "--challenge", "challenge.toml", "out"],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_organizer_commands_never_import_torch(demo, argv):
+    if argv[0] == "leaderboard":  # it reads a ledger and never creates one
+        assert main(["score", "--challenge", str(demo / "challenge.toml"), "--team", "a",
+                     "--submission", str(demo / "alpha.csv"), "--resamples", "0",
+                     "--tracking-uri", f"sqlite:///{demo / 'mlflow.db'}"]) == 0
+    code = (f"import sys\nfrom harness.cli import main\ntry:\n    rc = main({argv!r})\n"
+            f"except SystemExit as exc:\n    rc = exc.code\n"
+            f"print('HEAVY', rc, [m for m in {HEAVY!r} if m in sys.modules])")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=demo, env=env, capture_output=True,
+                          text=True, timeout=300)
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == "HEAVY 0 []", (last, proc.stderr[-2000:])
+
+
+@pytest.mark.parametrize("files, message", [
+    ((), "found: none"),
+    (("a.csv", "b/c.csv"), "found: a.csv, b/c.csv"),
+])
+def test_codabench_upload_must_hold_one_csv(tmp_path, files, message):
+    from harness.errors import UserError
+    from leaderboard.platform import _submission
+
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("image,AU1\n")
+    (tmp_path / "__MACOSX").mkdir()
+    (tmp_path / "__MACOSX" / "._a.csv").write_text("x")  # a Mac zip's resource fork is not a submission
+    with pytest.raises(UserError, match=message):
+        _submission(tmp_path)
+
+
+def test_a_failed_write_leaves_no_zip_and_no_temporary_file(capsys, demo, monkeypatch):
+    import errno
+
+    def full_disk(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    before = sorted(p.name for p in demo.iterdir())
+    code, _, err = run(capsys, "export", "evalai", "--challenge", str(demo / "challenge.toml"),
+                       str(demo / "ev.zip"))
+    assert code == 2 and "ev.zip: cannot write: No space left on device" in err
+    assert sorted(p.name for p in demo.iterdir()) == before
