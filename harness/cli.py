@@ -8,13 +8,13 @@ printed as one line with exit status 2 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import os
 import sys
 from typing import NoReturn
 
 from harness.errors import UserError, one_line
+from harness.fileio import ENVIRONMENT_ERRNOS
 
 # Modules that contribute subcommands, in the order ``auh --help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -90,10 +90,6 @@ def _plugin_commands(subparsers: argparse._SubParsersAction) -> None:
         pass
 
 
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
-                       errno.EFBIG, errno.ENAMETOOLONG}
-
-
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as \xNN
         if hasattr(stream, "reconfigure"):
@@ -125,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not bad input: still one line unless --debug
         if args.debug:
             raise
-        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
             # The machine, not the code: a full disk, a read-only or forbidden path.
             where = f"{exc.filename}: " if exc.filename else ""
             print(f"auh: error: {one_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)

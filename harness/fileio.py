@@ -11,10 +11,12 @@ from typing import IO, Iterator
 
 from harness.errors import UserError
 
-# Failures of the file system, not of the code: reported as the path + reason.
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
-                          errno.EFBIG, errno.EISDIR, errno.ENOTDIR, errno.EEXIST,
-                          errno.ENAMETOOLONG})
+# Failures of the machine, not of the code (a full disk, a read-only or forbidden
+# path): wherever they surface, the path and the reason are reported.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                                errno.EFBIG, errno.ENAMETOOLONG})
+# Writing one file, a directory or a file in the way is also the path's fault.
+WRITE_ERRNOS = ENVIRONMENT_ERRNOS | {errno.EISDIR, errno.ENOTDIR, errno.EEXIST}
 
 # The process umask, read once: mkstemp creates files 0600, and a written
 # result (a leaderboard page, a submission) should get the mode open() gives.
@@ -67,16 +69,12 @@ def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
     and be writable. Creates nothing.
     """
     path = Path(path)
-    parent = path.parent
-    reason = None
     if path.is_dir():
         reason = "is a directory; expected a file name"
-    elif not parent.exists():
-        reason = f"folder {str(parent)!r} does not exist"
-    elif not parent.is_dir():
-        reason = f"{str(parent)!r} is a file, not a folder"
-    elif not os.access(parent, os.W_OK | os.X_OK):
-        reason = f"folder {str(parent)!r} is not writable"
+    elif not path.parent.exists():
+        reason = f"folder {str(path.parent)!r} does not exist"
+    else:
+        reason = _unwritable(path.parent)
     if reason:
         raise UserError(f"{what} {str(path)!r}: {reason}")
     return path
@@ -92,14 +90,19 @@ def check_output_folder(path: str | os.PathLike, what: str) -> Path:
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    reason = None
-    if not probe.is_dir():
-        reason = f"{str(probe)!r} is a file, not a folder"
-    elif not os.access(probe, os.W_OK | os.X_OK):
-        reason = f"folder {str(probe)!r} is not writable"
+    reason = _unwritable(probe)
     if reason:
         raise UserError(f"{what} {str(path)!r}: {reason}")
     return path
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be created in the existing path ``folder``, or ``None``."""
+    if not folder.is_dir():
+        return f"{str(folder)!r} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"folder {str(folder)!r} is not writable"
+    return None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -130,6 +130,16 @@ _MLFLOW_TABLES = {"alembic_version", "experiments", "runs", "metrics", "latest_m
                   "params", "tags"}
 
 
+def check_store(uri: str) -> None:
+    """Refuse, before any work, a tracking store a later write could not use:
+    a SQLite file that :func:`check_sqlite` refuses, or a server that does not answer."""
+    db = sqlite_path(uri)
+    if db is not None:
+        check_sqlite(db)
+    elif uri.startswith(("http://", "https://")):
+        check_server(uri)
+
+
 def check_sqlite(db: Path, must_exist: bool = False) -> bool:
     """Refuse a database path MLflow could not use, before anything is written.
 

@@ -75,9 +75,7 @@ def check_text(what: str, value: str, limit: int = TEXT_MAX) -> str:
 
 def check_writable(tracking_uri: str | None = None) -> None:
     """Refuse, before any work, a ledger that a later write could not use."""
-    db = store.sqlite_path(store.resolve_tracking_uri(tracking_uri))
-    if db is not None:
-        store.check_sqlite(db)
+    store.check_store(store.resolve_tracking_uri(tracking_uri))
 
 
 def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecard: dict[str, Any],

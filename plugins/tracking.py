@@ -170,12 +170,7 @@ def auh_check_recipe(recipe: dict[str, Any]) -> None:
     """A tracking URI that cannot take the run is refused before the run folder exists."""
     if not enabled(recipe):
         return
-    uri = store.resolve_tracking_uri(recipe["run"]["tracking_uri"] or None)
-    db = store.sqlite_path(uri)
-    if db is not None:
-        store.check_sqlite(db)
-    elif uri.startswith(("http://", "https://")):
-        store.check_server(uri)
+    store.check_store(store.resolve_tracking_uri(recipe["run"]["tracking_uri"] or None))
 
 
 @hookimpl

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,3 +31,10 @@ def in_tmp(tmp_path, monkeypatch) -> Path:
     """Run the test in an empty directory (MLflow's sqlite:///mlflow.db lands there)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def demo(in_tmp: Path) -> Path:
+    """The example challenge (submissions/examples) copied into an empty working directory."""
+    shutil.copytree(Path(__file__).resolve().parents[1] / "submissions" / "examples", in_tmp / "ex")
+    return in_tmp / "ex"

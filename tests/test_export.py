@@ -32,11 +32,6 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.fixture
-def demo(in_tmp: Path) -> Path:
-    shutil.copytree(EXAMPLES, in_tmp / "ex")
-    return in_tmp / "ex"
-
 
 def export(capsys, folder: Path, platform: str) -> zipfile.ZipFile:
     out = folder / f"{platform}.zip"

@@ -11,7 +11,6 @@ import csv
 import errno
 import hashlib
 import io
-import json
 import os
 import shutil
 import signal
@@ -48,11 +47,6 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     out, err = capsys.readouterr()
     return code, out, err
 
-
-@pytest.fixture
-def demo(in_tmp: Path) -> Path:
-    shutil.copytree(EXAMPLES, in_tmp / "ex")
-    return in_tmp / "ex"
 
 
 def score(capsys, demo: Path, *extra: str, team: str = "t", submission: str = "alpha.csv"):

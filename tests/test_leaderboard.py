@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +25,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "submissions" / "examples"
 TEAMS = ("alpha", "beta", "gamma")
 FAST = ["--resamples", "40"]
 
-
-@pytest.fixture
-def demo(in_tmp: Path) -> Path:
-    """The example challenge copied into an empty working directory."""
-    shutil.copytree(EXAMPLES, in_tmp / "ex")
-    return in_tmp / "ex"
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
