@@ -30,6 +30,7 @@ from harness.engine import (Checkpoint, StageConfig, Task, derive_seed, predict_
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
 from harness.metrics import bootstrap_ci, challenge_score
+from harness.schema import ENC2020
 from harness.weights import load_weights
 
 STATE_FILE = "state.json"
@@ -150,7 +151,8 @@ def preflight(recipe: dict[str, Any]) -> AUDataset:
     and cache folders, ``init`` files and pretraining companions are
     checked, and plugins may refuse the recipe (``auh_check_recipe``): a
     refused recipe leaves no run folder, face cache or tracking run. The
-    dataset is built last, since building it may fill its own data cache.
+    dataset is built last, since building it may fill its own data cache
+    (only its companions are checked after it).
     """
     device_of(recipe)
     check_output_folder(recipe["run"]["output"], "recipe field run.output")
@@ -159,18 +161,18 @@ def preflight(recipe: dict[str, Any]) -> AUDataset:
     for section in ("sampler", "loss", "ensembler", "thresholder"):
         _in_field(section, lambda: _create(section, recipe[section]))
     for view, spec in recipe["views"].items():
+        # A dry build: any number of outputs tells whether the factory takes the view's table.
+        _in_field(f"views.{view}.backbone", lambda: _create(
+            "backbone", spec["backbone"], num_classes=len(ENC2020), input_size=recipe["train"]["input_size"]))
         if spec["init"] and not Path(spec["init"]).is_file():
             raise UserError(f"recipe field views.{view}.init: checkpoint {spec['init']!r} does not exist")
+    hooks().auh_check_recipe(recipe=recipe)
     dataset = _in_field("dataset", lambda: _create("dataset", recipe["dataset"]))
     for view, spec in recipe["views"].items():
-        _in_field(f"views.{view}.backbone", lambda: _create(
-            "backbone", spec["backbone"], num_classes=len(dataset.schema),
-            input_size=recipe["train"]["input_size"]))
         if spec["pretrain"] != "none" and spec["pretrain"] not in dataset.companions:
             raise UserError(f"recipe field views.{view}.pretrain: dataset {dataset.name!r} has no "
                             f"{spec['pretrain']!r} companion set; available: "
                             f"{', '.join(dataset.companions) or '(none)'}")
-    hooks().auh_check_recipe(recipe=recipe)
     return dataset
 
 

@@ -480,3 +480,15 @@ def test_unusable_tracking_uris_and_sizes(in_tmp, capsys, argv, needle):
     code, _, err = cli(capsys, *argv)
     assert_one_line(code, err, needle)
     assert list(in_tmp.iterdir()) == []
+
+
+def test_a_refused_backbone_generates_no_dataset(tmp_path):
+    """Cheap checks come before the dataset, whose first build fills its data cache."""
+    (tmp_path / "recipe.toml").write_text(BASE_RECIPE)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "AUH_CACHE": str(cache), "PYTHONPATH": ""}
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "recipe.toml", "--set",
+                           "views.face.backbone.name=timm:no_such_net_xyz"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert_one_line(proc.returncode, proc.stderr, "recipe field views.face.backbone")
+    assert not cache.exists() or not any(cache.rglob("*"))
