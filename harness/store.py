@@ -20,7 +20,6 @@ they agree on where data goes and how concurrent writers behave:
 """
 from __future__ import annotations
 
-import functools
 import importlib.metadata as md
 import logging
 import os
@@ -98,9 +97,12 @@ def ui_command(uri: str) -> str:
 
 
 # ------------------------------------------------------------- the client
-@functools.lru_cache(maxsize=None)
+_CLIENTS: dict[str, "MlflowClient"] = {}  # resolved URI -> its client, for the process's life
+_OPEN_DBS: set[Path] = set()  # SQLite files those clients hold open
+
+
 def client_for(uri: str, create: bool = True) -> "MlflowClient":
-    """An ``MlflowClient`` for ``uri`` (resolved), cached per URI.
+    """An ``MlflowClient`` for ``uri`` (resolved), one per URI for the process.
 
     A SQLite database is checked first (:func:`check_sqlite`); a missing one
     is created atomically, in WAL mode, when ``create`` (commands that only
@@ -108,6 +110,8 @@ def client_for(uri: str, create: bool = True) -> "MlflowClient":
     answer ``/health`` within seconds (else MLflow would retry for minutes),
     and MLflow's "View run" lines on stdout are switched off for it.
     """
+    if uri in _CLIENTS:
+        return _CLIENTS[uri]
     from mlflow import MlflowClient
 
     # Table creation and migration notes are INFO lines on stderr: not for users.
@@ -122,7 +126,10 @@ def client_for(uri: str, create: bool = True) -> "MlflowClient":
         # MLflow prints "View run ... at: URL" on stdout whenever a run over HTTP
         # ends: noise in `auh run`, and it corrupts `auh score --json`.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    return with_retry(MlflowClient, tracking_uri=uri, registry_uri=uri)
+    client = _CLIENTS[uri] = with_retry(MlflowClient, tracking_uri=uri, registry_uri=uri)
+    if db is not None:
+        _OPEN_DBS.add(db)
+    return client
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -148,6 +155,11 @@ def check_sqlite(db: Path, must_exist: bool = False) -> bool:
     schema is incomplete (a creation that was interrupted) or of another
     MLflow version are one-line errors saying what to do.
     """
+    if db in _OPEN_DBS:
+        # This process's MLflow client has it open, so it is usable; and opening and
+        # closing another descriptor on it would drop that client's POSIX locks
+        # (SQLite's locks are per process), which corrupts concurrent writers.
+        return False
     if db.is_dir():
         raise UserError(f"ledger {db}: is a directory, not an MLflow database; point "
                         f"--tracking-uri (or MLFLOW_TRACKING_URI) at a database file")
@@ -198,25 +210,31 @@ def _check_schema(db: Path) -> None:
 
 
 def create_sqlite(db: Path) -> None:
-    """Create the MLflow database ``db`` atomically: the schema is built in a
-    temporary file beside it, which is then linked into place only if ``db``
-    still does not exist. A kill or a full disk midway leaves no ``db``."""
+    """Create the MLflow database ``db`` atomically: MLflow builds the schema in
+    a temporary file beside it; a copy of that file, which no connection of
+    MLflow's has ever opened, is put in WAL mode and linked into place only if
+    ``db`` still does not exist. A kill or a full disk midway leaves no ``db``.
+
+    Linking the file MLflow built would be wrong: a connection MLflow still
+    holds to it (its model-registry store opens one too) would then share the
+    ledger's inode under another name, with a WAL index of its own, and
+    concurrent writers see "disk I/O error".
+    """
     from mlflow import MlflowClient
 
     db.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{db.name}.", suffix=".creating", dir=db.parent)
-    os.close(fd)
-    tmp = Path(name)
-    os.chmod(tmp, 0o666 & ~UMASK)  # the mode sqlite itself would have given it
+    built, ready = (_temp_beside(db, suffix) for suffix in (".creating", ".ready"))
     try:
-        client = MlflowClient(tracking_uri=_SQLITE_PREFIX + str(tmp))
-        client.search_experiments(max_results=1)  # builds every table and the default experiment
-        client._tracking_client.store.engine.dispose()  # closed before it moves
-        conn = sqlite3.connect(tmp)
-        conn.execute("PRAGMA journal_mode=WAL")  # persistent; the WAL is merged on close
-        conn.close()
+        MlflowClient(tracking_uri=_SQLITE_PREFIX + str(built)).search_experiments(max_results=1)
+        source, copy = sqlite3.connect(built), sqlite3.connect(ready)
         try:
-            os.link(tmp, db)  # never replaces a ledger another process created meanwhile
+            source.backup(copy)  # a consistent copy, whatever MLflow still holds open
+            copy.execute("PRAGMA journal_mode=WAL")  # persistent; the WAL is merged on close
+        finally:
+            source.close()
+            copy.close()
+        try:
+            os.link(ready, db)  # never replaces a ledger another process created meanwhile
         except FileExistsError:
             pass
     except Exception as exc:
@@ -224,8 +242,17 @@ def create_sqlite(db: Path) -> None:
             raise UserError(f"ledger {db}: cannot create it: {exc}") from None
         raise
     finally:
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
-            leftover.unlink(missing_ok=True)
+        for tmp in (built, ready):
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+                leftover.unlink(missing_ok=True)
+
+
+def _temp_beside(db: Path, suffix: str) -> Path:
+    """An empty temporary file next to ``db``, with the mode sqlite would give it."""
+    fd, name = tempfile.mkstemp(prefix=f".{db.name}.", suffix=suffix, dir=db.parent)
+    os.close(fd)
+    os.chmod(name, 0o666 & ~UMASK)
+    return Path(name)
 
 
 def check_server(uri: str) -> None:
