@@ -21,14 +21,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-import harness
 from harness import recipe as recipes
 from harness.augment import MEAN, STD
-from harness.engine import load_exact, predict_logits, resolve_device, sigmoid
+from harness.engine import load_exact, predict_logits, resolve_device
 from harness.errors import UserError
 from harness.images import read_image
+from harness.metrics import sigmoid
 from harness.schema import AUSchema
-from harness.store import package_versions
+from harness.registry import package_versions
 
 FORMAT = 1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -99,9 +99,7 @@ class Bundle:
         return AUSchema(s["name"], tuple(s["aus"]), tuple(tuple(p) for p in s["flip_pairs"]))
 
     def aligner(self) -> Any:
-        name, params = recipes.component_params(self.meta["aligner"])
-        params.setdefault("size", self.meta["input_size"])
-        return harness.create("aligner", name, **params)
+        return recipes.build("aligner", self.meta["aligner"], size=self.meta["input_size"])
 
     def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 crops ``[N,S,S,3]`` -> ``(probs, preds)``."""
@@ -134,12 +132,10 @@ def load_bundle(folder: str | Path, device: str = "cpu") -> Bundle:
     n_aus = len(meta["schema"]["aus"])
     models = {}
     for view, spec in meta["views"].items():
-        name, params = recipes.component_params(spec["backbone"])
-        model = harness.create("backbone", name, num_classes=n_aus, input_size=meta["input_size"], **params)
+        model = recipes.build("backbone", spec["backbone"], num_classes=n_aus, input_size=meta["input_size"])
         load_exact(model, folder / spec["weights"])
         models[view] = model.to(device).eval()
-    name, params = recipes.component_params({k: v for k, v in meta["ensembler"].items() if k != "fitted"})
-    ensembler = harness.create("ensembler", name, **params)
+    ensembler = recipes.build("ensembler", {k: v for k, v in meta["ensembler"].items() if k != "fitted"})
     for key, value in meta["ensembler"].get("fitted", {}).items():
         setattr(ensembler, key, np.asarray(value) if isinstance(value, list) else value)
     return Bundle(folder, meta, models, ensembler, np.asarray(meta["thresholds"], dtype=float), device)

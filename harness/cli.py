@@ -1,29 +1,21 @@
 """The ``auh`` command.
 
-Each subcommand lives in the module that owns its work and exposes
-``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
+It knows no subcommand: each lives in the module that owns its work, a
+plugin whose ``auh_add_commands(subparsers)`` hook adds its parser and sets
+``func(args) -> int`` (the core's own commands come the same way).
 Every error the user can cause is a :class:`harness.errors.UserError`,
 printed as one line with exit status 2 (``--debug`` shows the traceback).
 """
 from __future__ import annotations
 
 import argparse
-import importlib
+import inspect
 import os
 import sys
-from typing import NoReturn
+from typing import Any, Callable, NoReturn
 
 from harness.errors import UserError, one_line
 from harness.fileio import ENVIRONMENT_ERRNOS
-
-# Modules that contribute subcommands, in the order ``auh --help`` lists them.
-COMMANDS: tuple[str, ...] = (
-    "harness.commands",
-    "harness.facecache",
-    "leaderboard.commands",
-    "bench.cli",
-)
-
 
 class Parser(argparse.ArgumentParser):
     """argparse with the CLI's error contract: one line on stderr, exit status 2."""
@@ -32,6 +24,20 @@ class Parser(argparse.ArgumentParser):
         hint = f" (see `{self.prog} --help`)"
         print(f"auh: error: {one_line(message)}{hint}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def add_command(subparsers: Any, name: str, func: Callable[[argparse.Namespace], int],
+                **kwargs: Any) -> argparse.ArgumentParser:
+    """Add the subcommand ``name``, run by ``func(args) -> exit status``.
+
+    Its one-line help is the first line of ``func``'s docstring, its
+    description the rest; ``kwargs`` go to ``add_parser`` (an epilog, a formatter).
+    """
+    summary, _, rest = (inspect.getdoc(func) or "").partition("\n")
+    parser = subparsers.add_parser(name, help=summary, description=" ".join(rest.split()) or summary,
+                                   **kwargs)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
                                        parser_class=_subparser_class())
-    for modname in COMMANDS:
-        importlib.import_module(modname).register(subparsers)
-    _plugin_commands(subparsers)
+    _add_commands(subparsers)
     return parser
 
 
@@ -78,23 +82,30 @@ def _subparser_class() -> type:
     return SubcommandParser
 
 
-def _plugin_commands(subparsers: argparse._SubParsersAction) -> None:
-    # Plugins may add subcommands (``auh synth`` comes from the synth plugin).
-    # A broken plugin must not make ``auh --help`` unusable: its error is
-    # raised again, as one line, when a command needs the registry.
+def _add_commands(subparsers: argparse._SubParsersAction) -> None:
+    # A broken third-party plugin must not make ``auh --help`` or the built-in
+    # commands unusable: the built-ins alone add theirs, and the plugin's error
+    # is raised again, as one line, when a command needs the registry.
     import harness
+    from harness.registry import Registry
 
     try:
-        harness.get_registry().hook.auh_add_commands(subparsers=subparsers)
+        registry = harness.get_registry()
     except UserError:
-        pass
+        registry = Registry()
+        registry.load_builtins()
+    registry.add_commands(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as \xNN
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except UserError as exc:  # the built-in plugins themselves cannot load
+        print(f"auh: error: {one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -1,56 +1,53 @@
-"""Core subcommands: ``auh run``, ``auh predict``, ``auh ablate``, ``auh plugins``."""
+"""Core subcommands: ``auh run``, ``auh predict``, ``auh ablate``, ``auh plugins``, ``auh align``.
+
+Added through ``auh_add_commands``, the one way any plugin adds a subcommand.
+"""
 from __future__ import annotations
 
 import argparse
 import copy
 import importlib.resources
+import json
 from pathlib import Path
 from typing import Any
 
 import harness
+from harness import hookimpl
+from harness.cli import add_command
 from harness import recipe as recipes
 from harness.errors import UserError
 from harness.fileio import check_output_file, check_output_folder
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "run", help="train, ensemble, threshold and score a recipe (default: the CPU demo)",
-        description="Run the whole pipeline of a recipe: align faces, pretrain and fine-tune each "
-                    "view, ensemble the views, fit per-AU thresholds on validation predictions, "
-                    "score the test rows, save a model bundle, and log everything to MLflow. "
-                    "With no RECIPE it runs submissions/demo.toml on the synthetic benchmark.")
+@hookimpl
+def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(subparsers, "run", cmd_run)
     _recipe_args(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the latest unfinished run of this recipe from its last checkpoint")
-    p.set_defaults(func=cmd_run)
 
-    p = subparsers.add_parser(
-        "predict", help="write a submission CSV from a model bundle and images",
-        description="Align and classify images with a trained bundle and write a submission "
-                    "(image,AU1,...) that `auh score` accepts.")
+    p = add_command(subparsers, "predict", cmd_predict)
     p.add_argument("bundle", type=Path, help="a bundle folder written by `auh run`")
     p.add_argument("input", type=Path, help="a folder of images, one image, or a text file of paths")
     p.add_argument("--out", type=Path, required=True, help="submission CSV to write")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
-    p.set_defaults(func=cmd_predict)
 
-    p = subparsers.add_parser(
-        "ablate", help="the paper's Table 2 for a recipe: views, alignment, balancing",
-        description="Run the paper's ablation on any recipe: F_face, F_emotion, F_face + F_emotion, "
-                    "+ Align, + balancing, each a recipe derived from RECIPE; prints the Acc / F1 / "
-                    "Avg table in markdown and writes it next to the runs.")
+    p = add_command(subparsers, "ablate", cmd_ablate)
     _recipe_args(p)
     p.add_argument("--out", type=Path, help="markdown file for the table (default: OUTPUT/NAME-ablation.md)")
-    p.set_defaults(func=cmd_ablate)
 
-    p = subparsers.add_parser(
-        "plugins", help="list every registered component",
-        description="List every registered component: kind, name, the plugin that provides "
-                    "it, and that plugin's distribution and version.")
+    p = add_command(subparsers, "plugins", cmd_plugins)
     p.add_argument("--kind", choices=sorted(_kinds()), help="only this kind")
-    p.set_defaults(func=cmd_plugins)
+
+    p = add_command(subparsers, "align", cmd_align)
+    p.add_argument("source", metavar="DATASET_OR_RECIPE",
+                   help="a dataset name (e.g. synth) or a recipe .toml (its dataset and aligner)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe override, e.g. dataset.n=200 or aligner.select=largest; repeatable")
+    p.add_argument("--aligner", help="aligner name (default: the recipe's, else mtcnn)")
+    p.add_argument("--size", type=int, help="crop size in pixels (default: the recipe's train.input_size)")
+    p.add_argument("--workers", type=int, help="aligning processes (default: the recipe's train.workers)")
 
 
 def _recipe_args(p: argparse.ArgumentParser) -> None:
@@ -67,7 +64,8 @@ def _kinds() -> list[str]:
 
 
 def demo_recipe() -> Path:
-    return Path(str(importlib.resources.files("submissions") / "demo.toml"))
+    """The recipe ``auh run`` runs when none is named (package data of :mod:`plugins.recipes`)."""
+    return Path(str(importlib.resources.files("plugins.recipes") / "demo.toml"))
 
 
 def load_recipe(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,6 +77,13 @@ def load_recipe(args: argparse.Namespace) -> dict[str, Any]:
 
 # --------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
+    """train, ensemble, threshold and score a recipe (default: the CPU demo)
+
+    Run the whole pipeline of a recipe: align faces, pretrain and fine-tune each view, ensemble
+    the views, fit per-AU thresholds on validation predictions, score the test rows, save a
+    model bundle, and log everything to MLflow. With no RECIPE it runs the shipped demo recipe
+    (plugins/recipes/demo.toml) on the synthetic benchmark.
+    """
     from harness import distributed
     from harness.pipeline import run
 
@@ -126,6 +131,11 @@ def scorecard(result: dict[str, Any], recipe: dict[str, Any]) -> str:
 
 # ----------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
+    """write a submission CSV from a model bundle and images
+
+    Align and classify images with a trained bundle and write a submission (image,AU1,...) that
+    `auh score` accepts.
+    """
     from harness.bundle import list_images, load_bundle, write_submission
 
     if args.batch_size < 1:
@@ -193,6 +203,12 @@ def ablation_legend(base: dict[str, Any]) -> str:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
+    """the paper's Table 2 for a recipe: views, alignment, balancing
+
+    Run the paper's ablation on any recipe: F_face, F_emotion, F_face + F_emotion, + Align, +
+    balancing, each a recipe derived from RECIPE; prints the Acc / F1 / Avg table in markdown
+    and writes it next to the runs.
+    """
     from harness.fileio import atomic_open
     from harness.pipeline import preflight, run
 
@@ -218,6 +234,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------- plugins
 def cmd_plugins(args: argparse.Namespace) -> int:
+    """list every registered component
+
+    List every registered component: kind, name, the plugin that provides it, and that plugin's
+    distribution and version.
+    """
     table = harness.get_registry().table
     rows = [("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "DESCRIPTION")]
     for kind in _kinds():
@@ -230,4 +251,39 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(f"{cell:<{w}}" for cell, w in zip(r[:4], widths)) + "  " + r[4])
+    return 0
+
+
+# ------------------------------------------------------------------- align
+def cmd_align(args: argparse.Namespace) -> int:
+    """align a dataset's faces into the crop cache (before `auh run`)
+
+    Detect and align every image of a dataset and of its pretraining companion sets into the
+    aligned-face cache, exactly as `auh run` does (same cache, under $AUH_CACHE/faces), so that
+    training never waits for the detector. Resumable: rerun after an interruption. Under
+    torchrun each rank aligns a disjoint set of shards.
+    """
+    from harness import distributed
+    from harness.pipeline import align
+
+    is_recipe = args.source.endswith(".toml") or Path(args.source).is_file()
+    overrides = [] if is_recipe else [f"dataset.name={json.dumps(args.source)}"]
+    overrides += args.overrides
+    if args.aligner:
+        overrides.append(f"aligner.name={json.dumps(args.aligner)}")
+    if args.size is not None:
+        overrides.append(f"aligner.size={args.size}")
+    if args.workers is not None:
+        overrides.append(f"train.workers={args.workers}")
+    recipe = recipes.load(args.source if is_recipe else None, overrides)
+    distributed.setup("cpu")  # under torchrun: ranks split the shards (a no-op otherwise)
+    dataset = recipes.build("dataset", recipe["dataset"])
+    sets = {dataset.name: (dataset.images, dataset.landmarks)}
+    sets.update({f"{dataset.name}/{task}": (c.images, c.landmarks) for task, c in dataset.companions.items()})
+    for label, (images, landmarks) in sets.items():
+        cache = align(images, recipe, landmarks, dataset.root)
+        if distributed.is_main():
+            missed = len(cache) - int(cache.found.sum())
+            print(f"{label}: {len(cache)} images aligned, no face found in {missed} "
+                  f"(center crop used); {cache.path}")
     return 0

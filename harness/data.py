@@ -6,6 +6,7 @@ folds, and optional companion sets for the pretraining views.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,13 @@ import numpy as np
 from PIL import Image
 
 from harness.schema import AUSchema
+
+
+def cache_root() -> Path:
+    """Where generated data and aligned faces are cached: ``$AUH_CACHE``, else
+    ``~/.cache/au-harness`` (an empty ``AUH_CACHE`` counts as unset)."""
+    base = os.environ.get("AUH_CACHE")
+    return Path(base) if base else Path.home() / ".cache" / "au-harness"
 
 
 @dataclass

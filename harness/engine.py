@@ -304,10 +304,6 @@ def predict_logits(model: torch.nn.Module, images: Any, input_size: int, chunk: 
     return torch.cat(out).numpy()[:n] if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
-
-
 def resolve_device(wanted: str, what: str) -> str:
     """``wanted`` ("auto", "cpu", "cuda", "cuda:1", "mps") as a device this machine has.
 

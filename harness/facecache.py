@@ -22,7 +22,6 @@ byte size and modification time: replacing an image invalidates the cache.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import hashlib
 import inspect
@@ -39,11 +38,11 @@ from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from harness.errors import UserError
 from harness.fileio import atomic_open, sha256_file
 from harness.images import read_image
+from harness.progress import progress
 
 FORMAT = 1
 INDEX = "index.json"
@@ -264,8 +263,7 @@ class _Job:
 
 def _run_jobs(jobs: list[_Job], aligner: Any, workers: int) -> None:
     total = sum(len(j.images) for j in jobs)
-    bar = tqdm(total=total, unit="img", desc="align", disable=bool(os.environ.get("AUH_QUIET")))
-    with bar:
+    with progress(total=total, unit="img", desc="align") as bar:
         if workers == 1 or len(jobs) == 1:
             for job in jobs:
                 bar.update(_align_shard(job, aligner))
@@ -357,51 +355,3 @@ def _write_index(path: Path, key: dict[str, Any], n: int, n_shards: int, shard_s
     if not index_file.is_file() or index_file.read_text() != text:
         with atomic_open(index_file) as fh:
             fh.write(text)
-
-
-# --------------------------------------------------------------------- CLI
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "align", help="align a dataset's faces into the crop cache (before `auh run`)",
-        description="Detect and align every image of a dataset and of its pretraining companion "
-                    "sets into the aligned-face cache, exactly as `auh run` does (same cache, "
-                    "under $AUH_CACHE/faces), so that training never waits for the detector. "
-                    "Resumable: rerun after an interruption. Under torchrun each rank aligns a "
-                    "disjoint set of shards.")
-    p.add_argument("source", metavar="DATASET_OR_RECIPE",
-                   help="a dataset name (e.g. synth) or a recipe .toml (its dataset and aligner)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="recipe override, e.g. dataset.n=200 or aligner.select=largest; repeatable")
-    p.add_argument("--aligner", help="aligner name (default: the recipe's, else mtcnn)")
-    p.add_argument("--size", type=int, help="crop size in pixels (default: the recipe's train.input_size)")
-    p.add_argument("--workers", type=int, help="aligning processes (default: the recipe's train.workers)")
-    p.set_defaults(func=cmd_align)
-
-
-def cmd_align(args: argparse.Namespace) -> int:
-    from harness import create, distributed
-    from harness import recipe as recipes
-    from harness.pipeline import align
-
-    is_recipe = args.source.endswith(".toml") or Path(args.source).is_file()
-    overrides = [] if is_recipe else [f"dataset.name={json.dumps(args.source)}"]
-    overrides += args.overrides
-    if args.aligner:
-        overrides.append(f"aligner.name={json.dumps(args.aligner)}")
-    if args.size is not None:
-        overrides.append(f"aligner.size={args.size}")
-    if args.workers is not None:
-        overrides.append(f"train.workers={args.workers}")
-    recipe = recipes.load(args.source if is_recipe else None, overrides)
-    distributed.setup("cpu")  # under torchrun: ranks split the shards (a no-op otherwise)
-    name, params = recipes.component_params(recipe["dataset"])
-    dataset = create("dataset", name, **params)
-    sets = {dataset.name: (dataset.images, dataset.landmarks)}
-    sets.update({f"{dataset.name}/{task}": (c.images, c.landmarks) for task, c in dataset.companions.items()})
-    for label, (images, landmarks) in sets.items():
-        cache = align(images, recipe, landmarks, dataset.root)
-        if distributed.is_main():
-            missed = len(cache) - int(cache.found.sum())
-            print(f"{label}: {len(cache)} images aligned, no face found in {missed} "
-                  f"(center crop used); {cache.path}")
-    return 0

@@ -123,8 +123,12 @@ def auh_readers() -> Factories:
 
 @hookspec
 def auh_add_commands(subparsers: Any) -> None:
-    """Add ``auh`` subcommands: call ``subparsers.add_parser(...)`` and
-    ``set_defaults(func=handler)`` where ``handler(args) -> int`` is the exit status."""
+    """Add ``auh`` subcommands: ``harness.cli.add_command(subparsers, name, handler)``
+    where ``handler(args) -> int`` returns the exit status and its docstring is
+    the command's help (first line) and description (the rest).
+
+    The only way a command is added, the built-in ones included (``auh run``
+    comes from :mod:`harness.commands`); plugins are asked in registration order."""
 
 
 # ------------------------------------------------------------------- lifecycle

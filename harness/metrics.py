@@ -36,6 +36,11 @@ DEFAULT_SEED = 0
 _CHUNK_CELLS = 1 << 22
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Logits to the probabilities that thresholds and ensembles see (clipped: no overflow)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
+
+
 # ----------------------------------------------------------------- the metric
 def per_au_counts(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, ...]:
     """Confusion counts per AU: ``(tp, fp, fn, tn)``, each an int64 array ``[C]``.

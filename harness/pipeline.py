@@ -24,12 +24,12 @@ import harness
 from harness import distributed, threads
 from harness import recipe as recipes
 from harness.augment import Augment
-from harness.data import AUDataset, LabelledImages
+from harness.data import AUDataset, LabelledImages, cache_root
 from harness.engine import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
-                            sigmoid, train_stage)
+                            train_stage)
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
-from harness.metrics import bootstrap_ci, challenge_score
+from harness.metrics import bootstrap_ci, challenge_score, sigmoid
 from harness.schema import ENC2020
 from harness.weights import load_weights
 
@@ -159,15 +159,15 @@ def preflight(recipe: dict[str, Any]) -> AUDataset:
     check_output_folder(cache_root(), "face cache folder (AUH_CACHE)")
     _in_field("aligner", lambda: make_aligner(recipe))
     for section in ("sampler", "loss", "ensembler", "thresholder"):
-        _in_field(section, lambda: _create(section, recipe[section]))
+        _in_field(section, lambda: recipes.build(section, recipe[section]))
     for view, spec in recipe["views"].items():
         # A dry build: any number of outputs tells whether the factory takes the view's table.
-        _in_field(f"views.{view}.backbone", lambda: _create(
+        _in_field(f"views.{view}.backbone", lambda: recipes.build(
             "backbone", spec["backbone"], num_classes=len(ENC2020), input_size=recipe["train"]["input_size"]))
         if spec["init"] and not Path(spec["init"]).is_file():
             raise UserError(f"recipe field views.{view}.init: checkpoint {spec['init']!r} does not exist")
     hooks().auh_check_recipe(recipe=recipe)
-    dataset = _in_field("dataset", lambda: _create("dataset", recipe["dataset"]))
+    dataset = _in_field("dataset", lambda: recipes.build("dataset", recipe["dataset"]))
     for view, spec in recipe["views"].items():
         if spec["pretrain"] != "none" and spec["pretrain"] not in dataset.companions:
             raise UserError(f"recipe field views.{view}.pretrain: dataset {dataset.name!r} has no "
@@ -212,20 +212,9 @@ def device_of(recipe: dict[str, Any]) -> str:
     return wanted
 
 
-def _create(kind: str, table: dict[str, Any], **extra: Any) -> Any:
-    name, params = recipes.component_params(table)
-    return harness.create(kind, name, **{**extra, **params})
-
-
 # --------------------------------------------------------------- alignment
-def cache_root() -> Path:
-    return Path(os.environ.get("AUH_CACHE", Path.home() / ".cache" / "au-harness"))
-
-
 def make_aligner(recipe: dict[str, Any]) -> Any:
-    name, params = recipes.component_params(recipe["aligner"])
-    params.setdefault("size", recipe["train"]["input_size"])
-    return harness.create("aligner", name, **params)
+    return recipes.build("aligner", recipe["aligner"], size=recipe["train"]["input_size"])
 
 
 def align(images: list[Path], recipe: dict[str, Any], landmarks: np.ndarray | None = None,
@@ -292,7 +281,7 @@ def new_backbone(recipe: dict[str, Any], view: str, num_classes: int, stage: str
     finished stages, and must still build the same models.
     """
     torch.manual_seed(derive_seed(recipe["run"]["seed"], stage, "init"))
-    return _create("backbone", recipe["views"][view]["backbone"], num_classes=num_classes,
+    return recipes.build("backbone", recipe["views"][view]["backbone"], num_classes=num_classes,
                    input_size=recipe["train"]["input_size"])
 
 
@@ -343,7 +332,7 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
         test_probs.append(sigmoid(logits["test"]))
     ens_stage = f"{split.name}/ensemble"
     hooks().auh_stage_start(run=info, stage=ens_stage)
-    ensembler = _create("ensembler", recipe["ensembler"])
+    ensembler = recipes.build("ensembler", recipe["ensembler"])
     if hasattr(ensembler, "fit"):
         ensembler.fit(val_probs, labels[split.val])
     val_ens = ensembler.combine(val_probs, logits=val_logits)
@@ -367,7 +356,7 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
 
 def fit_thresholds(recipe: dict[str, Any], val_probs: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
     """Per-AU thresholds from the recipe's thresholder, fitted on validation rows only."""
-    thresholder = _create("thresholder", recipe["thresholder"])
+    thresholder = recipes.build("thresholder", recipe["thresholder"])
     return np.asarray(thresholder.fit(val_probs, val_labels), dtype=float)
 
 
@@ -383,8 +372,8 @@ def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: A
     model = new_backbone(recipe, view, len(dataset.schema), stage)
     if start is not None:
         _init_weights(model, start, f"views.{view}")
-    sampler = _create("sampler", recipe["sampler"])
-    loss = _create("loss", recipe["loss"])
+    sampler = recipes.build("sampler", recipe["sampler"])
+    loss = recipes.build("loss", recipe["loss"])
     if hasattr(loss, "fit"):
         loss.fit(labels[split.train])
     cfg = stage_config(recipe)

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable, TypeVar
+from typing import Any, Iterable
 
 from tqdm.auto import tqdm
-
-T = TypeVar("T")
 
 
 def quiet() -> bool:
     return bool(os.environ.get("AUH_QUIET"))
 
 
-def progress(iterable: Iterable[T], **kwargs) -> Iterable[T]:
-    """``tqdm(iterable)``, disabled when ``AUH_QUIET`` is set."""
+def progress(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:
+    """``tqdm(iterable, ...)``, disabled when ``AUH_QUIET`` is set; without an
+    iterable, a bar to ``update`` by hand (``total=...``)."""
     return tqdm(iterable, disable=quiet(), **kwargs)

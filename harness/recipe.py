@@ -265,6 +265,16 @@ def component_params(table: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return params.pop("name"), params
 
 
+def build(kind: str, table: dict[str, Any], **passed: Any) -> Any:
+    """The component a resolved table names, built with what the harness passes
+    (``size`` to an aligner; ``num_classes``, ``input_size`` to a backbone); a
+    parameter the table sets itself wins."""
+    from harness import create
+
+    name, params = component_params(table)
+    return create(kind, name, **{**passed, **params})
+
+
 def flatten(recipe: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"train": {"lr": 0.01}}`` -> ``{"train.lr": 0.01}`` (for MLflow params)."""
     flat: dict[str, Any] = {}

@@ -67,10 +67,31 @@ class Component:
 
 
 def _own_version() -> str:
+    return package_version("au-harness") or "0+unknown"
+
+
+# ------------------------------------------------------------- provenance
+VERSIONED = {"au-harness": "harness", "torch": "torch", "timm": "timm", "mlflow": "mlflow",
+             "numpy": "numpy"}  # distribution -> module: what results record they ran with
+
+
+def package_versions() -> dict[str, str]:
+    """``{distribution: version}`` of the packages in :data:`VERSIONED` that are installed."""
+    found = {dist: package_version(dist, module) for dist, module in VERSIONED.items()}
+    return {dist: v for dist, v in found.items() if v}
+
+
+def package_version(dist: str, module: str | None = None) -> str | None:
+    """The version of ``dist`` actually running: the imported ``module``'s
+    ``__version__`` when it has one (stale metadata of an older install can
+    disagree), else the installed distribution's; ``None`` if not installed."""
+    version = getattr(sys.modules.get(module or dist), "__version__", None)
+    if version:
+        return str(version)
     try:
-        return md.version("au-harness")
+        return md.version(dist)
     except md.PackageNotFoundError:
-        return "0+unknown"
+        return None
 
 
 class Registry:
@@ -198,6 +219,11 @@ class Registry:
     @property
     def hook(self) -> Any:
         return self.pm.hook
+
+    def add_commands(self, subparsers: Any) -> None:
+        """Every plugin's ``auh_add_commands``, in registration order (the built-ins first)."""
+        for impl in self.pm.hook.auh_add_commands.get_hookimpls():
+            impl.function(*[{"subparsers": subparsers}[arg] for arg in impl.argnames])
 
 
 def unknown_message(what: str, name: str, choices: Iterable[str], match: str | None = None) -> str:

@@ -1,5 +1,5 @@
-"""``auh check``, ``auh score``, ``auh leaderboard`` (and, from :mod:`leaderboard.export`,
-``auh export`` and ``auh blind``): the organizer's commands."""
+"""``auh check``, ``auh score``, ``auh convert``, ``auh leaderboard``: the organizer's commands
+(:mod:`leaderboard.export` adds ``auh export`` and ``auh blind``)."""
 from __future__ import annotations
 
 import argparse
@@ -10,11 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from harness import hookimpl
+from harness.cli import add_command
 from harness.errors import UserError
 from harness.fileio import check_output_file
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, MAX_RESAMPLES
 from harness.schema import SCHEMAS, get_schema
-from leaderboard import export
 from leaderboard.challenge import DEFAULT_PHASE, Challenge, Phase, adhoc, load_challenge
 from leaderboard.crosstool import (DEFAULT_INTENSITY, DEFAULT_THRESHOLD, FACE_RULES, MISSING_RULES,
                                    UNCOVERED_RULES, Rules)
@@ -31,22 +32,16 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    check = subparsers.add_parser(
-        "check", help="validate a submission against the truth's images (logs nothing)",
-        description="Run exactly the validation of `auh score`: one-line error and exit "
-                    "status 2 on the first problem, nothing written anywhere.")
+@hookimpl
+def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
+    check = add_command(subparsers, "check", cmd_check)
     _truth_args(check)
     check.add_argument("--submission", required=True, type=Path,
                        help="submission CSV (with --from: the tool's output file or folder)")
     _tool_args(check)
-    check.set_defaults(func=cmd_check)
 
-    score = subparsers.add_parser(
-        "score", help="validate, score and record a submission in the ledger",
-        description="Validate a submission, score it (challenge metric, bootstrap 95% CI), "
-                    "record one immutable MLflow run and print the scorecard.",
-        epilog=_SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    score = add_command(subparsers, "score", cmd_score, epilog=_SCORE_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _truth_args(score)
     score.add_argument("--submission", required=True, type=Path,
                        help="submission CSV (with --from: the tool's output file or folder)")
@@ -54,24 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     score.add_argument("--json", action="store_true", help="print the scorecard as JSON only")
     _ledger_args(score)
     _tool_args(score)
-    score.set_defaults(func=cmd_score)
 
-    convert = subparsers.add_parser(
-        "convert", help="turn another tool's AU output into a submission CSV",
-        description="Read a tool's output (--from), match it to the truth's images and write "
-                    "its 0/1 predictions as a submission: AUs the tool does not predict and "
-                    "missing images are written as 0 (a submission needs 0 or 1), and say so.")
+    convert = add_command(subparsers, "convert", cmd_convert)
     convert.add_argument("output", type=Path, help="the tool's output file or folder")
     _truth_args(convert)
     convert.add_argument("--out", required=True, type=Path, help="submission CSV to write")
     _tool_args(convert, required=True)
-    convert.set_defaults(func=cmd_convert)
 
-    board = subparsers.add_parser(
-        "leaderboard", help="rank teams from the ledger (md, csv or html)",
-        description="One row per team from the scoring ledger: rank (ties declared), scores, "
-                    "95% CI, submissions, per-AU F1 and whether the gap to the next team is "
-                    "significant (paired bootstrap).")
+    board = add_command(subparsers, "leaderboard", cmd_leaderboard)
     _truth_args(board, truth_help="truth file for the significance test (default: the "
                                   "challenge's, or the one recorded at scoring)")
     board.add_argument("--private", action="store_true", help="rank on the private rows")
@@ -81,8 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     board.add_argument("--pick", choices=PICKS, default="best",
                        help="each team's best submission (default) or its last")
     _ledger_args(board)
-    board.set_defaults(func=cmd_leaderboard)
-    export.register(subparsers)
 
 
 def _truth_args(p: argparse.ArgumentParser, truth_help: str = "truth label file "
@@ -177,6 +160,11 @@ def _challenge(args: argparse.Namespace, truth_required: bool = True) -> tuple[C
 
 # --------------------------------------------------------------------- check
 def cmd_check(args: argparse.Namespace) -> int:
+    """validate a submission against the truth's images (logs nothing)
+
+    Run exactly the validation of `auh score`: one-line error and exit status 2 on the first
+    problem, nothing written anywhere.
+    """
     from harness.labels import read_submission
     from leaderboard.scoring import load_truth
 
@@ -212,8 +200,13 @@ def coverage_text(covered: Sequence[str], aus: Sequence[str], missing: list[str]
 
 # --------------------------------------------------------------------- score
 def cmd_score(args: argparse.Namespace) -> int:
-    from harness import store
+    """validate, score and record a submission in the ledger
+
+    Validate a submission, score it (challenge metric, bootstrap 95% CI), record one immutable
+    MLflow run and print the scorecard.
+    """
     from leaderboard.scoring import score_submission
+    from plugins.tracking import store
 
     _check_resamples(args)
     _quiet_mlflow()
@@ -242,6 +235,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- convert
 def cmd_convert(args: argparse.Namespace) -> int:
+    """turn another tool's AU output into a submission CSV
+
+    Read a tool's output (--from), match it to the truth's images and write its 0/1 predictions
+    as a submission: AUs the tool does not predict and missing images are written as 0 (a
+    submission needs 0 or 1), and say so.
+    """
     from harness.labels import write_labels
     from leaderboard.scoring import load_truth, submission_matrix, tool_prediction
 
@@ -321,6 +320,11 @@ def _check_resamples(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------- leaderboard
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """rank teams from the ledger (md, csv or html)
+
+    One row per team from the scoring ledger: rank (ties declared), scores, 95% CI, submissions,
+    per-AU F1 and whether the gap to the next team is significant (paired bootstrap).
+    """
     from leaderboard import render
     from leaderboard.ranking import build_board
 

@@ -318,35 +318,6 @@ def full_predictions(pred: np.ndarray, covered: Sequence[str], truth: np.ndarray
     return full
 
 
-def tool_scorecard(p: Prediction, truth: np.ndarray, aus: Sequence[str], rows: np.ndarray,
-                   resamples: int, seed: int) -> dict[str, Any]:
-    """The scorecard on all AUs (uncovered ones by the rule) of the truth ``rows`` that are
-    kept, plus the covered-AU score, the coverage and the missing images."""
-    from leaderboard.scoring import scorecard
-
-    rows = rows & p.keep
-    truth, pred = truth[rows], p.pred[rows]
-    uncovered = p.settings.uncovered
-    card = scorecard(full_predictions(pred, p.covered, truth, aus, uncovered), truth, aus,
-                     resamples, seed)
-    not_covered = [au for au in aus if au not in p.covered]
-    if uncovered == "not-predicted":
-        for au in not_covered:
-            card["per_au"][au] = {"accuracy": None, "f1": None, "n": card["per_au"][au]["n"],
-                                  "predicted": False}
-    covered = scorecard(pred, truth[:, [list(aus).index(au) for au in p.covered]], p.covered,
-                        resamples, seed)
-    card["covered"] = {k: covered[k] for k in ("final", "accuracy", "f1", "ci95")}
-    for au in p.derived:
-        card["per_au"][au]["derived_from_pose"] = True
-    card["coverage"] = {"tool": p.tool, "covered": list(p.covered), "not_predicted": not_covered,
-                        "derived_from_pose": list(p.derived), "uncovered": UNCOVERED_TEXT[uncovered]}
-    card["missing"] = {"count": len(p.missing), "rule": p.settings.missing, "images": p.missing}
-    card["rules"] = p.rules
-    card["thresholds"] = p.thresholds
-    return card
-
-
 UNCOVERED_TEXT = {
     "not-predicted": "not predicted: accuracy 0 and F1 0 in the means over all AUs",
     "zeros": "scored as predicted absent (--uncovered zeros)",

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from harness import hookimpl
+from harness.cli import add_command
 from harness.errors import UserError
 
 if TYPE_CHECKING:  # imported by the commands that need them: `auh --help` stays light
@@ -55,30 +57,26 @@ class Checked:
 
 
 # ------------------------------------------------------------------ commands
-def register(subparsers: argparse._SubParsersAction) -> None:
-    export = subparsers.add_parser(
-        "export", help="a Codabench or EvalAI bundle of a challenge, scored by this scorer",
-        description="Write a bundle to upload to Codabench (competition bundle, v2) or EvalAI "
-                    "(challenge configuration zip). Its scoring program is this project's scorer, "
-                    "needing only numpy. See docs/readme/organizer.md.")
+@hookimpl
+def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
+    export = add_command(subparsers, "export", cmd_export)
     export.add_argument("platform", choices=sorted(EXPORTERS), help="the platform")
     export.add_argument("--challenge", required=True, type=Path, help="challenge definition (TOML)")
     export.add_argument("out", type=Path, metavar="OUT.zip", help="the zip to write")
-    export.set_defaults(func=cmd_export)
 
-    blind = subparsers.add_parser(
-        "blind", help="what participants get: the test image list and a submission template",
-        description="Write OUT/images.txt (the phase's test images, sorted), "
-                    "OUT/blind_truth.csv (every label 999: `auh check --truth` it) and "
-                    "OUT/submission_template.csv (the submission header, every image with all AUs "
-                    "0: a valid submission to edit). Never any truth label.")
+    blind = add_command(subparsers, "blind", cmd_blind)
     blind.add_argument("--challenge", required=True, type=Path, help="challenge definition (TOML)")
     blind.add_argument("--phase", help="phase (default: the first)")
     blind.add_argument("out", type=Path, metavar="OUT", help="folder to write")
-    blind.set_defaults(func=cmd_blind)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """a Codabench or EvalAI bundle of a challenge, scored by this scorer
+
+    Write a bundle to upload to Codabench (competition bundle, v2) or EvalAI (challenge
+    configuration zip). Its scoring program is this project's scorer, needing only numpy. See
+    docs/readme/organizer.md.
+    """
     out = _zip_path(args.out)
     checked = check_challenge(args.challenge)
     files = EXPORTERS[args.platform](checked)
@@ -89,6 +87,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_blind(args: argparse.Namespace) -> int:
+    """what participants get: the test image list and a submission template
+
+    Write OUT/images.txt (the phase's test images, sorted), OUT/blind_truth.csv (every label
+    999: `auh check --truth` it) and OUT/submission_template.csv (the submission header, every
+    image with all AUs 0: a valid submission to edit). Never any truth label.
+    """
     import numpy as np
 
     from harness.fileio import atomic_open, check_output_folder

@@ -7,7 +7,7 @@ same file for the same team makes a new run whose ``previous_run`` tag
 points at the last one; the leaderboard then uses the newest.
 
 Where the data lives, WAL mode, the atomic creation of a new ledger and the
-"database is locked" retry come from :mod:`harness.store` (shared with
+"database is locked" retry come from :mod:`plugins.tracking.store` (shared with
 training runs). On top of that, writers to one SQLite ledger take an
 exclusive file lock beside the database for the whole write: checking a
 team's submission cap and creating its run is then atomic, so eight
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness import store
+from plugins.tracking import store
 from harness.errors import RefusedError, UserError
-from harness.store import score_metrics  # noqa: F401  (ledger.score_metrics; shared with training runs)
+from plugins.tracking.store import score_metrics  # noqa: F401  (ledger.score_metrics; shared with training runs)
 
 SUBMISSION_ARTIFACT = "submission.csv"
 SCORECARD_ARTIFACT = "scorecard.json"

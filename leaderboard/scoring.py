@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -130,8 +130,7 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
         converted = Path(tmp) / (output.name if output.suffix.lower() == ".csv" else f"{output.name}.csv")
         write_labels(converted, truth.names, submission_matrix(p, truth, aus), challenge.schema)
         return _record(challenge, phase, truth, team, converted,
-                       lambda rows: crosstool.tool_scorecard(p, truth.labels, aus, rows,
-                                                             resamples, seed),
+                       lambda rows: tool_scorecard(p, truth.labels, aus, rows, resamples, seed),
                        tracking_uri=tracking_uri, tags=tags, source=output)
 
 
@@ -152,6 +151,36 @@ def submission_matrix(p: crosstool.Prediction, truth: Truth, aus: tuple[str, ...
     from leaderboard import crosstool
 
     return crosstool.full_predictions(p.pred, p.covered, truth.labels, aus, "zeros")
+
+
+def tool_scorecard(p: crosstool.Prediction, truth: np.ndarray, aus: Sequence[str], rows: np.ndarray,
+                   resamples: int, seed: int) -> dict[str, Any]:
+    """The scorecard on all AUs (uncovered ones by the rule) of the truth ``rows`` that are
+    kept, plus the covered-AU score, the coverage and the missing images."""
+    from leaderboard import crosstool
+
+    rows = rows & p.keep
+    truth, pred = truth[rows], p.pred[rows]
+    uncovered = p.settings.uncovered
+    card = scorecard(crosstool.full_predictions(pred, p.covered, truth, aus, uncovered), truth, aus,
+                     resamples, seed)
+    not_covered = [au for au in aus if au not in p.covered]
+    if uncovered == "not-predicted":
+        for au in not_covered:
+            card["per_au"][au] = {"accuracy": None, "f1": None, "n": card["per_au"][au]["n"],
+                                  "predicted": False}
+    covered = scorecard(pred, truth[:, [list(aus).index(au) for au in p.covered]], p.covered,
+                        resamples, seed)
+    card["covered"] = {k: covered[k] for k in ("final", "accuracy", "f1", "ci95")}
+    for au in p.derived:
+        card["per_au"][au]["derived_from_pose"] = True
+    card["coverage"] = {"tool": p.tool, "covered": list(p.covered), "not_predicted": not_covered,
+                        "derived_from_pose": list(p.derived), "uncovered": crosstool.UNCOVERED_TEXT[uncovered]}
+    card["missing"] = {"count": len(p.missing), "rule": p.settings.missing, "images": p.missing}
+    card["rules"] = p.rules
+    card["thresholds"] = p.thresholds
+    return card
+
 
 
 def _check_request(team: str, submission: Path, tracking_uri: str | None) -> None:

@@ -1,10 +1,13 @@
 """The default plugins: the ENC-2020 method of Ji, Wang, Peng et al. and the baselines.
 
 One component kind per module; each is an ordinary pluggy plugin, exactly
-like a third-party one.
+like a third-party one. :data:`BUILTIN_PLUGINS` also names the modules of
+the distribution that add subcommands (``auh_add_commands``): the core's,
+the organizer side's and ``auh bench``, in the order ``auh --help`` lists them.
 """
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
+    "harness.commands",
     "plugins.aligners",
     "plugins.backbones",
     "plugins.samplers",
@@ -14,4 +17,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.tracking",
     "plugins.datasets",
     "plugins.readers",
+    "leaderboard.commands",
+    "leaderboard.export",
+    "plugins.bench.cli",
 )

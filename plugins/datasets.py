@@ -14,7 +14,8 @@ from typing import Sequence
 import numpy as np
 
 from harness import hookimpl
-from harness.data import AUDataset
+from harness.cli import add_command
+from harness.data import AUDataset, cache_root
 from harness.errors import UserError
 from harness.images import ImageError, check_image
 from harness.labels import read_labels
@@ -23,12 +24,6 @@ from harness.schema import ENC2020
 from harness.splits import iterative_stratification, train_val_test_split
 
 SHOW_BAD = 5  # bad images named in an error message
-
-
-def default_cache() -> Path:
-    """``$AUH_CACHE/synth``, else ``~/.cache/au-harness/synth``."""
-    base = os.environ.get("AUH_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "au-harness") / "synth"
 
 
 def synth(n: int = 2000, seed: int = 0, size: int = 112, identities: int = 200, per_identity: int = 5,
@@ -48,7 +43,7 @@ def synth(n: int = 2000, seed: int = 0, size: int = 112, identities: int = 200, 
         return writer.load(root)
     params = writer.SynthParams(n=n, seed=seed, size=size, identities=identities,
                                 per_identity=per_identity, per_expression=per_expression)
-    folder = (Path(cache).expanduser() if cache else default_cache()) / params.key()
+    folder = (Path(cache).expanduser() if cache else cache_root() / "synth") / params.key()
     if (folder / "meta.json").is_file() and (bad := writer.damaged(folder)):
         print(f"synth: cached benchmark {folder} fails its checksums ({len(bad)} files, e.g. "
               f"{bad[0]}); rebuilding it", file=sys.stderr)
@@ -121,12 +116,7 @@ def auh_datasets() -> dict:
 # ---------------------------------------------------------------- auh synth
 @hookimpl
 def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "synth", help="write the synthetic AU benchmark to a folder",
-        description="Write the synthetic in-the-wild ENC-2020 benchmark: JPEG images, labels "
-                    "(challenge text and CSV), 5-point landmarks, train/val/test splits, 5 "
-                    "stratified folds, and the identity and expression companion sets. The same "
-                    "seed gives identical files.")
+    p = add_command(subparsers, "synth", cmd_synth)
     p.add_argument("out", help="output folder (new or empty)")
     p.add_argument("--n", type=int, default=2000, help="AU images (default 2000)")
     p.add_argument("--seed", type=int, default=0)
@@ -136,10 +126,15 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--per-expression", type=int, default=150,
                    help="expression companion: images per class (neutral + 7 emotions)")
     p.add_argument("--workers", type=int, default=1, help="processes (output is the same)")
-    p.set_defaults(func=cmd_synth)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    """write the synthetic AU benchmark to a folder
+
+    Write the synthetic in-the-wild ENC-2020 benchmark: JPEG images, labels (challenge text and
+    CSV), 5-point landmarks, train/val/test splits, 5 stratified folds, and the identity and
+    expression companion sets. The same seed gives identical files.
+    """
     from plugins.synth import writer
 
     try:

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from harness import hookimpl
-from harness.metrics import final_score
+from harness.metrics import final_score, sigmoid
 from plugins.thresholders import SearchThresholder
 
 _PROB_EPS = 1e-7  # clip before the logit so that probabilities 0 and 1 stay finite
@@ -27,10 +27,6 @@ def _stack(probs_list: Sequence[np.ndarray]) -> np.ndarray:
     if len(shapes) != 1 or arrays[0].ndim != 2:
         raise ValueError(f"every view must give the same [N, C] array, got shapes {sorted(shapes)}")
     return np.stack(arrays)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free form of 1 / (1 + exp(-x))
 
 
 class MeanProb:
@@ -53,7 +49,7 @@ class MeanLogit:
             z = np.log(p) - np.log1p(-p)
         else:
             z = _stack(logits)
-        return _sigmoid(z.mean(axis=0))
+        return sigmoid(z.mean(axis=0))
 
 
 class Weighted:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.recipe import dumps
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["AUH_QUIET"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -38,3 +40,22 @@ def demo(in_tmp: Path) -> Path:
     """The example challenge (submissions/examples) copied into an empty working directory."""
     shutil.copytree(Path(__file__).resolve().parents[1] / "submissions" / "examples", in_tmp / "ex")
     return in_tmp / "ex"
+
+
+# A recipe small enough for a test run: synthetic data, 32 px, two epochs.
+TINY_RECIPE: dict = {
+    "run": {"name": "tiny", "seed": 3, "tracking_uri": "off"},
+    "dataset": {"name": "synth", "n": 160, "size": 64, "identities": 12, "per_identity": 4,
+                "per_expression": 6},
+    "aligner": {"name": "center"}, "sampler": {"name": "mlros"}, "loss": {"name": "selective"},
+    "evaluation": {"bootstrap": 50},
+    "train": {"epochs": 2, "batch_size": 16, "input_size": 32, "workers": 0},
+    "pretrain": {"epochs": 1, "batch_size": 16},
+    "views": {"face": {"pretrain": "identity", "backbone": {"name": "timm:resnet10t"}},
+              "emotion": {"pretrain": "expression", "backbone": {"name": "timm:resnet10t"}}},
+}
+
+
+def tiny_recipe(**sections: dict) -> str:
+    """:data:`TINY_RECIPE` as TOML, each section given replacing the base one."""
+    return dumps({**TINY_RECIPE, **sections})

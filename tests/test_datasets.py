@@ -7,10 +7,10 @@ from PIL import Image
 
 import harness
 from harness.cli import main
+from harness.data import cache_root
 from harness.errors import UserError
 from harness.labels import write_labels
 from harness.schema import ENC2020
-from plugins import datasets
 from plugins.synth import writer
 
 SMALL = dict(n=20, seed=1, size=32, identities=2, per_identity=2, per_expression=1)
@@ -31,9 +31,13 @@ def test_synth_generates_once_into_the_cache(tmp_path, monkeypatch):
     assert np.array_equal(again.labels, ds.labels) and again.images == ds.images
 
 
-def test_synth_cache_defaults_to_auh_cache(tmp_path, monkeypatch):
+def test_cache_root_is_auh_cache_else_the_home_cache(tmp_path, monkeypatch):
+    # one cache root for the synthetic benchmark and the face cache
     monkeypatch.setenv("AUH_CACHE", str(tmp_path))
-    assert datasets.default_cache() == tmp_path / "synth"
+    assert cache_root() == tmp_path
+    monkeypatch.setenv("AUH_CACHE", "")  # empty counts as unset
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root() == tmp_path / "home" / ".cache" / "au-harness"
 
 
 def test_synth_bad_parameter_is_a_user_error(tmp_path):

@@ -11,38 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import tiny_recipe
 from harness import distributed
 
 PLUGIN = Path(__file__).parent / "testplugins" / "noise_dataset.py"
-RECIPE = """
-[run]
-name = "ddp"
-seed = 1
-tracking_uri = "off"
-[dataset]
-name = "noise"
-n = 96
-[aligner]
-name = "oracle"
-[evaluation]
-bootstrap = 0
-[train]
-epochs = 2
-batch_size = 16
-input_size = 32
-workers = 0
-[pretrain]
-epochs = 1
-batch_size = 16
-[views.face]
-pretrain = "identity"
-[views.face.backbone]
-name = "timm:resnet10t"
-[views.emotion]
-pretrain = "none"
-[views.emotion.backbone]
-name = "timm:resnet10t"
-"""
+RECIPE = tiny_recipe(
+    run={"name": "ddp", "seed": 1, "tracking_uri": "off"}, dataset={"name": "noise", "n": 96},
+    aligner={"name": "oracle"}, evaluation={"bootstrap": 0},
+    views={"face": {"pretrain": "identity", "backbone": {"name": "timm:resnet10t"}},
+           "emotion": {"pretrain": "none", "backbone": {"name": "timm:resnet10t"}}})
 # Two ranks see the same data in a different grouping (batch norm statistics
 # per rank, selective learning's random choices per rank), so scores differ a
 # little; on this tiny recipe the gap stays well under 0.05.

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
+from conftest import tiny_recipe
 from harness.cli import main
 from harness.schema import ENC2020
 from test_bad_input import MAKE_BUNDLE, assert_one_line, python, run_cases
@@ -56,33 +57,9 @@ def score(capsys, demo: Path, *extra: str, team: str = "t", submission: str = "a
 
 
 # ------------------------------------------------------- 1. recipes: preflight
-BASE_RECIPE = """
-[run]
-name = "r"
-[dataset]
-name = "synth"
-n = 160
-size = 64
-identities = 12
-per_identity = 4
-per_expression = 6
-[aligner]
-name = "center"
-[train]
-input_size = 32
-epochs = 1
-batch_size = 8
-[pretrain]
-epochs = 0
-[views.face]
-pretrain = "none"
-[views.face.backbone]
-name = "timm:test_resnet"
-[views.emotion]
-pretrain = "none"
-[views.emotion.backbone]
-name = "timm:test_resnet"
-"""
+BASE_RECIPE = tiny_recipe(
+    run={"name": "r"}, train={"input_size": 32, "epochs": 1, "batch_size": 8}, pretrain={"epochs": 0},
+    views={view: {"pretrain": "none", "backbone": {"name": "timm:test_resnet"}} for view in ("face", "emotion")})
 BOOM_PLUGIN = """
 from harness import hookimpl
 
@@ -350,7 +327,7 @@ def test_echoed_names_stay_one_readable_line(in_tmp, capsys):
 
 
 def test_csv_leaderboard_quotes_a_bare_cr(demo, capsys):
-    from harness import store
+    from plugins.tracking import store
     from leaderboard import ledger
 
     assert score(capsys, demo)[0] == 0

@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("mlflow")
 requests = pytest.importorskip("requests")
 
-from harness import store  # noqa: E402
+from plugins.tracking import store  # noqa: E402
 from harness.metrics import challenge_score  # noqa: E402
 from harness.schema import ENC2020  # noqa: E402
 from plugins import tracking  # noqa: E402

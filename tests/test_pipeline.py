@@ -12,54 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import tiny_recipe
 from harness.cli import main
 
-TINY = """
-[run]
-name = "tiny"
-seed = 3
-tracking_uri = "off"
-
-[dataset]
-name = "synth"
-n = 160
-size = 64
-identities = 12
-per_identity = 4
-per_expression = 6
-
-[aligner]
-name = "center"
-
-[sampler]
-name = "mlros"
-
-[loss]
-name = "selective"
-
-[evaluation]
-bootstrap = 50
-
-[train]
-epochs = 2
-batch_size = 16
-input_size = 32
-workers = 0
-
-[pretrain]
-epochs = 1
-batch_size = 16
-
-[views.face]
-pretrain = "identity"
-[views.face.backbone]
-name = "timm:resnet10t"
-
-[views.emotion]
-pretrain = "expression"
-[views.emotion.backbone]
-name = "timm:resnet10t"
-"""
+TINY = tiny_recipe()
 
 
 def write_recipe(folder: Path, extra: str = "") -> Path:

@@ -16,7 +16,7 @@ import pytest
 mlflow = pytest.importorskip("mlflow")
 
 from harness import recipe as recipes  # noqa: E402
-from harness import store  # noqa: E402
+from plugins.tracking import store  # noqa: E402
 from harness.metrics import challenge_score  # noqa: E402
 from plugins import tracking  # noqa: E402
 

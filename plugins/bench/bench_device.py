@@ -7,7 +7,7 @@
   thread, so the rate is images per second per core; both sides must give
   the model bit-identical input.
 * ``device-training``: one SGD step of the harness's ``train_stage`` against
-  a bare loop, interleaved step by step (see :mod:`bench.bench_training`);
+  a bare loop, interleaved step by step (see :mod:`plugins.bench.bench_training`);
   with ``--device cuda``: IR-152 at 224 px, bf16 autocast, channels-last.
 * ``predict``: images per second of batched prediction
   (:func:`harness.engine.predict_logits`) against calling the model on one
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 import harness
-from bench.bench_training import compare_training
-from bench.common import interleaved, row
 from harness.augment import MEAN, STD, model_input
 from harness.engine import CropBatches, predict_logits
 from harness.schema import ENC2020
+from plugins.bench.bench_training import compare_training
+from plugins.bench.common import interleaved, row
 
 SIZE = 224
 

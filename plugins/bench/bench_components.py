@@ -19,7 +19,7 @@ Labels are synthetic, drawn with the per-AU positive and unknown rates of
 the 22,592 ENC-2020 manual training labels, so nothing outside the project
 is needed. ``run(quick=True)`` uses a tenth of the sizes.
 
-    python -m bench.bench_components [--quick]
+    python -m plugins.bench.bench_components [--quick]
 """
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from sklearn.metrics import precision_recall_curve
 
-from bench.common import best_time, format_table, row
 from harness.metrics import per_au_counts
+from plugins.bench.common import best_time, format_table, row
 from plugins.losses.modules import SelectiveLoss
 from plugins.samplers import LabelDraws, MLROSSampler, imbalance_ratios
 from plugins.thresholders import SearchThresholder, challenge_objective

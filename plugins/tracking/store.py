@@ -20,13 +20,11 @@ they agree on where data goes and how concurrent writers behave:
 """
 from __future__ import annotations
 
-import importlib.metadata as md
 import logging
 import os
 import random
 import re
 import sqlite3
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -332,28 +330,3 @@ def with_retry(fn: Callable[..., T], *args: Any, attempts: int = 10, base_delay:
             delay = min(max_delay, base_delay * 2 ** (attempt - 1))
             sleep(delay * (0.5 + random.random()))
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-# ------------------------------------------------------------- provenance
-VERSIONED = {"au-harness": "harness", "torch": "torch", "timm": "timm", "mlflow": "mlflow",
-             "numpy": "numpy"}  # distribution -> module: what results record they ran with
-
-
-def package_versions() -> dict[str, str]:
-    """``{distribution: version}`` of the packages in :data:`VERSIONED` that are installed."""
-    found = {dist: package_version(dist, module) for dist, module in VERSIONED.items()}
-    return {dist: v for dist, v in found.items() if v}
-
-
-def package_version(dist: str, module: str | None = None) -> str | None:
-    """The version of ``dist`` actually running: the imported ``module``'s
-    ``__version__`` when it has one (stale metadata of an older install can
-    disagree), else the installed distribution's; ``None`` if not installed."""
-    version = getattr(sys.modules.get(module or dist), "__version__", None)
-    if version:
-        return str(version)
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return None
-

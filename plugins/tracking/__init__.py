@@ -19,7 +19,7 @@ What lands in MLflow (experiment: the recipe's ``run.experiment``):
   ``recipe.sha256``.
 
 Where: ``run.tracking_uri`` (``--tracking-uri`` / recipe) > ``MLFLOW_TRACKING_URI``
-> ``sqlite:///mlflow.db`` in the current directory (see :mod:`harness.store`).
+> ``sqlite:///mlflow.db`` in the current directory (see :mod:`plugins.tracking.store`).
 Off: ``run.tracking_uri = "off"`` in the recipe (or ``--tracking-uri off``), or
 the environment variable ``AUH_TRACKING=off``; then nothing is written anywhere.
 """
@@ -42,7 +42,8 @@ from typing import Any, Iterable
 
 from harness import hookimpl
 from harness import recipe as recipes
-from harness import store
+from harness.registry import package_versions
+from plugins.tracking import store
 
 OFF = "off"
 STATE_KEY = "mlflow"
@@ -59,7 +60,7 @@ def enabled(recipe: dict[str, Any], tracking_uri: str = "") -> bool:
 
 
 def tracking_uri(run: Any) -> str:
-    """The resolved tracking URI of ``run`` (see :func:`harness.store.resolve_tracking_uri`)."""
+    """The resolved tracking URI of ``run`` (see :func:`plugins.tracking.store.resolve_tracking_uri`)."""
     return store.resolve_tracking_uri(run.tracking_uri or run.recipe["run"].get("tracking_uri") or None)
 
 
@@ -261,7 +262,7 @@ def auh_run_end(run: Any, result: dict[str, Any]) -> None:
     bundle = result.get("bundle")
     model_uri = ""
     if bundle and Path(bundle).is_dir():
-        from harness.pyfunc import log_bundle_model
+        from plugins.tracking.pyfunc import log_bundle_model
 
         model_uri = log_bundle_model(tracker.client, tracker.parent, bundle, _aus(result))
     _finish_all(tracker, "FINISHED")
@@ -296,7 +297,7 @@ def _mark_unfinished() -> None:
 def run_tags(recipe_text: str) -> dict[str, str]:
     """Tags of a parent run: recipe sha256, package versions, git commit (if any)."""
     tags = {"recipe.sha256": hashlib.sha256(recipe_text.encode()).hexdigest()}
-    tags.update({f"version.{dist}": v for dist, v in store.package_versions().items()})
+    tags.update({f"version.{dist}": v for dist, v in package_versions().items()})
     commit = git_commit()
     if commit:
         tags["git.commit"] = tags["mlflow.source.git.commit"] = commit
@@ -335,7 +336,7 @@ def write_result_files(result: dict[str, Any], folder: Path) -> list[Path]:
     ``folder``: ``plots/f1_per_au.png``, ``plots/pr_curves.png``,
     ``plots/threshold_curves.png``, ``val_predictions.npz`` (``probs``, ``labels``,
     ``aus``) and, when ``result["val"]`` has ``thresholds``, ``thresholds.json``."""
-    from harness import plots
+    from plugins.tracking import plots
 
     written: list[Path] = []
     scores = result.get("scores") or {}

@@ -21,7 +21,11 @@ from __future__ import annotations
 import os
 import platform
 import time
+from pathlib import Path
 from typing import Any, Callable
+
+# Where results go, relative to the working directory (not inside the installed package).
+RESULTS = Path("bench") / "results"
 
 
 def row(component: str, workload: str, harness_s: float, baseline: str, baseline_s: float | None,

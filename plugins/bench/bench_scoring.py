@@ -17,9 +17,9 @@ Rows (harness time, baseline time, ratio, same answer):
   scoring, bootstrap and the MLflow ledger write (a new SQLite database).
 
 Labels are synthetic with the ENC-2020 per-AU positive and unknown rates
-(see :mod:`bench.bench_components`); predictions flip 15% of them.
+(see :mod:`plugins.bench.bench_components`); predictions flip 15% of them.
 
-    python -m bench.bench_scoring [--rows 325000] [--resamples 1000] [--baseline-resamples 5]
+    python -m plugins.bench.bench_scoring [--rows 325000] [--resamples 1000] [--baseline-resamples 5]
 """
 from __future__ import annotations
 
@@ -35,12 +35,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from bench.bench_components import synthetic_labels
 from harness import metrics
 from harness.labels import read_labels, read_submission, write_labels
 from harness.schema import ENC2020
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from plugins.bench.bench_components import synthetic_labels
+from plugins.bench.common import RESULTS
 
 
 def sklearn_final(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -165,7 +164,7 @@ def main() -> None:
     report = run(args.rows, args.resamples, args.baseline_resamples)
     text = render(report)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench_scoring.json").write_text(json.dumps(report, indent=2, default=str))
 
 

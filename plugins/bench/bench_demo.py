@@ -1,7 +1,7 @@
 """The demo ``auh run`` end to end: wall time and peak memory (no baseline).
 
 ``python -m harness run`` (the ``auh run`` entry point, with no recipe:
-``submissions/demo.toml``) runs in a child process, in an empty temporary
+``plugins/recipes/demo.toml``) runs in a child process, in an empty temporary
 folder with a fresh ``AUH_CACHE``, so the synthetic data is generated and
 the faces aligned from scratch, and MLflow logs to a temporary SQLite store.
 Peak memory is the child's maximum resident set size as reported by
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import row
 from harness.errors import UserError
+from plugins.bench.common import row
 
 LOG_TAIL = 2000  # characters of the child's output shown when it fails
 
@@ -55,7 +55,7 @@ def bench_demo(quick: bool) -> list[dict[str, Any]]:
         wall, cpu, peak_mib, _ = run_child(cmd, folder, env)
         result = json.loads(next((folder / "runs").glob("*/result.json")).read_text())
     final = result["scores"]["final"]
-    return [row("demo `auh run`", "submissions/demo.toml end to end", wall, "none", None, None,
+    return [row("demo `auh run`", "plugins/recipes/demo.toml end to end", wall, "none", None, None,
                 "no baseline: time and memory only",
                 f"peak RSS {peak_mib:,.0f} MiB; CPU time {cpu:,.0f} s (user + system); fresh AUH_CACHE "
                 f"(synthetic data generated and faces aligned from scratch), MLflow to a temporary SQLite store; the run scored final "

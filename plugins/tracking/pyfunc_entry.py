@@ -1,7 +1,7 @@
 """The code of the pyfunc model (MLflow "models from code"): loading runs this file,
-never unpickles anything. See :mod:`harness.pyfunc`."""
+never unpickles anything. See :mod:`plugins.tracking.pyfunc`."""
 from mlflow.models import set_model
 
-from harness.pyfunc import BundleModel
+from plugins.tracking.pyfunc import BundleModel
 
 set_model(BundleModel())

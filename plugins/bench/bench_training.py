@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 import harness
-from bench.bench_components import ENC_POSITIVE_RATE
-from bench.common import interleaved, row
 from harness.engine import Checkpoint, StageConfig, Task, train_stage
+from plugins.bench.bench_components import ENC_POSITIVE_RATE
+from plugins.bench.common import interleaved, row
 
 SIZE = 112
 MODEL = "resnet18"

@@ -1,7 +1,7 @@
 """``auh bench``: every benchmark in one run, as a table, JSON and a Markdown page.
 
 Each benchmark is a function ``fn(quick: bool) -> list[row]`` (rows as in
-:mod:`bench.common`), named in :data:`BENCHMARKS` and imported only when it
+:mod:`plugins.bench.common`), named in :data:`BENCHMARKS` and imported only when it
 runs, so ``auh --help`` stays fast.
 """
 from __future__ import annotations
@@ -17,36 +17,38 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.common import format_notes, format_table, machine, row, seconds
+from harness import hookimpl
+from harness.cli import add_command
 from harness.errors import UserError
 from harness.fileio import atomic_open
 from harness.registry import unknown_message
+from plugins.bench.common import RESULTS, format_notes, format_table, machine, row, seconds
 
 # name -> (module, function), in the order of the table.
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "threshold": ("bench.bench_components", "bench_threshold_search"),
-    "scoring": ("bench.cli", "bench_scoring"),
-    "startup": ("bench.bench_startup", "bench_startup"),
-    "mlros": ("bench.bench_components", "bench_mlros"),
-    "loss": ("bench.bench_components", "bench_selective_loss"),
-    "training": ("bench.bench_training", "bench_training"),
-    "checkpoint": ("bench.bench_training", "bench_checkpoint"),
-    "mtcnn": ("bench.bench_alignment", "bench_mtcnn"),
-    "facecache": ("bench.bench_alignment", "bench_facecache"),
-    "demo": ("bench.bench_demo", "bench_demo"),
-    "threads": ("bench.bench_threads", "bench_threads"),
-    "loader": ("bench.bench_device", "bench_loader"),
-    "device-training": ("bench.bench_device", "bench_device_training"),
-    "predict": ("bench.bench_device", "bench_predict"),
+    "threshold": ("plugins.bench.bench_components", "bench_threshold_search"),
+    "scoring": ("plugins.bench.cli", "bench_scoring"),
+    "startup": ("plugins.bench.bench_startup", "bench_startup"),
+    "mlros": ("plugins.bench.bench_components", "bench_mlros"),
+    "loss": ("plugins.bench.bench_components", "bench_selective_loss"),
+    "training": ("plugins.bench.bench_training", "bench_training"),
+    "checkpoint": ("plugins.bench.bench_training", "bench_checkpoint"),
+    "mtcnn": ("plugins.bench.bench_alignment", "bench_mtcnn"),
+    "facecache": ("plugins.bench.bench_alignment", "bench_facecache"),
+    "demo": ("plugins.bench.bench_demo", "bench_demo"),
+    "threads": ("plugins.bench.bench_threads", "bench_threads"),
+    "loader": ("plugins.bench.bench_device", "bench_loader"),
+    "device-training": ("plugins.bench.bench_device", "bench_device_training"),
+    "predict": ("plugins.bench.bench_device", "bench_predict"),
 }
 # What `auh bench --device cuda` runs unless --only says otherwise.
 DEVICE_BENCHMARKS = ("loader", "device-training", "predict")
-DEFAULT_OUT = Path("bench") / "results" / "latest.json"
+DEFAULT_OUT = RESULTS / "latest.json"
 
 
 def bench_scoring(quick: bool) -> list[dict[str, Any]]:
-    """:mod:`bench.bench_scoring`'s report as rows (that module keeps its own table format)."""
-    from bench import bench_scoring
+    """:mod:`plugins.bench.bench_scoring`'s report as rows (that module keeps its own table format)."""
+    from plugins.bench import bench_scoring
 
     rows, resamples, baseline_resamples = (32_500, 100, 2) if quick else (325_000, 1000, 5)
     report = bench_scoring.run(rows, resamples, baseline_resamples)
@@ -70,13 +72,9 @@ def bench_scoring(quick: bool) -> list[dict[str, Any]]:
     ]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "bench", help="measure the harness against naive and published baselines",
-        description="Run the benchmarks: each row times the harness and a baseline doing the same "
-                    "work on the same machine, gives the ratio, and checks that both give the same "
-                    "answer. Prints a Markdown table, writes it as JSON and as a Markdown page. "
-                    "Exit status 1 when an equality check fails.")
+@hookimpl
+def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(subparsers, "bench", cmd_bench)
     p.add_argument("--quick", action="store_true",
                    help="small sizes, no demo run (the CI smoke test; under a minute)")
     p.add_argument("--only", metavar="NAME,...",
@@ -88,7 +86,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu",
                    help="device of the device benchmarks (default cpu); with a GPU (cuda, cuda:N) and "
                         f"no --only, runs {', '.join(DEVICE_BENCHMARKS)} at IR-152 224 px")
-    p.set_defaults(func=cmd_bench)
 
 
 def selected(only: str | None, device: str = "cpu") -> list[str]:
@@ -167,6 +164,12 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """measure the harness against naive and published baselines
+
+    Run the benchmarks: each row times the harness and a baseline doing the same work on the
+    same machine, gives the ratio, and checks that both give the same answer. Prints a Markdown
+    table, writes it as JSON and as a Markdown page. Exit status 1 when an equality check fails.
+    """
     from harness.engine import resolve_device
 
     device = resolve_device(args.device, "--device")

@@ -27,10 +27,10 @@ import torch
 from PIL import Image
 
 import harness
-from bench.common import best_time, interleaved, row
 from harness.augment import model_input
 from harness.engine import CropBatches, loader
 from harness.facecache import build_cache
+from plugins.bench.common import best_time, interleaved, row
 
 SIZE = 112
 BATCH = 32

@@ -2,5 +2,5 @@
 
 One module per topic (``bench_components``, ``bench_training``,
 ``bench_alignment``, ``bench_demo``), rows in the format of
-:mod:`bench.common`, the command in :mod:`bench.cli`.
+:mod:`plugins.bench.common`, the command in :mod:`plugins.bench.cli`.
 """

@@ -17,10 +17,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.common import interleaved, row
+from plugins.bench.common import interleaved, row
 
 BEFORE = "84f4c6c"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "submissions" / "examples"
 _MAIN = "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -94,8 +94,8 @@ def _tree_at(commit: str, folder: Path) -> Path | None:
 
 def _score_inputs(tmp: Path, rows: int) -> tuple[Path, Path]:
     """A truth with ENC-2020 label rates and a submission of shuffled, 15%-flipped rows."""
-    from bench.bench_components import synthetic_labels
     from harness.labels import write_labels
+    from plugins.bench.bench_components import synthetic_labels
 
     truth = synthetic_labels(rows, seed=0)
     rng = np.random.default_rng(1)

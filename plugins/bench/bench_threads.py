@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.bench_demo import run_child
-from bench.common import row
+from plugins.bench.bench_demo import run_child
+from plugins.bench.common import row
 
 BEFORE = "c0aec4c"  # the commit before the thread plan
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHORT = ["--set", "dataset.n=400", "--set", "dataset.identities=40", "--set", "dataset.per_expression=20",
          "--set", "train.epochs=1", "--set", "pretrain.epochs=1"]
 HOGS = 2

@@ -1,1 +1,0 @@
-"""Recipes (``*.toml``) and example submissions shipped with au-harness."""
