@@ -25,7 +25,7 @@ import pluggy  # noqa: E402
 
 from harness.errors import UserError  # noqa: E402
 
-__all__ = ["hookimpl", "create", "available", "get_registry", "load_plugins", "UserError"]
+__all__ = ["hookimpl", "create", "available", "get_registry", "load_plugins", "compare", "UserError"]
 
 hookimpl = pluggy.HookimplMarker("au_harness")
 
@@ -60,3 +60,11 @@ def create(kind: str, name: str, **params: Any) -> Any:
 def available(kind: str) -> list[str]:
     """Names registered for ``kind``, sorted."""
     return get_registry().available(kind)
+
+
+def compare(recipe_a: Any, recipe_b: Any = None, **options: Any) -> Any:
+    """Run two recipes on the same seeds and return the paired ``harness.verdict.Verdict``
+    (see :func:`harness.comparison.compare` for the options: ``vs``, ``seeds``, ``jobs``...)."""
+    from harness.comparison import compare as _compare
+
+    return _compare(recipe_a, recipe_b, **options)

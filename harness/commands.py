@@ -8,8 +8,11 @@ import argparse
 import copy
 import importlib.resources
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import harness
 from harness import hookimpl
@@ -36,6 +39,23 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "ablate", cmd_ablate)
     _recipe_args(p)
     p.add_argument("--out", type=Path, help="markdown file for the table (default: OUTPUT/NAME-ablation.md)")
+    _seed_args(p, default=None)
+
+    p = add_command(subparsers, "compare", cmd_compare)
+    p.add_argument("recipe", nargs="?", type=Path, help="recipe A (default: the demo recipe)")
+    p.add_argument("recipe_b", nargs="?", type=Path, help="recipe B (or give --vs)")
+    p.add_argument("--vs", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="B is A with this override; repeatable")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a field in both arms; repeatable")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
+    _seed_args(p, default=5)
+    p.add_argument("--plan", action="store_true",
+                   help="write the arm-seed recipes and print one `auh run` command per unfinished "
+                        "arm-seed (for a job array); run nothing")
+    p.add_argument("--collect", action="store_true",
+                   help="run nothing: the verdict from finished arm-seed folders only")
+    p.add_argument("--json", action="store_true", help="print the whole verdict as JSON")
 
     p = add_command(subparsers, "plugins", cmd_plugins)
     p.add_argument("--kind", choices=sorted(_kinds()), help="only this kind")
@@ -55,6 +75,16 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe field, e.g. --set train.epochs=2; repeatable")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
+
+
+def _seed_args(p: argparse.ArgumentParser, default: int | None) -> None:
+    more = "" if default else ("; with it, every row is compared with the row above and the first "
+                               "row (paired verdicts, as auh compare)")
+    p.add_argument("--seeds", type=int, default=default, metavar="N",
+                   help=f"run on seeds run.seed .. run.seed+N-1 (at least 2; default {default}){more}")
+    p.add_argument("--jobs", type=int, default=1, metavar="K",
+                   help="run K arm-seeds at a time in child processes, each on its share of the cores")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
 
 
 def _kinds() -> list[str]:
@@ -216,19 +246,128 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     variants = {row: recipes.resolve(r) for row, r in ablation_recipes(base).items()}
     out = args.out or Path(base["run"]["output"]) / f"{base['run']['name']}-ablation.md"
     check_output_folder(out.parent, "--out folder")
-    for r in variants.values():  # every row refused before the first one runs
-        preflight(r)
-    rows = []
-    for row, r in variants.items():
-        s = run(r)["scores"]
-        rows.append((row, s["accuracy"], s["f1"], s["final"]))
-    table = "\n".join(["| method | Acc | F1 | Avg |", "|---|---|---|---|"] +
-                      [f"| {m} | {a:.3f} | {f:.3f} | {v:.3f} |" for m, a, f, v in rows] +
-                      ["", ablation_legend(base)])
+    if args.seeds is not None:
+        table = seeded_ablation(base, variants, args)
+    else:
+        for r in variants.values():  # every row refused before the first one runs
+            preflight(r)
+        rows = []
+        for row, r in variants.items():
+            s = run(r)["scores"]
+            rows.append((row, s["accuracy"], s["f1"], s["final"]))
+        table = "\n".join(["| method | Acc | F1 | Avg |", "|---|---|---|---|"] +
+                          [f"| {m} | {a:.3f} | {f:.3f} | {v:.3f} |" for m, a, f, v in rows] +
+                          ["", ablation_legend(base)])
     with atomic_open(out) as fh:
         fh.write(table + "\n")
     print(table)
     print(f"\nwritten to {out}")
+    return 0
+
+
+def seeded_ablation(base: dict[str, Any], variants: dict[str, dict[str, Any]],
+                    args: argparse.Namespace) -> str:
+    """The ablation on several seeds: each row's mean and 95% t-interval across seeds,
+    and the paired verdict of each row against the row above and against the first row."""
+    from harness import comparison
+
+    _check_study_args(args)
+    labels = {row: f"row{k}" for k, row in enumerate(variants)}
+    arms = {labels[row]: r for row, r in variants.items()}
+    study = comparison.Study(comparison.study_root("ablate", {"base": base}), arms,
+                             comparison.seed_list(args.seeds, base["run"]["seed"]), tuple(args.plugin))
+    comparison.check_study(study)
+    study.prepare()
+    study.run(args.jobs)
+    rows = list(variants)
+    verdicts: dict[str, Any] = {}
+    for k, row in enumerate(rows[1:], 1):
+        for other in dict.fromkeys([rows[k - 1], rows[0]]):
+            verdicts[f"{row} vs {other}"] = study.verdict(labels[other], labels[row], a_name=other, b_name=row,
+                                                          resamples=args.resamples)
+    comparison.finish(study, verdicts)
+    return ablation_table(rows, verdicts, base, len(study.seeds))
+
+
+def ablation_table(rows: list[str], verdicts: dict[str, Any], base: dict[str, Any], n_seeds: int) -> str:
+    """Markdown: mean +- t half-width across seeds of Acc / F1 / Avg per row, and each
+    row's verdict on Avg against the row above and the first row."""
+    def cell(values: tuple[float, ...]) -> str:
+        from harness.verdict import t_quantile
+
+        v = np.asarray(values)
+        half = t_quantile(len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+        return f"{v.mean():.3f} +- {half:.3f}"
+
+    def step(v: Any) -> str:
+        m = v.metrics["final"]
+        return (f"{m.mean_diff:+.3f} [{m.bootstrap_interval[0]:+.3f}, {m.bootstrap_interval[1]:+.3f}], "
+                f"P={m.p_b_better:.2f}: {m.verdict.replace('B ', '')}")
+
+    lines = [f"| method | Acc | F1 | Avg | vs row above | vs first row |", "|---|---|---|---|---|---|"]
+    for k, row in enumerate(rows):
+        if k == 0:
+            some = next(iter(verdicts.values()))
+            arm = "a"
+        else:
+            some = verdicts[f"{row} vs {rows[k - 1]}"]
+            arm = "b"
+        cells = [cell(getattr(some.metrics[m], arm)) for m in ("accuracy", "f1", "final")]
+        above = step(verdicts[f"{row} vs {rows[k - 1]}"]) if k else ""
+        first = step(verdicts[f"{row} vs {rows[0]}"]) if k > 1 else ""
+        lines.append(f"| {row} | {' | '.join(cells)} | {above} | {first} |")
+    return "\n".join(lines + ["", f"{n_seeds} seeds; mean +- 95% t-interval across seeds. Steps: "
+                                   f"mean difference of Avg, two-level bootstrap 95% interval (seeds "
+                                   f"and test images), P(B > A), verdict.", ablation_legend(base)])
+
+
+# ----------------------------------------------------------------- compare
+def _check_study_args(args: argparse.Namespace) -> None:
+    if args.seeds is not None and args.seeds < 2:
+        raise UserError(f"--seeds: expected an integer >= 2, got {args.seeds}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    if not 1 <= args.resamples <= 100_000:
+        raise UserError(f"--resamples: expected an integer in 1..100000, got {args.resamples}")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """did B help? A and B on the same seeds, with a paired verdict
+
+    Run recipe A and recipe B (or A with --vs overrides) on the same seeds,
+    each arm-seed an ordinary run folder (finished ones are reused), and print
+    the paired verdict: per-seed finals, the mean difference B - A with a
+    t-interval across seeds and a two-level bootstrap interval (seeds and test
+    images), P(B > A), and a per-AU table.
+    """
+    from harness import comparison
+
+    _check_study_args(args)
+    if args.plan and args.collect:
+        raise UserError("--plan and --collect: give one")
+    overrides = list(args.overrides)
+    if args.tracking_uri:
+        overrides.append(f"run.tracking_uri={args.tracking_uri}")
+    recipe_a = args.recipe or demo_recipe()
+    if args.plan:
+        study, _, _ = comparison.plan_compare(recipe_a, args.recipe_b, vs=args.vs, overrides=overrides,
+                                              seeds=args.seeds, plugins=args.plugin)
+        comparison.check_study(study)
+        study.prepare()
+        pending = study.pending()
+        print(f"# {len(pending)} of {len(study.arms) * len(study.seeds)} arm-seeds to run, from "
+              f"{Path.cwd()}; then: auh compare ... --collect")
+        for item in pending:
+            print(" ".join(study.command(*item)))
+        return 0
+    try:
+        verdict = comparison.compare(recipe_a, args.recipe_b, vs=args.vs, overrides=overrides,
+                                     seeds=args.seeds, jobs=args.jobs, resamples=args.resamples,
+                                     collect=args.collect, plugins=args.plugin)
+    except RuntimeError as exc:  # an arm-seed's run failed in its child process
+        print(f"auh: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(verdict.to_dict(), indent=1) if args.json else verdict.render())
     return 0
 
 

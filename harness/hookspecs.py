@@ -170,6 +170,18 @@ def auh_run_end(run: Any, result: dict[str, Any]) -> None:
 
 
 @hookspec
+def auh_compare_end(study: Any, verdicts: dict[str, Any]) -> None:
+    """A comparison (``auh compare``, ``auh ablate --seeds``) has its verdicts.
+
+    ``study`` is a ``harness.comparison.Study``: ``root`` (its folder),
+    ``arms`` (label -> resolved recipe), ``seeds``, ``finished(label, seed)``
+    (an arm-seed's run folder) and ``state`` (a dict saved in the study
+    folder: keep ids there to find the same records when the study is
+    extended). ``verdicts`` maps a title ("B vs A") to a
+    ``harness.verdict.Verdict``. Must not change either."""
+
+
+@hookspec
 def auh_scored(score: dict[str, Any], context: dict[str, Any]) -> None:
     """A submission was validated and scored (``auh score``). ``score`` is the
     JSON object of the scorecard; ``context`` has ``team``, ``phase``,

@@ -15,7 +15,8 @@ of row multiplicities ``w`` (multinomial, drawn with ``bincount``), and its
 confusion counts are one matrix product ``w @ indicators``: no Python loop
 over rows or over the rows of a resample. Several submissions share the same
 resamples (:func:`bootstrap_finals`), which gives both the 95% interval of
-one submission and the paired comparison of two.
+one submission and the paired comparison of two;
+:func:`bootstrap_scores` keeps the per-AU accuracy and F1 of each resample.
 """
 from __future__ import annotations
 
@@ -124,14 +125,16 @@ def final_score(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------ bootstrap
-def bootstrap_finals(preds: Sequence[np.ndarray], truth: np.ndarray,
-                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """``final`` of each submission on the same bootstrap resamples: ``[B, K]``.
+def bootstrap_scores(preds: Sequence[np.ndarray], truth: np.ndarray,
+                     n_resamples: int = DEFAULT_RESAMPLES,
+                     seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Per-AU ``(acc, f1)`` of each submission on the same bootstrap resamples.
 
-    Resample ``b`` draws N rows with replacement (seeded: the same seed, data
-    and ``n_resamples`` give the same array). An AU with no known row in a
-    resample is left out of that resample's means. Memory stays bounded by
-    processing resamples in chunks.
+    Both arrays are ``[B, K, C]`` (resample, submission, AU). Resample ``b``
+    draws N rows with replacement (seeded: the same seed, data and
+    ``n_resamples`` give the same arrays); an AU with no known row in a
+    resample is NaN there, as in :func:`per_au_scores`. Memory stays bounded
+    by processing resamples in chunks.
     """
     truth = np.asarray(truth)
     checked = [_check(p, truth)[0] for p in preds]
@@ -143,7 +146,8 @@ def bootstrap_finals(preds: Sequence[np.ndarray], truth: np.ndarray,
     indicators = _indicators(checked, truth).astype(dtype)  # [N, (2 + 2K) C]
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_resamples, _CHUNK_CELLS // n_rows))
-    out = np.empty((n_resamples, len(checked)))
+    acc = np.empty((n_resamples, len(checked), n_aus))
+    f1 = np.empty_like(acc)
     # Imported here: the scorer packaged by `auh export` runs without it (no bootstrap).
     from threadpoolctl import threadpool_limits
 
@@ -157,8 +161,17 @@ def bootstrap_finals(preds: Sequence[np.ndarray], truth: np.ndarray,
             draws += (np.arange(b) * n_rows)[:, None]
             weights = np.bincount(draws.ravel(), minlength=b * n_rows).reshape(b, n_rows)
             counts = (weights.astype(dtype) @ indicators).astype(np.int64)
-            out[start:start + b] = _finals_from_sums(counts.reshape(b, -1, n_aus))
-    return out
+            acc[start:start + b], f1[start:start + b] = _scores_from_sums(counts.reshape(b, -1, n_aus))
+    return acc, f1
+
+
+def bootstrap_finals(preds: Sequence[np.ndarray], truth: np.ndarray,
+                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """``final`` of each submission on the resamples of :func:`bootstrap_scores`: ``[B, K]``.
+
+    An AU with no known row in a resample is left out of that resample's means.
+    """
+    return summarize(*bootstrap_scores(preds, truth, n_resamples, seed))[0]
 
 
 def bootstrap_ci(pred: np.ndarray, truth: np.ndarray, n_resamples: int = DEFAULT_RESAMPLES,
@@ -215,15 +228,15 @@ def _indicators(preds: Sequence[np.ndarray], truth: np.ndarray) -> np.ndarray:
     return np.concatenate(blocks, axis=1)
 
 
-def _finals_from_sums(sums: np.ndarray) -> np.ndarray:
-    """``final`` per resample and submission from indicator sums ``[B, 2 + 2K, C]``."""
+def _scores_from_sums(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-AU ``(acc, f1)`` per resample and submission from indicator sums ``[B, 2 + 2K, C]``."""
     n, positives = sums[:, 0], sums[:, 1]
     predicted, tp = sums[:, 2::2], sums[:, 3::2]  # [B, K, C]
     fp = predicted - tp
     fn = positives[:, None] - tp
     tn = n[:, None] - tp - fp - fn
     acc, f1, _ = per_au_scores(tp, fp, fn, tn)
-    return summarize(acc, f1)[0]
+    return acc, f1
 
 
 def _check(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

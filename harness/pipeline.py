@@ -8,6 +8,7 @@ stages and continues an unfinished one from its last epoch checkpoint.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -78,12 +79,19 @@ def prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
     return distributed.broadcast(info)
 
 
-def _prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
+def run_folders(recipe: dict[str, Any]) -> list[Path]:
+    """The run folders of ``recipe`` (``output/name`` and ``output/name-k`` holding a
+    ``state.json``), oldest first: ``--resume`` continues the last one."""
     base = Path(recipe["run"]["output"]) / recipe["run"]["name"]
-    existing = sorted((p for p in base.parent.glob(base.name + "*")
+    existing = sorted((p for p in base.parent.glob(glob.escape(base.name) + "*")
                        if p == base or p.name[len(base.name) + 1:].isdigit() and p.name[len(base.name)] == "-"),
                       key=lambda p: p.stat().st_mtime)
-    existing = [p for p in existing if (p / STATE_FILE).is_file()]
+    return [p for p in existing if (p / STATE_FILE).is_file()]
+
+
+def _prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
+    base = Path(recipe["run"]["output"]) / recipe["run"]["name"]
+    existing = run_folders(recipe)
     digest = recipe_digest(recipe)
     if resume and not existing:
         # Deliberate: `auh run --resume` is the one command a job scheduler reruns
@@ -460,6 +468,20 @@ def _save_predictions(folder: Path, dataset: AUDataset, split: Split, aus: list[
 
 
 # ---------------------------------------------------------------- summary
+TEST_PREDICTIONS = "test_predictions.npz"
+
+
+def save_test_predictions(out_dir: Path, names: list[str], pred: np.ndarray, labels: np.ndarray,
+                          aus: list[str]) -> Path:
+    """The pooled test rows of a run (image names, 0/1 predictions, truth): what
+    ``auh compare`` pairs across arms, image by image."""
+    path = out_dir / TEST_PREDICTIONS
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, names=np.array(names), pred=pred.astype(np.int8), labels=labels.astype(np.int16),
+                 aus=np.array(aus))
+    return path
+
+
 def baselines(dataset: AUDataset, splits: list[Split], seed: int) -> dict[str, dict[str, Any]]:
     """Trivial predictors on the pooled test rows of ``splits``: all zeros, and
     draws at each AU's prior, taken for each split from its own training rows
@@ -492,6 +514,8 @@ def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, au
     if distributed.is_main():  # the first split's models: the fixed split, or fold 0 of k
         from harness.bundle import save_bundle
 
+        save_test_predictions(info.out_dir, [dataset.names[i] for i in test_rows], pred,
+                              dataset.labels[test_rows], aus)
         save_bundle(bundle, recipe, dataset.schema,
                     {v: info.out_dir / first["split"].name / v / "finetune" / "final.safetensors"
                      for v in recipe["views"]},

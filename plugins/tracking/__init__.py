@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import math
 import numbers
 import os
 import re
@@ -134,11 +135,13 @@ class Tracker:
         return sorted(k for k, v in wanted.items() if k in logged and logged[k] != v)
 
     def set_missing_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        present = store.with_retry(self.client.get_run, run_id).data.tags
+        self.set_tags(run_id, {k: v for k, v in tags.items() if k not in present})
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        present = store.with_retry(self.client.get_run, run_id).data.tags
-        new = [RunTag(k, v) for k, v in tags.items() if k not in present]
-        for chunk in _chunks(new, _BATCH["tags"]):
+        for chunk in _chunks([RunTag(k, str(v)) for k, v in tags.items()], _BATCH["tags"]):
             store.with_retry(self.client.log_batch, run_id, tags=chunk)
 
     def log_files(self, run_id: str, files: dict[str, Any], artifact_path: str | None = None) -> None:
@@ -270,6 +273,74 @@ def auh_run_end(run: Any, result: dict[str, Any]) -> None:
     result["tracking"] = {"tracking_uri": tracker.uri, "experiment_id": tracker.experiment_id,
                           "run_id": tracker.parent, "model_uri": model_uri,
                           "ui_command": store.ui_command(tracker.uri)}
+
+
+@hookimpl
+def auh_compare_end(study: Any, verdicts: dict[str, Any]) -> None:
+    """One MLflow run for the comparison, in the arms' experiment: each verdict's
+    numbers as metrics and tags, the two figures, ``verdict.json``; the arm-seed
+    runs are linked (``compare.<arm>.seed-<s>`` tags) and nested under it. The
+    comparison's run id is kept in ``study.state`` so an extended study updates it."""
+    first = next(iter(study.arms.values()))
+    if not enabled(first):
+        return
+    uri = store.resolve_tracking_uri(first["run"]["tracking_uri"] or None)
+    client = store.client_for(uri)
+    experiment_id = store.get_or_create_experiment(first["run"]["experiment"], uri)
+    state = study.state.get(STATE_KEY) or {}
+    run_id = state.get("run_id") if state.get("tracking_uri") == uri else None
+    if run_id and not _exists(client, run_id):
+        run_id = None
+    if run_id:
+        store.with_retry(client.update_run, run_id, status="RUNNING")
+    else:
+        run_id = store.with_retry(client.create_run, experiment_id, run_name=Path(study.root).name,
+                                  tags={"auh.kind": "comparison",
+                                        "auh.out_dir": str(Path(study.root).resolve())}).info.run_id
+    study.state[STATE_KEY] = {"run_id": run_id, "tracking_uri": uri, "experiment_id": experiment_id}
+    tags = {"compare.seeds": ",".join(map(str, study.seeds))}
+    for label in study.arms:
+        for seed in study.seeds:
+            child = _parent_run_of(study.finished(label, seed), uri)
+            if child:
+                tags[f"compare.{metric_key(label)}.seed-{seed}"] = child
+                store.with_retry(client.set_tag, child, "mlflow.parentRunId", run_id)
+    metrics: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="auh-compare-") as tmp:
+        from plugins.tracking import plots
+
+        for title, verdict in verdicts.items():
+            key = metric_key(title.replace(" ", "_"))
+            prefix = f"{key}/" if len(verdicts) > 1 else ""
+            tags[f"compare.{key}.verdict"] = verdict.verdict
+            tags[f"compare.{key}.a"] = verdict.a_name[:5000]
+            tags[f"compare.{key}.b"] = verdict.b_name[:5000]
+            for m in verdict.metrics.values():
+                metrics.update({f"{prefix}{m.metric}/mean_diff": m.mean_diff,
+                                f"{prefix}{m.metric}/ci_low": m.bootstrap_interval[0],
+                                f"{prefix}{m.metric}/ci_high": m.bootstrap_interval[1],
+                                f"{prefix}{m.metric}/p_b_better": m.p_b_better})
+            plots.paired_finals(verdict, Path(tmp) / "plots" / f"{key}_paired_finals.png")
+            plots.au_differences(verdict, Path(tmp) / "plots" / f"{key}_per_au.png")
+        (Path(tmp) / "verdict.json").write_text(
+            json.dumps({k: v.to_dict() for k, v in verdicts.items()}, indent=1))
+        store.with_retry(client.log_artifacts, run_id, tmp)
+    tags["compare.rule"] = next(iter(verdicts.values())).rule
+    tracker = Tracker(client, uri, experiment_id, {"parent_run_id": run_id, "runs": {}, "steps": {}})
+    tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)})
+    tracker.set_tags(run_id, tags)
+    tracker.finish(run_id)
+
+
+def _parent_run_of(folder: Path | None, uri: str) -> str | None:
+    """The MLflow parent run of a finished run folder logged to ``uri``."""
+    if folder is None:
+        return None
+    try:
+        state = json.loads((Path(folder) / "state.json").read_text()).get(STATE_KEY) or {}
+    except (OSError, ValueError):
+        return None
+    return state.get("parent_run_id") if state.get("tracking_uri") == uri else None
 
 
 def _finish_all(tracker: Tracker, status: str) -> None:

@@ -1,4 +1,5 @@
-"""Figures of a run: per-AU F1 bars, precision-recall and threshold curves.
+"""Figures of a run (per-AU F1 bars, precision-recall and threshold curves) and of a
+comparison (per-seed paired finals, per-AU differences).
 
 Built on ``matplotlib.figure.Figure`` (Agg canvas, no pyplot state), so they
 work headless and from any thread. Labels use the 1 / 0 / 999 coding; rows
@@ -110,6 +111,43 @@ def f1_bars(score: dict[str, Any], path: str | Path,
     ax.set_xticks(x, aus, rotation=90, fontsize=8)
     ax.set(ylim=(0, 1), ylabel="F1", title="F1 per AU")
     ax.legend(fontsize=7, ncols=2)
+    return _save(fig, path)
+
+
+def paired_finals(verdict: Any, path: str | Path) -> Path:
+    """A comparison's per-seed finals: one line per seed from arm A to arm B
+    (``verdict`` is a ``harness.verdict.Verdict``)."""
+    final = verdict.metrics["final"]
+    fig = Figure(figsize=(4.2, 4.0), dpi=80, layout="constrained")
+    ax = fig.subplots()
+    for seed, a, b in zip(verdict.seeds, final.a, final.b):
+        ax.plot([0, 1], [a, b], marker="o", lw=1.2,
+                color="tab:green" if b > a else "tab:red" if b < a else "grey", label=f"seed {seed}")
+    ax.set_xticks([0, 1], ["A", "B"])
+    ax.set(xlim=(-0.3, 1.3), ylabel="final", title=f"final per seed: {verdict.verdict}\n"
+           f"mean B - A {final.mean_diff:+.4f}, P(B > A) {final.p_b_better:.2f}")
+    ax.title.set_fontsize(9)
+    if len(verdict.seeds) <= 12:
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def au_differences(verdict: Any, path: str | Path) -> Path:
+    """Per-AU B - A of F1 and accuracy with their two-level bootstrap 95% intervals."""
+    rows = verdict.per_au
+    x = np.arange(len(rows))
+    fig = Figure(figsize=(max(6.0, 0.42 * len(rows) + 2), 3.8), dpi=80, layout="constrained")
+    ax = fig.subplots()
+    for offset, key, color in ((-0.15, "f1", "tab:blue"), (0.15, "accuracy", "tab:orange")):
+        diffs = np.array([_num(getattr(r, f"{key}_diff")) for r in rows])
+        ivs = [getattr(r, f"{key}_interval") or (math.nan, math.nan) for r in rows]
+        lo = diffs - np.array([iv[0] for iv in ivs])
+        hi = np.array([iv[1] for iv in ivs]) - diffs
+        ax.errorbar(x + offset, diffs, yerr=[lo, hi], fmt="o", ms=3, lw=1, color=color, label=key)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(x, [r.au for r in rows], rotation=90, fontsize=8)
+    ax.set(ylabel="B - A", title="per-AU difference, 95% interval (seeds and images)")
+    ax.legend(fontsize=7)
     return _save(fig, path)
 
 

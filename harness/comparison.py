@@ -1,0 +1,363 @@
+"""Arms run on the same seeds: the machinery of ``auh compare`` and ``auh ablate --seeds``.
+
+A *study* is a set of arms (resolved recipes, one per label) and a list of
+seeds. Every arm-seed is an ordinary ``auh run`` run folder::
+
+    {run.output}/compare-<name>-<sha8>/      the study (sha8: the arms' recipes, seeds aside)
+        A/seed-0.toml                        the arm-seed's recipe: run.seed = 0
+        A/seed-0/                            its run folder (state.json, result.json, bundle, ...)
+        B/seed-0.toml, B/seed-0/, ...
+        study.json, verdict.json, verdict.txt
+
+Seed ``s`` sets ``run.seed = s`` in every arm, so all arms get the same
+splits or folds and the same test rows at that seed: the comparison is
+paired by seed and, within a seed, by test image (checked by image name).
+A finished arm-seed is never run again: a study can be interrupted and
+resumed, or extended to more seeds, and each ``seed-s.toml`` can run as its
+own job elsewhere (``auh run FILE --resume``) before ``--collect`` builds the
+verdict from the finished folders.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness import recipe as recipes
+from harness.errors import UserError
+from harness.fileio import atomic_open, check_output_folder
+from harness.verdict import Verdict, paired_verdict
+
+STUDY_FILE = "study.json"
+DEFAULT_SEEDS = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The pooled test rows of one finished arm-seed."""
+
+    folder: Path
+    names: list[str]
+    pred: np.ndarray
+    labels: np.ndarray
+    aus: list[str]
+
+
+@dataclass
+class Study:
+    """Arms (``label -> resolved recipe``) run on the same ``seeds`` under ``root``.
+
+    ``state`` is kept in ``root/study.json``; lifecycle hooks may keep what
+    they need there (the tracking plugin keeps its MLflow run id).
+    """
+
+    root: Path
+    arms: dict[str, dict[str, Any]]
+    seeds: tuple[int, ...]
+    plugins: tuple[str, ...] = ()
+    state: dict[str, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------- layout
+    def recipe(self, label: str, seed: int) -> dict[str, Any]:
+        """The resolved recipe of arm ``label`` at ``seed``."""
+        r = copy.deepcopy(self.arms[label])
+        r["run"].update(seed=int(seed), output=str(self.root / label), name=f"seed-{seed}")
+        return r
+
+    def recipe_file(self, label: str, seed: int) -> Path:
+        return self.root / label / f"seed-{seed}.toml"
+
+    def command(self, label: str, seed: int) -> list[str]:
+        """The ``auh run`` command line that runs (or resumes) one arm-seed."""
+        plugins = [arg for spec in self.plugins for arg in ("--plugin", spec)]
+        return ["auh", *plugins, "run", str(self.recipe_file(label, seed)), "--resume"]
+
+    def finished(self, label: str, seed: int) -> Path | None:
+        """The finished run folder of an arm-seed, or ``None``."""
+        from harness.pipeline import STATE_FILE, TEST_PREDICTIONS, recipe_digest, run_folders
+
+        r = self.recipe(label, seed)
+        digest = recipe_digest(r)
+        for folder in reversed(run_folders(r)):
+            try:
+                state = json.loads((folder / STATE_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            if (state.get("recipe_sha256") == digest and state.get("finished")
+                    and (folder / TEST_PREDICTIONS).is_file()):
+                return folder
+        return None
+
+    def pending(self) -> list[tuple[str, int]]:
+        return [(label, s) for label in self.arms for s in self.seeds if self.finished(label, s) is None]
+
+    # --------------------------------------------------------- running
+    def prepare(self) -> None:
+        """Write the arm-seed recipes and ``study.json`` (the first side effect of a study)."""
+        for label in self.arms:
+            for s in self.seeds:
+                path = self.recipe_file(label, s)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                text = recipes.dumps(self.recipe(label, s))
+                if not path.is_file() or path.read_text() != text:
+                    with atomic_open(path) as fh:
+                        fh.write(text)
+        self.load_state()
+        self.state.update(arms=list(self.arms), seeds=sorted(set(self.seeds) | set(self.state.get("seeds", []))))
+        self.save_state()
+
+    def load_state(self) -> None:
+        path = self.root / STUDY_FILE
+        if path.is_file() and not self.state:
+            self.state = json.loads(path.read_text())
+
+    def save_state(self) -> None:
+        with atomic_open(self.root / STUDY_FILE) as fh:
+            json.dump(self.state, fh, indent=1, default=str)
+
+    def run(self, jobs: int = 1) -> None:
+        """Run every unfinished arm-seed: in this process, or ``jobs`` child processes
+        at a time, each pinned to its share of this process's cores."""
+        todo = self.pending()
+        if not todo:
+            return
+        if jobs <= 1:
+            from harness.pipeline import run
+
+            for k, (label, s) in enumerate(todo, 1):
+                _say(f"arm-seed {label}/seed-{s} ({k} of {len(todo)})")
+                run(self.recipe(label, s), resume=True)
+            return
+        failures = run_children(self, todo, jobs)
+        if failures:
+            raise RuntimeError("; ".join(failures))
+
+    # --------------------------------------------------------- results
+    def outcome(self, label: str, seed: int) -> Outcome:
+        from harness.pipeline import TEST_PREDICTIONS
+
+        folder = self.finished(label, seed)
+        if folder is None:
+            raise UserError(f"arm-seed {label}/seed-{seed} has not finished; run: "
+                            f"{' '.join(self.command(label, seed))}")
+        with np.load(folder / TEST_PREDICTIONS) as z:
+            return Outcome(folder, [str(n) for n in z["names"]], z["pred"].astype(np.int64),
+                           z["labels"].astype(np.int64), [str(a) for a in z["aus"]])
+
+    def verdict(self, label_a: str, label_b: str, *, a_name: str, b_name: str,
+                resamples: int, seed: int = 0) -> Verdict:
+        """The paired verdict of ``label_b`` against ``label_a`` over the study's seeds."""
+        preds_a, preds_b, truths, folders = [], [], [], {label_a: [], label_b: []}
+        aus: list[str] = []
+        for s in self.seeds:
+            a, b = self.outcome(label_a, s), self.outcome(label_b, s)
+            pred_b = paired_rows(a, b, s)
+            preds_a.append(a.pred)
+            preds_b.append(pred_b)
+            truths.append(a.labels)
+            folders[label_a].append(str(a.folder))
+            folders[label_b].append(str(b.folder))
+            aus = a.aus
+        return paired_verdict(self.seeds, preds_a, preds_b, truths, aus, a_name=a_name, b_name=b_name,
+                              resamples=resamples, seed=seed,
+                              runs={"A": folders[label_a], "B": folders[label_b]})
+
+
+def paired_rows(a: Outcome, b: Outcome, seed: int) -> np.ndarray:
+    """B's predictions in A's row order; refuses arm-seeds not tested on the same labelled images."""
+    if a.aus != b.aus:
+        raise UserError(f"seed {seed}: {a.folder} and {b.folder} score different AUs; "
+                        f"the arms must share the label schema")
+    index = {n: i for i, n in enumerate(b.names)}
+    only_a = [n for n in a.names if n not in index]
+    if only_a or len(b.names) != len(a.names):
+        only_b = sorted(set(b.names) - set(a.names))
+        example = f"{only_a[0]!r} only in {a.folder}" if only_a else f"{only_b[0]!r} only in {b.folder}"
+        raise UserError(f"seed {seed}: the arms were tested on different images ({len(a.names)} vs "
+                        f"{len(b.names)}; {example}): not a paired comparison; both arms need the "
+                        f"same dataset and evaluation")
+    order = np.array([index[n] for n in a.names])
+    if not np.array_equal(b.labels[order], a.labels):
+        raise UserError(f"seed {seed}: the same test images have different labels in {a.folder} and "
+                        f"{b.folder}; both arms need the same dataset")
+    return b.pred[order]
+
+
+# ------------------------------------------------------------ child processes
+def core_groups(jobs: int) -> list[set[int]]:
+    """This process's cores split into ``jobs`` disjoint groups (shared round-robin when
+    there are fewer cores than jobs)."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    if jobs >= len(cores):
+        return [{cores[i % len(cores)]} for i in range(jobs)]
+    return [set(cores[i::jobs]) for i in range(jobs)]
+
+
+def run_children(study: Study, todo: list[tuple[str, int]], jobs: int) -> list[str]:
+    """Run ``todo`` as ``python -m harness run FILE --resume`` children, ``jobs`` at a time;
+    each child's output goes to ``seed-s.log`` beside its recipe. Returns the failures."""
+    free = core_groups(jobs)
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def one(item: tuple[str, int]) -> None:
+        label, s = item
+        with lock:
+            cores = free.pop()
+        log = study.recipe_file(label, s).with_suffix(".log")
+        cmd = [sys.executable, "-m", "harness", *study.command(label, s)[1:]]
+        try:
+            _say(f"arm-seed {label}/seed-{s}: started on cores {sorted(cores)} (log {log})")
+            with open(log, "ab") as out:
+                pin = (lambda: os.sched_setaffinity(0, cores)) if hasattr(os, "sched_setaffinity") else None
+                code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin).returncode
+            if code:
+                with lock:
+                    failures.append(f"arm-seed {label}/seed-{s} failed (exit {code}); see {log}")
+            _say(f"arm-seed {label}/seed-{s}: {'finished' if code == 0 else f'failed (exit {code})'}")
+        finally:
+            with lock:
+                free.append(cores)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, todo))
+    return failures
+
+
+# ---------------------------------------------------------------- building
+def arm(recipe: str | Path | dict[str, Any] | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """A resolved arm: a recipe file (``None``: the default recipe) or a recipe dict, with overrides."""
+    if isinstance(recipe, dict):
+        raw = copy.deepcopy(recipe)
+        for item in overrides:
+            recipes.apply_override(raw, item)
+        return recipes.resolve(raw)
+    if recipe is None:
+        from harness.commands import demo_recipe
+
+        recipe = demo_recipe()
+    return recipes.load(recipe, list(overrides))
+
+
+def seed_list(seeds: int | Sequence[int], base: int) -> tuple[int, ...]:
+    """``N`` -> ``base .. base+N-1``; a sequence is taken as given. At least two distinct seeds >= 0."""
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        out = tuple(range(base, base + int(seeds)))
+    else:
+        out = tuple(int(s) for s in seeds)
+    if len(out) < 2 or len(set(out)) != len(out) or min(out) < 0:
+        raise UserError(f"--seeds: expected at least 2 distinct seeds >= 0, got {seeds!r}")
+    return out
+
+
+def study_root(kind: str, arms: dict[str, dict[str, Any]]) -> Path:
+    """``{run.output}/KIND-<name>-<sha8>``: one folder per set of arms, whatever the seeds."""
+    neutral = {}
+    for label, r in arms.items():
+        r = copy.deepcopy(r)
+        r["run"].update(seed=0, output="", name="")
+        neutral[label] = recipes.dumps(r)
+    sha = hashlib.sha256(json.dumps(neutral, sort_keys=True).encode()).hexdigest()[:8]
+    first = next(iter(arms.values()))
+    names = []
+    for r in arms.values():
+        if r["run"]["name"] not in names:
+            names.append(r["run"]["name"])
+    name = "-vs-".join(names[:2]) if len(names) <= 2 else names[0]
+    return Path(first["run"]["output"]) / f"{kind}-{name}-{sha}"
+
+
+def check_study(study: Study) -> None:
+    """Everything a study needs, refused before its first side effect."""
+    from harness.pipeline import preflight
+
+    check_output_folder(study.root, "comparison folder")
+    for label, r in study.arms.items():
+        if r["run"]["tracking_uri"] != next(iter(study.arms.values()))["run"]["tracking_uri"]:
+            raise UserError(f"arm {label}: every arm of a comparison must use the same run.tracking_uri")
+        preflight(study.recipe(label, study.seeds[0]))
+
+
+def compare(recipe_a: str | Path | dict[str, Any] | None, recipe_b: str | Path | dict[str, Any] | None = None,
+            *, vs: Sequence[str] = (), overrides: Sequence[str] = (),
+            seeds: int | Sequence[int] = DEFAULT_SEEDS, jobs: int = 1,
+            resamples: int = 1000, collect: bool = False, plugins: Sequence[str] = ()) -> Verdict:
+    """Run A and B on the same seeds (reusing finished arm-seeds) and return the paired verdict.
+
+    ``recipe_a`` / ``recipe_b``: recipe files or dicts; without ``recipe_b``,
+    B is A with the ``vs`` overrides (``["sampler.name=uniform"]``).
+    ``overrides`` apply to both arms. ``collect=True`` runs nothing: the
+    verdict comes from finished run folders only. Also logged to MLflow
+    through the ``auh_compare_end`` hook, and written to ``verdict.json`` /
+    ``verdict.txt`` in the study folder.
+    """
+    study, a_name, b_name = plan_compare(recipe_a, recipe_b, vs=vs, overrides=overrides, seeds=seeds,
+                                         plugins=plugins)
+    if resamples < 1 or resamples > 100_000:
+        raise UserError(f"--resamples: expected 1..100000, got {resamples}")
+    if jobs < 1:
+        raise UserError(f"--jobs: expected an integer >= 1, got {jobs}")
+    if collect:
+        missing = study.pending()
+        if missing:
+            raise UserError(f"--collect: {len(missing)} arm-seed(s) not finished, e.g. "
+                            f"{' '.join(study.command(*missing[0]))}")
+    else:
+        check_study(study)
+        study.prepare()
+        study.run(jobs)
+    verdict = study.verdict("A", "B", a_name=a_name, b_name=b_name, resamples=resamples)
+    finish(study, {"B vs A": verdict})
+    return verdict
+
+
+def plan_compare(recipe_a: Any, recipe_b: Any = None, *, vs: Sequence[str] = (), overrides: Sequence[str] = (),
+                 seeds: int | Sequence[int] = DEFAULT_SEEDS,
+                 plugins: Sequence[str] = ()) -> tuple[Study, str, str]:
+    """The study of a comparison and the arms' display names, without side effects."""
+    if recipe_b is None and not vs:
+        raise UserError("compare: give recipe B, or --vs SECTION.KEY=VALUE overrides that make B from A")
+    if recipe_b is not None and vs:
+        raise UserError("compare: give recipe B or --vs overrides, not both")
+    a = arm(recipe_a, overrides)
+    b = arm(recipe_b if recipe_b is not None else recipe_a, list(overrides) + list(vs))
+    if recipes.dumps(a) == recipes.dumps(b):
+        raise UserError("compare: arms A and B are the same recipe; nothing to compare")
+    a_name = _display(recipe_a, a)
+    b_name = f"A with {', '.join(vs)}" if vs else _display(recipe_b, b)
+    arms = {"A": a, "B": b}
+    study = Study(study_root("compare", arms), arms, seed_list(seeds, a["run"]["seed"]), tuple(plugins))
+    return study, a_name, b_name
+
+
+def finish(study: Study, verdicts: dict[str, Verdict]) -> None:
+    """Write the verdicts into the study folder and hand them to the ``auh_compare_end`` hook."""
+    from harness.pipeline import hooks
+
+    data = {k: v.to_dict() for k, v in verdicts.items()}
+    with atomic_open(study.root / "verdict.json") as fh:
+        json.dump(data, fh, indent=1)
+    with atomic_open(study.root / "verdict.txt") as fh:
+        fh.write("\n\n".join(f"== {k}\n{v.render()}" for k, v in verdicts.items()) + "\n")
+    study.load_state()
+    hooks().auh_compare_end(study=study, verdicts=verdicts)
+    study.save_state()
+
+
+def _display(source: Any, resolved: dict[str, Any]) -> str:
+    return str(source) if isinstance(source, (str, Path)) else resolved["run"]["name"]
+
+
+def _say(message: str) -> None:
+    if not os.environ.get("AUH_QUIET"):
+        print(f"auh: {message}", file=sys.stderr, flush=True)
