@@ -24,26 +24,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pluggy  # noqa: E402
 
 from harness.errors import UserError  # noqa: E402
+from harness.registry import get_registry  # noqa: E402
 
 __all__ = ["hookimpl", "create", "available", "get_registry", "load_plugins", "compare", "UserError"]
 
 hookimpl = pluggy.HookimplMarker("au_harness")
-
-_REGISTRY = None
-
-
-def get_registry():
-    """The process-wide :class:`harness.registry.Registry` (built-ins and entry points loaded)."""
-    global _REGISTRY
-    if _REGISTRY is None:
-        from harness.registry import Registry
-
-        reg = Registry()
-        reg.load_builtins()
-        reg.load_entry_points()
-        _REGISTRY = reg
-    return _REGISTRY
-
 
 def load_plugins(specs: Iterable[str]) -> None:
     """Add ``--plugin`` modules or ``.py`` files to the process-wide registry."""

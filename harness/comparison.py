@@ -235,17 +235,13 @@ def run_children(study: Study, todo: list[tuple[str, int]], jobs: int) -> list[s
 
 
 # ---------------------------------------------------------------- building
-def arm(recipe: str | Path | dict[str, Any] | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """A resolved arm: a recipe file (``None``: the default recipe) or a recipe dict, with overrides."""
+def arm(recipe: str | Path | dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """A resolved arm: a recipe file or a recipe dict, with overrides."""
     if isinstance(recipe, dict):
         raw = copy.deepcopy(recipe)
         for item in overrides:
             recipes.apply_override(raw, item)
         return recipes.resolve(raw)
-    if recipe is None:
-        from harness.commands import demo_recipe
-
-        recipe = demo_recipe()
     return recipes.load(recipe, list(overrides))
 
 
@@ -288,7 +284,7 @@ def check_study(study: Study) -> None:
         preflight(study.recipe(label, study.seeds[0]))
 
 
-def compare(recipe_a: str | Path | dict[str, Any] | None, recipe_b: str | Path | dict[str, Any] | None = None,
+def compare(recipe_a: str | Path | dict[str, Any], recipe_b: str | Path | dict[str, Any] | None = None,
             *, vs: Sequence[str] = (), overrides: Sequence[str] = (),
             seeds: int | Sequence[int] = DEFAULT_SEEDS, jobs: int = 1,
             resamples: int = 1000, collect: bool = False, plugins: Sequence[str] = ()) -> Verdict:

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import harness
 from harness import distributed, threads
 from harness import recipe as recipes
 from harness.augment import Augment
@@ -210,7 +209,7 @@ class _Silent:
 
 def hooks() -> Any:
     """The lifecycle hooks, called by rank 0 only (one MLflow run, not one per rank)."""
-    return harness.get_registry().hook if distributed.is_main() else _Silent()
+    return get_registry().hook if distributed.is_main() else _Silent()
 
 
 def device_of(recipe: dict[str, Any]) -> str:

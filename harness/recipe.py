@@ -240,8 +240,7 @@ def _component(path: str, kind: str, table: dict[str, Any], default: str, check:
         if key in params:
             raise UserError(f"recipe field {path}.{key}: set by the pipeline, not the recipe")
     if check:
-        from harness import get_registry
-        from harness.registry import check_params
+        from harness.registry import check_params, get_registry
 
         registry = get_registry()
         try:
@@ -269,10 +268,10 @@ def build(kind: str, table: dict[str, Any], **passed: Any) -> Any:
     """The component a resolved table names, built with what the harness passes
     (``size`` to an aligner; ``num_classes``, ``input_size`` to a backbone); a
     parameter the table sets itself wins."""
-    from harness import create
+    from harness.registry import get_registry
 
     name, params = component_params(table)
-    return create(kind, name, **{**passed, **params})
+    return get_registry().create(kind, name, **{**passed, **params})
 
 
 def flatten(recipe: dict[str, Any], prefix: str = "") -> dict[str, Any]:

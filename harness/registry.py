@@ -299,3 +299,19 @@ def _import_file(path: str) -> ModuleType:
         sys.modules.pop(modname, None)
         raise
     return module
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide :class:`Registry` (built-ins and entry points loaded), also
+    ``harness.get_registry``. Kept here, not in the package, so the modules that
+    need it (the pipeline's hooks) do not import the package that imports them."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        reg = Registry()
+        reg.load_builtins()
+        reg.load_entry_points()
+        _REGISTRY = reg
+    return _REGISTRY

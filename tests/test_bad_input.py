@@ -35,7 +35,7 @@ DRIVER = textwrap.dedent('''
 
     results = []
     for argv in json.load(open(sys.argv[1])):
-        harness._REGISTRY = None
+        harness.registry._REGISTRY = None
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:

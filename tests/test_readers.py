@@ -505,7 +505,7 @@ def test_openface2_folder_refuses_a_sequence_csv(truth, capsys):
 
 
 def test_a_broken_reader_plugin_is_named(truth, capsys, monkeypatch):
-    monkeypatch.setattr(harness, "_REGISTRY", None)  # a registry of its own, dropped afterwards
+    monkeypatch.setattr(harness.registry, "_REGISTRY", None)  # a registry of its own, dropped afterwards
     (truth.parent / "broken.py").write_text(
         "from harness import hookimpl\n\n\nclass Broken:\n    def read(self, path):\n"
         "        return {}['AU1']\n\n\n@hookimpl\ndef auh_readers():\n    return {'broken': Broken}\n")

@@ -70,7 +70,7 @@ def test_component_names_and_params_checked_against_registry(monkeypatch):
              "ensembler": "mean_prob", "thresholder": "search", "backbone": "ir152"}
     hooks = {f"auh_{k}s" if k != "loss" else "auh_losses": (lambda n=n: {n: Mlros}) for k, n in names.items()}
     reg.register(types.SimpleNamespace(**{k: hookimpl(v) for k, v in hooks.items()}), Provider("t"))
-    monkeypatch.setattr("harness._REGISTRY", reg)
+    monkeypatch.setattr("harness.registry._REGISTRY", reg)
     assert recipe.load(None, ["sampler.percent=10"])["sampler"]["percent"] == 10
     with pytest.raises(UserError, match="recipe field sampler: unknown sampler 'mlross'; .*did you mean 'mlros'"):
         recipe.load(None, ["sampler.name=mlross"])

@@ -348,7 +348,7 @@ def test_pyfunc_model_predicts_a_folder(tmp_path, monkeypatch):
     harness_bundle = pytest.importorskip("harness.bundle")
     from PIL import Image
 
-    from harness import pyfunc
+    from plugins.tracking import pyfunc
 
     images = tmp_path / "images"
     images.mkdir()
@@ -406,7 +406,7 @@ def real_bundle(tmp_path):
 def test_pyfunc_real_bundle_matches_predict_paths(real_bundle, tmp_path):
     import pandas as pd
 
-    from harness import pyfunc
+    from plugins.tracking import pyfunc
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = store.client_for(store.resolve_tracking_uri(uri))
@@ -425,7 +425,7 @@ def test_mlflow_models_predict_cli(real_bundle, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = store.client_for(store.resolve_tracking_uri(uri))
     run_id = client.create_run(store.get_or_create_experiment("cli", uri)).info.run_id
-    from harness import pyfunc
+    from plugins.tracking import pyfunc
 
     model_uri = pyfunc.log_bundle_model(client, run_id, real_bundle.folder, real_bundle.aus)
     (tmp_path / "input.csv").write_text(f"path\n{real_bundle.images}\n")
