@@ -30,6 +30,7 @@ from harness.engine import (Checkpoint, StageConfig, Task, derive_seed, predict_
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
 from harness.metrics import bootstrap_ci, challenge_score, sigmoid
+from harness.registry import get_registry
 from harness.schema import ENC2020
 from harness.weights import load_weights
 
