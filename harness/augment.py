@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# Input normalization of the IR nets: [0, 1] -> [-1, 1].
-MEAN, STD = 0.5, 0.5
+from harness.protocols import Normalization
+
 _GRAY = (0.2989, 0.587, 0.114)  # the luma weights of torchvision's rgb_to_grayscale
 
 
@@ -59,11 +59,13 @@ class Augment:
 
 
 def model_input(crops: torch.Tensor, input_size: int, device: torch.device | str,
-                channels_last: bool = True, params: torch.Tensor | None = None) -> torch.Tensor:
+                channels_last: bool = True, params: torch.Tensor | None = None, *,
+                normalization: Normalization) -> torch.Tensor:
     """uint8 crops ``[B,S,S,3]`` -> normalized float ``[B,3,input_size,input_size]`` on ``device``.
 
     ``params`` (from :meth:`Augment.draw`) augments each image; ``None`` is the
-    deterministic path used for validation and prediction.
+    deterministic path used for validation and prediction. ``normalization``
+    is the backbone's ``(mean, std)`` per channel.
     """
     x = crops.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
     if params is not None:
@@ -74,7 +76,8 @@ def model_input(crops: torch.Tensor, input_size: int, device: torch.device | str
                           align_corners=False)
     if params is not None:
         x = _jitter(x, params[:, 3], params[:, 4], params[:, 5])
-    x = (x - MEAN) / STD
+    mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) for v in normalization)
+    x = (x - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 

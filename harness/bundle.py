@@ -3,12 +3,16 @@
 Layout::
 
     bundle/
-      bundle.json         AU list, input size, normalisation, aligner, views,
-                          ensembler (with its fitted state), thresholds, versions
+      bundle.json         AU list, input size, aligner, views (backbone, weights and
+                          input normalization each), ensembler (with its fitted
+                          ``*_`` state), thresholds, versions
       recipe.toml         the resolved recipe that trained it
       views/<view>.safetensors
 
 Weights are safetensors only, so loading a bundle never unpickles anything.
+Format 1 (before backbones declared their normalization) had one
+normalization for every view, ``[-1, 1]``, and the ensembler's public
+attributes as its state; it still loads.
 """
 from __future__ import annotations
 
@@ -22,21 +26,25 @@ import numpy as np
 import torch
 
 from harness import recipe as recipes
-from harness.augment import MEAN, STD
 from harness.engine import load_exact, predict_logits, resolve_device
 from harness.errors import UserError
 from harness.images import read_image
 from harness.metrics import sigmoid
+from harness.protocols import IR_NORMALIZATION, fitted_state, set_fitted_state
 from harness.schema import AUSchema
 from harness.registry import package_versions
 
-FORMAT = 1
+FORMAT = 2
+READS = (1, 2)  # formats this version loads
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights: dict[str, Path],
-                thresholds: np.ndarray, ensembler: Any) -> Path:
-    """Write the bundle into ``folder`` (replaced as a whole, never half-written)."""
+                thresholds: np.ndarray, ensembler: Any, normalization: dict[str, Any]) -> Path:
+    """Write the bundle into ``folder`` (replaced as a whole, never half-written).
+
+    ``normalization[view]`` is the view's backbone input ``(mean, std)``, 3 floats each.
+    """
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -47,11 +55,11 @@ def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights:
         "format": FORMAT,
         "schema": {"name": schema.name, "aus": list(schema.aus), "flip_pairs": [list(p) for p in schema.flip_pairs]},
         "input_size": recipe["train"]["input_size"],
-        "normalization": {"mean": MEAN, "std": STD},
         "aligner": recipe["aligner"],
-        "views": {v: {"backbone": recipe["views"][v]["backbone"], "weights": f"views/{v}.safetensors"}
+        "views": {v: {"backbone": recipe["views"][v]["backbone"], "weights": f"views/{v}.safetensors",
+                      "normalization": dict(zip(("mean", "std"), np.asarray(normalization[v]).tolist()))}
                   for v in weights},
-        "ensembler": {**recipe["ensembler"], "fitted": _fitted_state(ensembler)},
+        "ensembler": {**recipe["ensembler"], "fitted": fitted_state(ensembler)},
         "thresholds": [float(t) for t in thresholds],
         "versions": package_versions(),
     }
@@ -63,19 +71,6 @@ def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights:
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
     return folder
-
-
-def _fitted_state(ensembler: Any) -> dict[str, Any]:
-    """The ensembler's public attributes after ``fit`` (e.g. fitted view weights)."""
-    state = {}
-    for key, value in vars(ensembler).items():
-        if key.startswith("_"):
-            continue
-        if isinstance(value, (np.ndarray, list, tuple)):
-            value = np.asarray(value).tolist()
-        if value is None or isinstance(value, (bool, int, float, str, list)):
-            state[key] = value
-    return state
 
 
 @dataclass
@@ -134,11 +129,17 @@ def load_bundle(folder: str | Path, device: str = "cpu") -> Bundle:
     for view, spec in meta["views"].items():
         model = recipes.build("backbone", spec["backbone"], num_classes=n_aus, input_size=meta["input_size"])
         load_exact(model, folder / spec["weights"])
+        model.normalization = _normalization(spec)  # what it was trained with, whatever the code says now
         models[view] = model.to(device).eval()
     ensembler = recipes.build("ensembler", {k: v for k, v in meta["ensembler"].items() if k != "fitted"})
-    for key, value in meta["ensembler"].get("fitted", {}).items():
-        setattr(ensembler, key, np.asarray(value) if isinstance(value, list) else value)
+    set_fitted_state(ensembler, meta["ensembler"].get("fitted", {}))
     return Bundle(folder, meta, models, ensembler, np.asarray(meta["thresholds"], dtype=float), device)
+
+
+def _normalization(view: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if "normalization" not in view:  # format 1
+        return IR_NORMALIZATION
+    return tuple(map(float, view["normalization"]["mean"])), tuple(map(float, view["normalization"]["std"]))
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -151,9 +152,10 @@ def read_meta(folder: Path) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{meta_file}: damaged bundle file, not valid JSON ({exc}); "
                         f"export the bundle again") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in READS:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise UserError(f"{meta_file}: bundle format {found!r}, expected {FORMAT}")
+        raise UserError(f"{meta_file}: bundle format {found!r}, expected one of "
+                        f"{', '.join(map(str, READS))} (written by another version of au-harness)")
 
     def bad(field: str, expected: str) -> UserError:
         return UserError(f"{meta_file}: damaged bundle, field {field!r}: expected {expected}")
@@ -180,6 +182,12 @@ def read_meta(folder: Path) -> dict[str, Any]:
         if not (isinstance(spec, dict) and isinstance(spec.get("weights"), str)
                 and isinstance(spec.get("backbone"), dict) and isinstance(spec["backbone"].get("name"), str)):
             raise bad(f"views.{view}", "a backbone table and a weights path")
+        norm = spec.get("normalization", {"mean": [0.5] * 3, "std": [0.5] * 3} if meta["format"] == 1 else None)
+        if not (isinstance(norm, dict) and all(
+                isinstance(norm.get(k), list) and len(norm[k]) == 3
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in norm[k])
+                for k in ("mean", "std")) and all(x > 0 for x in norm["std"])):
+            raise bad(f"views.{view}.normalization", "mean and std, 3 numbers each (std > 0)")
         weights = folder / spec["weights"]
         if not weights.is_file():
             raise UserError(f"{folder}: damaged bundle, weights of view {view!r} missing ({weights})")

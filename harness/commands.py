@@ -59,6 +59,9 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = add_command(subparsers, "plugins", cmd_plugins)
     p.add_argument("--kind", choices=sorted(_kinds()), help="only this kind")
+    p.add_argument("--check", nargs="?", const="", metavar="NAME",
+                   help="run the conformance kit (harness.testing) on every component, or on NAME "
+                        "(a family member such as timm:resnet18 too); exit status 1 if one fails")
 
     p = add_command(subparsers, "align", cmd_align)
     p.add_argument("source", metavar="DATASET_OR_RECIPE",
@@ -376,8 +379,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     """list every registered component
 
     List every registered component: kind, name, the plugin that provides it, and that plugin's
-    distribution and version.
+    distribution and version. With --check, run each component's conformance checks instead.
     """
+    if args.check is not None:
+        return check_plugins(args.check, args.kind)
     table = harness.get_registry().table
     rows = [("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "DESCRIPTION")]
     for kind in _kinds():
@@ -391,6 +396,63 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(f"{cell:<{w}}" for cell, w in zip(r[:4], widths)) + "  " + r[4])
     return 0
+
+
+def check_plugins(name: str, kind: str | None) -> int:
+    """``auh plugins --check [NAME]``: one line per component; 1 if any check failed."""
+    from harness.registry import FAMILY_SUFFIX, unknown_message
+    from harness.testing import ComponentCheckError, check_component
+
+    registry = harness.get_registry()
+    kinds = [k for k in _kinds() if kind in (None, k)]
+    if name:
+        targets = [(k, name) for k in kinds if _resolves(registry, k, name)]
+        if not targets:
+            names = {n for k in kinds for n in registry.table[k]}
+            raise UserError(f"--check: {unknown_message('component', name, names)}")
+    else:
+        targets = [(k, n) for k in kinds for n in sorted(registry.table[k])]
+    failed = 0
+    for k, n in targets:
+        component, lead = registry.get(k, n)
+        if n.endswith(FAMILY_SUFFIX):
+            print(f"skip  {k} {n}: a family; check a member: auh plugins --check {n[:-1]}NAME")
+            continue
+        needs = _required_params(component.factory, k, len(lead))
+        if needs:
+            print(f"skip  {k} {n}: needs {', '.join(needs)}; from Python: "
+                  f"harness.testing.check_component({k!r}, {n!r}, {needs[0]}=...)")
+            continue
+        try:
+            passed = check_component(k, n)
+        except ComponentCheckError as exc:
+            failed += 1
+            print(f"FAIL  {exc}")
+        else:
+            print(f"ok    {k} {n} ({len(passed)} checks)")
+    return 1 if failed else 0
+
+
+def _resolves(registry: Any, kind: str, name: str) -> bool:
+    try:
+        registry.get(kind, name)
+    except UserError:
+        return False
+    return True
+
+
+def _required_params(factory: Any, kind: str, positional: int) -> list[str]:
+    """Parameters the factory needs that neither the harness nor a default supplies."""
+    import inspect
+
+    from harness.protocols import PASSED
+
+    try:
+        params = list(inspect.signature(factory).parameters.values())[positional:]
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is p.empty and p.name not in PASSED.get(kind, ())
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 # ------------------------------------------------------------------- align

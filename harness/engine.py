@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from harness.augment import Augment, model_input
 from harness.fileio import atomic_open, atomic_path
 from harness.progress import progress
+from harness.protocols import capabilities
 from harness import distributed
 from harness.errors import UserError
 from harness.weights import load_weights, safe_torch_load, save_state_dict, save_weights
@@ -243,7 +244,7 @@ def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size
     for epoch in range(start, cfg.epochs):
         seed = derive_seed(cfg.seed, name, epoch)
         torch.manual_seed(seed)  # dropout and anything else on the global generator
-        if isinstance(getattr(task.loss, "generator", None), torch.Generator):
+        if "random" in capabilities(task.loss):
             task.loss.generator.manual_seed(seed)
         rows = np.asarray(task.order(seed), dtype=np.int64)
         if cfg.max_steps:
@@ -256,7 +257,8 @@ def train_stage(model: torch.nn.Module, task: Task, cfg: StageConfig, input_size
         total, count = 0.0, 0
         for crops, y, params in progress(loader(data, rows, batch_size, cfg.workers, device.type == "cuda"),
                                          desc=f"{name} epoch {epoch + 1}/{cfg.epochs}", leave=False):
-            x = model_input(crops, input_size, device, cfg.channels_last, params)
+            x = model_input(crops, input_size, device, cfg.channels_last, params,
+                            normalization=model.normalization)
             y = y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = net(x)
@@ -300,7 +302,8 @@ def predict_logits(model: torch.nn.Module, images: Any, input_size: int, chunk: 
     rows = np.minimum(np.arange(-(-n // chunk) * chunk), n - 1)
     out = []
     for crops, _, _ in loader(CropBatches(images, None), rows, chunk, workers, dev.type == "cuda"):
-        out.append(model(model_input(crops, input_size, dev, channels_last)).float().cpu())
+        out.append(model(model_input(crops, input_size, dev, channels_last,
+                                     normalization=model.normalization)).float().cpu())
     return torch.cat(out).numpy()[:n] if out else np.zeros((0, 0), dtype=np.float32)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import inspect
 import json
 import os
 import pickle
@@ -43,6 +42,7 @@ from harness.errors import UserError
 from harness.fileio import atomic_open, sha256_file
 from harness.images import read_image
 from harness.progress import progress
+from harness.protocols import capabilities
 
 FORMAT = 1
 INDEX = "index.json"
@@ -223,10 +223,7 @@ def _array_sha(a: np.ndarray) -> str:
 
 
 def _takes_landmarks(aligner: Any) -> bool:
-    try:
-        return "landmarks" in inspect.signature(aligner.align).parameters
-    except (TypeError, ValueError):
-        return False
+    return "landmarks" in capabilities(aligner)
 
 
 def _shard_len(k: int, n: int, shard_size: int) -> int:

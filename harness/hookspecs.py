@@ -13,26 +13,10 @@ A plugin is a plain module (or object) with functions decorated by
   tracking, logging or notifications are themselves plugins. They must not
   change results; an exception in one aborts the run (loudly, by design).
 
-The component interfaces (array-shaped; ``C`` = number of AUs, labels use
-1 / 0 / 999 with 999 = unknown):
-
-* aligner: ``align([PIL.Image, ...]) -> [AlignedFace(image, landmarks[5,2], found), ...]``;
-  attribute ``cache_key`` (str) identifies its configuration for the crop cache.
-* backbone: ``factory(num_classes=C, input_size=S, **params) -> torch.nn.Module``
-  mapping ``[B,3,S,S]`` float images to logits ``[B,C]``.
-* sampler: ``sample(labels[N,C], seed) -> int64 index array`` for one epoch
-  (originals plus any clones, in training order).
-* loss: a ``torch.nn.Module`` with ``forward(logits[N,C], labels[N,C]) -> scalar``;
-  optionally ``fit(labels[N,C])`` to learn statistics from the training labels,
-  and a ``generator`` (``torch.Generator``) for its random choices, which the
-  engine reseeds every epoch so that a resumed run replays exactly.
-* ensembler: ``combine([probs[N,C], ...], logits=None) -> probs[N,C]``;
-  optionally ``fit([probs...], labels)`` on validation predictions.
-* thresholder: ``fit(probs[N,C], labels[N,C]) -> thresholds[C]``; ``thresholds_``
-  after fitting. Never fitted on test rows.
-* dataset: ``factory(**params) -> harness.data.AUDataset``.
-* reader: ``read(path) -> harness.tooloutput.ToolOutput`` (another tool's AU
-  output file or folder, its columns mapped onto ENC AU names).
+What each component must do (its protocol: methods, shapes and dtypes, the
+keywords the harness passes to its factory, optional capabilities, the
+fitting convention) is stated once, in :mod:`harness.protocols`; the
+conformance kit :func:`harness.testing.check_component` checks it.
 """
 from __future__ import annotations
 
@@ -48,77 +32,47 @@ Factories = dict[str, Callable[..., Any]]
 # ---------------------------------------------------------------- registration
 @hookspec
 def auh_aligners() -> Factories:
-    """Register face aligners: ``{name: factory}``.
-
-    The component's ``align(images)`` takes a list of RGB ``PIL.Image`` and
-    returns one ``harness.data.AlignedFace`` per image, in order. An image
-    without a face must still yield a crop (``found=False``), never be dropped.
-    """
+    """Register face aligners: ``{name: factory(size, **params)}``, each a
+    :class:`harness.protocols.Aligner`."""
 
 
 @hookspec
 def auh_backbones() -> Factories:
-    """Register backbones: ``{name: factory(num_classes, input_size, **params)}``.
-
-    The module maps float images ``[B,3,S,S]`` (normalised to [-1, 1]) to
-    logits ``[B,num_classes]``. ``init="path"`` loading of local weights is
-    handled by the core, so factories need not implement it.
-    """
+    """Register backbones: ``{name: factory(num_classes, input_size, **params)}``, each a
+    :class:`harness.protocols.Backbone`."""
 
 
 @hookspec
 def auh_samplers() -> Factories:
-    """Register epoch samplers: ``{name: factory}``.
-
-    ``sample(labels, seed)`` returns the row indices of one training epoch,
-    originals plus any clones, already shuffled; the same ``(labels, seed)``
-    must give the same sequence.
-    """
+    """Register epoch samplers: ``{name: factory}``, each a :class:`harness.protocols.Sampler`."""
 
 
 @hookspec
 def auh_losses() -> Factories:
-    """Register multi-label losses: ``{name: factory}`` returning ``torch.nn.Module``.
-
-    ``forward(logits, labels)`` must give rows labelled 999 zero weight. If
-    the module has ``fit(labels)``, the pipeline calls it once with the
-    training labels before training.
-    """
+    """Register multi-label losses: ``{name: factory}``, each a :class:`harness.protocols.Loss`."""
 
 
 @hookspec
 def auh_ensemblers() -> Factories:
-    """Register view ensemblers: ``{name: factory}``.
-
-    ``combine(probs_list, logits=None)`` maps the views' probabilities
-    (and their logits, for ensemblers that need them) to one ``[N,C]`` array.
-    An optional ``fit(probs_list, labels)`` sees validation predictions only.
-    """
+    """Register view ensemblers: ``{name: factory}``, each a :class:`harness.protocols.Ensembler`."""
 
 
 @hookspec
 def auh_thresholders() -> Factories:
-    """Register per-AU threshold pickers: ``{name: factory}``.
-
-    ``fit(probs, labels)`` returns ``thresholds[C]``; a score ``>=`` its
-    threshold predicts 1. Only validation predictions may be passed to it.
-    """
+    """Register per-AU threshold pickers: ``{name: factory}``, each a
+    :class:`harness.protocols.Thresholder`."""
 
 
 @hookspec
 def auh_datasets() -> Factories:
-    """Register datasets: ``{name: factory(**params) -> harness.data.AUDataset}``."""
+    """Register datasets: ``{name: factory(**params) -> harness.data.AUDataset}``
+    (:class:`harness.protocols.Dataset`)."""
 
 
 @hookspec
 def auh_readers() -> Factories:
-    """Register readers of other tools' AU outputs: ``{name: factory}``.
-
-    ``read(path)`` parses what the tool wrote (a file or a folder) into a
-    :class:`harness.tooloutput.ToolOutput` whose columns are ENC AU names;
-    a malformed file raises :class:`harness.errors.UserError` naming the
-    file, the line and what was expected. ``auh score --from NAME`` uses it.
-    """
+    """Register readers of other tools' AU outputs (``auh score --from NAME``):
+    ``{name: factory}``, each a :class:`harness.protocols.Reader`."""
 
 
 @hookspec

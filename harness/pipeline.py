@@ -30,6 +30,7 @@ from harness.engine import (Checkpoint, StageConfig, Task, derive_seed, predict_
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
 from harness.metrics import bootstrap_ci, challenge_score, sigmoid
+from harness.protocols import IR_NORMALIZATION, capabilities
 from harness.registry import get_registry
 from harness.schema import ENC2020
 from harness.weights import load_weights
@@ -290,7 +291,7 @@ def new_backbone(recipe: dict[str, Any], view: str, num_classes: int, stage: str
     """
     torch.manual_seed(derive_seed(recipe["run"]["seed"], stage, "init"))
     return recipes.build("backbone", recipe["views"][view]["backbone"], num_classes=num_classes,
-                   input_size=recipe["train"]["input_size"])
+                         input_size=recipe["train"]["input_size"])
 
 
 def pretrain_view(info: RunInfo, view: str, dataset: AUDataset) -> Path | None:
@@ -331,9 +332,11 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
     labels, aus = dataset.labels, list(dataset.schema.aus)
     val_probs, test_probs, val_logits, test_logits = [], [], [], []
     view_scores: dict[str, float] = {}
+    normalization = {}
     for view in recipe["views"]:
         stage = f"{split.name}/{view}/finetune"
         logits = finetune_view(info, stage, view, split, dataset, faces, pretrained[view])
+        normalization[view] = logits["normalization"]
         val_logits.append(logits["val"])
         test_logits.append(logits["test"])
         val_probs.append(sigmoid(logits["val"]))
@@ -341,8 +344,8 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
     ens_stage = f"{split.name}/ensemble"
     hooks().auh_stage_start(run=info, stage=ens_stage)
     ensembler = recipes.build("ensembler", recipe["ensembler"])
-    if hasattr(ensembler, "fit"):
-        ensembler.fit(val_probs, labels[split.val])
+    if "fit" in capabilities(ensembler):
+        ensembler.fit(val_probs, labels[split.val], recipes.build("thresholder", recipe["thresholder"]))
     val_ens = ensembler.combine(val_probs, logits=val_logits)
     test_ens = ensembler.combine(test_probs, logits=test_logits)
     thresholds = fit_thresholds(recipe, val_ens, labels[split.val])
@@ -359,30 +362,36 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
     hooks().auh_stage_end(run=info, stage=ens_stage, metrics=metrics, artifacts=artifacts)
     info.save_state()
     return {"split": split, "score": score, "thresholds": thresholds, "ensembler": ensembler,
+            "normalization": normalization,
             "val_probs": val_ens, "test_probs": test_ens, "test_pred": test_pred, "view_final": view_scores}
 
 
 def fit_thresholds(recipe: dict[str, Any], val_probs: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
     """Per-AU thresholds from the recipe's thresholder, fitted on validation rows only."""
-    thresholder = recipes.build("thresholder", recipe["thresholder"])
-    return np.asarray(thresholder.fit(val_probs, val_labels), dtype=float)
+    thresholder = recipes.build("thresholder", recipe["thresholder"]).fit(val_probs, val_labels)
+    return np.asarray(thresholder.thresholds_, dtype=float)
 
 
 def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: AUDataset,
                   faces: Any, start: Path | None) -> dict[str, np.ndarray]:
+    """The view's validation and test logits, and ``normalization`` (``[2, 3]``: the
+    backbone's input mean and std), from a fine-tuning stage or its saved result."""
     recipe = info.recipe
     folder = info.out_dir / stage
     preds_file = folder / "logits.npz"
     if preds_file.is_file():  # finished before a resume
         with np.load(preds_file) as saved:
-            return {"val": saved["val"], "test": saved["test"]}
+            # a stage saved before backbones declared normalization used the IR nets' for all
+            return {"val": saved["val"], "test": saved["test"],
+                    "normalization": saved["normalization"] if "normalization" in saved
+                    else np.asarray(IR_NORMALIZATION)}
     labels = dataset.labels
     model = new_backbone(recipe, view, len(dataset.schema), stage)
     if start is not None:
         _init_weights(model, start, f"views.{view}")
     sampler = recipes.build("sampler", recipe["sampler"])
     loss = recipes.build("loss", recipe["loss"])
-    if hasattr(loss, "fit"):
+    if "fit" in capabilities(loss):
         loss.fit(labels[split.train])
     cfg = stage_config(recipe)
     size = recipe["train"]["input_size"]
@@ -405,6 +414,7 @@ def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: A
     logits = {part: predict_logits(model, _Rows(faces, rows), size, device=cfg.device,
                                    channels_last=cfg.channels_last)
               for part, rows in (("val", split.val), ("test", split.test))}
+    logits["normalization"] = np.asarray(model.normalization, dtype=np.float64)
     if distributed.is_main():
         with atomic_path(preds_file) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **logits)
@@ -519,7 +529,7 @@ def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, au
         save_bundle(bundle, recipe, dataset.schema,
                     {v: info.out_dir / first["split"].name / v / "finetune" / "final.safetensors"
                      for v in recipe["views"]},
-                    first["thresholds"], first["ensembler"])
+                    first["thresholds"], first["ensembler"], first["normalization"])
     return {
         "scores": scores,
         "folds": [f["score"] for f in folds],

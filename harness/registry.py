@@ -23,6 +23,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.errors import UserError
+from harness.protocols import PASSED
 
 PROJECT = "au_harness"
 ENTRY_POINT_GROUP = "au_harness"
@@ -171,6 +172,7 @@ class Registry:
                                     f"{type(exc).__name__}: {exc}") from exc
                 _check_factories(result, hook_name, provider)
                 for name, factory in result.items():
+                    _check_signature(kind, name, factory, provider)
                     if name in table[kind]:
                         raise UserError(
                             f"{kind} {name!r} is registered twice: by {table[kind][name].provider} "
@@ -263,6 +265,29 @@ def _check_factories(result: Any, hook_name: str, provider: Provider) -> None:
         if not callable(factory):
             raise UserError(f"plugin {provider}: {hook_name}() entry {name!r} is not callable "
                             f"(got {type(factory).__name__})")
+
+
+def _check_signature(kind: str, name: str, factory: Callable[..., Any], provider: Provider) -> None:
+    """Refuse a factory that cannot take the keywords the harness passes to its kind."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    named = {p.name for p in params.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if name.endswith(FAMILY_SUFFIX):  # the member name arrives first, positionally
+        first = next(iter(params.values()), None)
+        if first is None or first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD,
+                                                first.VAR_POSITIONAL):
+            raise UserError(f"plugin {provider}: {kind} family {name!r}: its factory must take the "
+                            f"member name as its first positional argument (see harness.protocols)")
+        named.discard(first.name)
+    missing = [key for key in PASSED.get(kind, ()) if key not in named]
+    if missing:
+        raise UserError(f"plugin {provider}: {kind} {name!r}: its factory does not take "
+                        f"{', '.join(missing)}, which the harness passes to every {kind} "
+                        f"(see harness.protocols)")
 
 
 def _check_builtin_package() -> None:

@@ -157,7 +157,7 @@ def fit_thresholds(tool: str, path: str | os.PathLike, truth_names: Sequence[str
 def _search(scores: np.ndarray, labels: np.ndarray, default: float) -> float:
     """The project's ``search`` thresholder on one AU."""
     thresholder = harness.create("thresholder", "search", default=default)
-    return float(thresholder.fit(scores[:, None], labels[:, None])[0])
+    return float(thresholder.fit(scores[:, None], labels[:, None]).thresholds_[0])
 
 
 def _objective(pred: np.ndarray, labels: np.ndarray) -> float:

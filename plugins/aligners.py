@@ -1,17 +1,16 @@
 """Face aligners: ``mtcnn`` (the paper's), ``oracle``, ``center`` and ``none``.
 
-Every aligner maps a list of RGB ``PIL.Image`` to one
-:class:`harness.data.AlignedFace` per image, in order, and has a
-``cache_key`` string (name, parameters and implementation version) that
-keys the on-disk crop cache (:mod:`harness.facecache`).
+Each satisfies :class:`harness.protocols.Aligner`; its ``cache_key`` (name,
+parameters and implementation version) keys the on-disk crop cache
+(:mod:`harness.facecache`).
 
 Coordinates are pixel indices (the centre of the top-left pixel is
 ``(0, 0)``), the convention of the 5-point template below (ArcFace's,
 used with OpenCV's ``warpAffine``). Landmark order: left eye, right eye,
 nose, left mouth corner, right mouth corner, "left" as seen in the image.
 
-``oracle`` extends the interface: ``align(images, landmarks=[...])`` takes
-the dataset's ground-truth landmarks; the crop cache passes them through.
+``oracle`` declares the ``landmarks`` capability: ``align(images, landmarks=[...])``
+takes the dataset's ground-truth landmarks; the crop cache passes them through.
 """
 from __future__ import annotations
 
@@ -160,6 +159,8 @@ class _TemplateAligner:
 
 class OracleAligner(_TemplateAligner):
     """Align with the dataset's ground-truth 5-point landmarks (``align(images, landmarks=...)``)."""
+
+    capabilities = frozenset({"landmarks"})
 
     def __init__(self, size: int = 112) -> None:
         super().__init__(size)

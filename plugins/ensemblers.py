@@ -1,8 +1,9 @@
 """View ensemblers: ``mean_prob`` (the paper's text), ``mean_logit`` (the paper's code), ``weighted``.
 
-``combine(probs_list, logits=None) -> probs[N,C]`` maps the per-view sigmoid
-probabilities (and, where given, logits) to one probability matrix. The
-optional ``fit(probs_list, labels)`` sees validation predictions only.
+Each satisfies :class:`harness.protocols.Ensembler`: ``combine(probs_list,
+logits=None) -> probs[N,C]`` maps the per-view sigmoid probabilities (and,
+where given, logits) to one probability matrix; ``weighted`` declares
+``"fit"`` and learns ``weights_`` on validation predictions only.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from harness import hookimpl
 from harness.metrics import final_score, sigmoid
-from plugins.thresholders import SearchThresholder
+from harness.protocols import Thresholder
 
 _PROB_EPS = 1e-7  # clip before the logit so that probabilities 0 and 1 stay finite
 
@@ -56,12 +57,16 @@ class Weighted:
     """A weighted mean of the views' probabilities.
 
     ``weights``: one per view (normalized to sum 1); equal weights when
-    omitted. With ``fit_weights = true``, :meth:`fit` picks the weights on
+    omitted. With ``fit_weights = true``, :meth:`fit` learns ``weights_`` on
     validation predictions: every point of the simplex grid with spacing
-    ``grid_step`` is scored by the challenge ``final`` after per-AU threshold
-    search (what the pipeline applies next), and the best one is kept
-    (the first on ties, in grid order).
+    ``grid_step`` is scored by the challenge ``final`` after fitting the
+    recipe's thresholder (what the pipeline applies next), and the best one
+    is kept (the first on ties, in grid order). ``combine`` uses
+    ``weights_`` once fitted, else ``weights``.
     """
+
+    capabilities = frozenset({"fit"})
+    weights_: np.ndarray | None = None
 
     def __init__(self, weights: Sequence[float] | None = None, fit_weights: bool = False,
                  grid_step: float = 0.1) -> None:
@@ -77,24 +82,23 @@ class Weighted:
 
     def combine(self, probs_list: Sequence[np.ndarray], logits: Sequence[np.ndarray] | None = None) -> np.ndarray:
         stacked = _stack(probs_list)
-        w = np.full(len(stacked), 1.0) if self.weights is None else self.weights
+        w = self.weights_ if self.weights_ is not None else self.weights
+        w = np.full(len(stacked), 1.0) if w is None else np.asarray(w, dtype=np.float64)
         if len(w) != len(stacked):
             raise ValueError(f"{len(w)} ensemble weights for {len(stacked)} views")
         return np.tensordot(w / w.sum(), stacked, axes=1)
 
-    def fit(self, probs_list: Sequence[np.ndarray], labels: np.ndarray) -> "Weighted":
+    def fit(self, probs_list: Sequence[np.ndarray], labels: np.ndarray, thresholder: Thresholder) -> "Weighted":
         if not self.fit_weights:
             return self
         stacked = _stack(probs_list)
         best, best_score = None, -np.inf
         for w in simplex_grid(len(stacked), round(1 / self.grid_step)):
             probs = np.tensordot(w, stacked, axes=1)
-            thresholder = SearchThresholder()
-            thresholder.fit(probs, labels)
-            score = final_score(thresholder.predict(probs), labels)
+            score = final_score(thresholder.fit(probs, labels).predict(probs), labels)
             if score > best_score:
                 best, best_score = w, score
-        self.weights = best
+        self.weights_ = best
         return self
 
 

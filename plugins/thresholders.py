@@ -1,9 +1,9 @@
 """Per-AU threshold pickers: ``fixed``, ``search`` (the paper's) and ``f1``.
 
-``fit(probs[N,C], labels[N,C]) -> thresholds[C]`` on validation predictions
-(never test rows), stored in ``thresholds_``; a score ``>=`` its AU's
-threshold predicts 1 (:meth:`predict`). Rows whose label is 999 are left out
-of that AU's fit.
+Each satisfies :class:`harness.protocols.Thresholder`: ``fit(probs[N,C],
+labels[N,C]) -> self`` on validation predictions (never test rows) learns
+``thresholds_[C]``; a score ``>=`` its AU's threshold predicts 1
+(:meth:`predict`). Rows whose label is 999 are left out of that AU's fit.
 
 The searches are exact and O(n log n) per AU: sort the scores once; the
 candidates are the distinct scores; for the candidate ``t`` the predicted
@@ -94,7 +94,7 @@ class FixedThresholder(_Thresholder):
     def __init__(self, threshold: float | Sequence[float] = DEFAULT_THRESHOLD) -> None:
         self.threshold = threshold
 
-    def fit(self, probs: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    def fit(self, probs: np.ndarray, labels: np.ndarray | None = None) -> "FixedThresholder":
         n_aus = np.asarray(probs).shape[1]
         t = np.asarray(self.threshold, dtype=np.float64)
         if t.ndim == 0:
@@ -102,7 +102,7 @@ class FixedThresholder(_Thresholder):
         elif t.shape != (n_aus,):
             raise ValueError(f"threshold list has {t.size} entries for {n_aus} AUs")
         self.thresholds_ = t
-        return t
+        return self
 
 
 class SearchThresholder(_Thresholder):
@@ -116,13 +116,13 @@ class SearchThresholder(_Thresholder):
     def __init__(self, default: float = DEFAULT_THRESHOLD) -> None:
         self.default = default
 
-    def fit(self, probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def fit(self, probs: np.ndarray, labels: np.ndarray) -> "SearchThresholder":
         probs, labels = np.asarray(probs), np.asarray(labels)
         if probs.shape != labels.shape or probs.ndim != 2:
             raise ValueError(f"probs {probs.shape} and labels {labels.shape} must both be [N, C]")
         self.thresholds_ = np.array([best_threshold(probs[:, c], labels[:, c], self.objective, self.default)
                                      for c in range(probs.shape[1])])
-        return self.thresholds_
+        return self
 
 
 class F1Thresholder(SearchThresholder):

@@ -7,6 +7,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from harness.augment import Augment, model_input
+from harness.protocols import IR_NORMALIZATION
 from harness.engine import CropBatches, loader
 
 
@@ -27,7 +28,7 @@ def sampled_ramp(size: int, scale: float, shift: float) -> np.ndarray:
 
 def test_plain_path_matches_torchvision():
     crops = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8))
-    got = model_input(crops, 24, "cpu")
+    got = model_input(crops, 24, "cpu", normalization=IR_NORMALIZATION)
     ref = TF.resize(crops.permute(0, 3, 1, 2).float() / 255, [24, 24], antialias=True)
     ref = TF.normalize(ref, [0.5] * 3, [0.5] * 3)
     assert got.shape == (3, 3, 24, 24) and got.is_contiguous(memory_format=torch.channels_last)
@@ -40,7 +41,7 @@ def test_crop_of_a_ramp(scale, shift):
     says where the window put it."""
     size = 32
     params = torch.tensor([[scale, shift, 0.0, 1.0, 1.0, 1.0]] * 2)
-    got = model_input(ramp(size=size), size, "cpu", params=params)[0, 0] * 0.5 + 0.5  # back to [0, 1]
+    got = model_input(ramp(size=size), size, "cpu", params=params, normalization=IR_NORMALIZATION)[0, 0] * 0.5 + 0.5  # back to [0, 1]
     for row in got.numpy():
         np.testing.assert_allclose(row, sampled_ramp(size, scale, shift), atol=3e-6)
 
@@ -49,7 +50,7 @@ def test_colour_jitter_matches_torchvision():
     crops = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8))
     factors = [(1.2, 0.8, 1.3), (0.7, 1.25, 0.6), (1.0, 1.0, 1.0), (0.9, 1.1, 0.0)]
     params = torch.tensor([[1.0, 0.0, 0.0, *f] for f in factors])
-    got = model_input(crops, 16, "cpu", params=params) * 0.5 + 0.5
+    got = model_input(crops, 16, "cpu", params=params, normalization=IR_NORMALIZATION) * 0.5 + 0.5
     for i, (b, c, s) in enumerate(factors):
         ref = crops[i].permute(2, 0, 1).float() / 255
         ref = TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(ref, b), c), s)
@@ -75,7 +76,7 @@ def test_augmented_batches_do_not_depend_on_the_number_of_workers():
     rows = np.random.default_rng(0).permutation(16)
 
     def epoch(workers: int) -> list[torch.Tensor]:
-        return [model_input(x, 12, "cpu", params=p) for x, _, p in loader(data, rows, 4, workers, False)]
+        return [model_input(x, 12, "cpu", params=p, normalization=IR_NORMALIZATION) for x, _, p in loader(data, rows, 4, workers, False)]
 
     for a, b in zip(epoch(0), epoch(1)):
         torch.testing.assert_close(a, b, atol=0, rtol=0)

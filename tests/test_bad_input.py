@@ -62,7 +62,7 @@ MAKE_BUNDLE = textwrap.dedent('''
     model = harness.create("backbone", "timm:test_resnet", num_classes=len(ENC2020), input_size=32)
     weights = save_weights(model, sys.argv[1] + ".safetensors")
     save_bundle(sys.argv[1], recipe, ENC2020, {"face": weights}, np.full(len(ENC2020), 0.5),
-                harness.create("ensembler", "mean_prob"))
+                harness.create("ensembler", "mean_prob"), {"face": model.normalization})
 ''')
 
 

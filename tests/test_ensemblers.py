@@ -49,11 +49,28 @@ def test_weighted_fit_finds_the_only_perfect_weighting():
     view1 = np.where(truth == 1, 0.51, 0.49)
     view2 = np.where(truth == 1, 0.0, 1.0)
     ens = create("ensembler", "weighted", fit_weights=True)
-    ens.fit([view1, view2], truth)
-    assert ens.weights.tolist() == [1.0, 0.0]
+    assert ens.fit([view1, view2], truth, create("thresholder", "search")) is ens
+    assert ens.weights_.tolist() == [1.0, 0.0] and ens.weights is None  # learned, the parameter kept
     unfitted = create("ensembler", "weighted")
-    unfitted.fit([view1, view2], truth)
-    assert unfitted.weights is None  # fit_weights is off: equal weights stay
+    unfitted.fit([view1, view2], truth, create("thresholder", "search"))
+    assert unfitted.weights_ is None  # fit_weights is off: equal weights stay
+
+
+def test_weighted_fit_scores_with_the_thresholder_it_is_given():
+    # the same views as above; with every threshold fixed at 0.5, view 2 (inverted, 0 / 1)
+    # predicts every label wrong and view 1 (.51 / .49) every label right, so w = 1 still
+    # wins, while a mix thresholded at 0.5 (w .5: positives .255, negatives .745) is wrong
+    # everywhere: the fixed thresholder, not the search, decided
+    truth = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [0, 0]])
+    view1 = np.where(truth == 1, 0.51, 0.49)
+    view2 = np.where(truth == 1, 0.0, 1.0)
+    fixed = create("ensembler", "weighted", fit_weights=True, grid_step=0.5)
+    fixed.fit([view1, view2], truth, create("thresholder", "fixed", threshold=0.5))
+    assert fixed.weights_.tolist() == [1.0, 0.0]
+    # a thresholder that accepts everything makes every weighting equally good: the first wins
+    everything = create("ensembler", "weighted", fit_weights=True, grid_step=0.5)
+    everything.fit([view1, view2], truth, create("thresholder", "fixed", threshold=0.0))
+    assert everything.weights_.tolist() == [0.0, 1.0]
 
 
 def test_views_must_agree_in_shape():

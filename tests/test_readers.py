@@ -308,7 +308,7 @@ def test_fit_thresholds_use_the_search_thresholder(truth, capsys):
     seen = [i for i in range(N) if i in val_probs]  # the largest face of each; image 4 has none
     scores = np.array([val_probs[i][cols] for i in seen])
     expected = harness.create("thresholder", "search").fit(
-        scores, val_labels[seen][:, [AUS.index(au) for au in FEAT_COVERS]])
+        scores, val_labels[seen][:, [AUS.index(au) for au in FEAT_COVERS]]).thresholds_
     _, labels = read_labels(truth)
     pred = {au: np.array([int(probs[i][c] >= t) if i in probs else 0 for i in range(N)])
             for au, c, t in zip(FEAT_COVERS, cols, expected)}

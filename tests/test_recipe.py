@@ -61,8 +61,8 @@ def test_component_names_and_params_checked_against_registry(monkeypatch):
     from harness.registry import Provider, Registry
     import types
 
-    class Mlros:
-        def __init__(self, percent: int = 25):
+    class Mlros:  # stands in for every kind: takes what the harness passes to aligners and backbones
+        def __init__(self, percent: int = 25, size: int = 0, num_classes: int = 0, input_size: int = 0):
             self.percent = percent
 
     reg = Registry()

@@ -83,8 +83,8 @@ def test_hook_raising_names_the_plugin():
 
 
 def test_family_names_pass_the_member(reg):
-    reg.register(plugin(auh_backbones=lambda: {"timm:*": lambda model, num_classes=1: (model, num_classes)}),
-                 Provider("fam"))
+    reg.register(plugin(auh_backbones=lambda: {"timm:*": lambda model, num_classes=1, input_size=8:
+                                               (model, num_classes)}), Provider("fam"))
     assert reg.create("backbone", "timm:resnet18", num_classes=3) == ("resnet18", 3)
     with pytest.raises(UserError, match="unknown backbone 'tim:resnet18'"):
         reg.create("backbone", "tim:resnet18")

@@ -37,7 +37,7 @@ def random_case(seed: int, n: int = 80, c: int = 6):
 @pytest.mark.parametrize("seed", range(8))
 def test_search_reaches_the_brute_force_optimum(seed):
     scores, truth = random_case(seed)
-    thresholds = create("thresholder", "search").fit(scores, truth)
+    thresholds = create("thresholder", "search").fit(scores, truth).thresholds_
     for c in range(truth.shape[1]):
         known = truth[:, c] != X
         assert thresholds[c] in scores[known, c]  # a distinct validation score
@@ -53,29 +53,29 @@ def test_tied_scores_are_one_candidate():
     # splitting the tie (the positive .7 first) would fake TP2 FP0 -> .8 at t=.7
     scores = np.array([[0.9], [0.7], [0.7], [0.7], [0.2]])
     truth = np.array([[1], [1], [0], [0], [1]])
-    assert create("thresholder", "search").fit(scores, truth).tolist() == [0.2]
+    assert create("thresholder", "search").fit(scores, truth).thresholds_.tolist() == [0.2]
 
 
 def test_unknown_rows_are_dropped_and_au_without_positives_keeps_the_default():
     scores, truth = random_case(3)
     thresholder = create("thresholder", "search")
-    full = thresholder.fit(scores, truth)
+    full = thresholder.fit(scores, truth).thresholds_
     truth_no_pos = truth.copy()
     truth_no_pos[:, 1] = np.where(truth[:, 1] == X, X, 0)
     truth_no_pos[:, 2] = X
     # an unknown row with an extreme score changes nothing
     extra_scores = np.vstack([scores, np.full((1, scores.shape[1]), 1.0)])
     extra_truth = np.vstack([truth_no_pos, np.full((1, truth.shape[1]), X)])
-    t = thresholder.fit(extra_scores, extra_truth)
+    assert thresholder.fit(extra_scores, extra_truth) is thresholder  # fit returns self
+    t = thresholder.thresholds_
     assert t[1] == 0.5 and t[2] == 0.5
     assert np.array_equal(np.delete(t, [1, 2]), np.delete(full, [1, 2]))
-    assert np.array_equal(thresholder.thresholds_, t)
 
 
 def test_f1_matches_sklearn_precision_recall_curve():
     for seed in range(6):
         scores, truth = random_case(seed, n=200)
-        thresholds = create("thresholder", "f1").fit(scores, truth)
+        thresholds = create("thresholder", "f1").fit(scores, truth).thresholds_
         for c in range(truth.shape[1]):
             keep = truth[:, c] != X
             precision, recall, _ = precision_recall_curve(truth[keep, c], scores[keep, c])
@@ -94,10 +94,10 @@ def test_predict_uses_greater_or_equal():
 def test_fixed_thresholds():
     probs = np.array([[0.5, 0.49, 0.7]])
     fixed = create("thresholder", "fixed")
-    assert fixed.fit(probs, None).tolist() == [0.5, 0.5, 0.5]
+    assert fixed.fit(probs, None).thresholds_.tolist() == [0.5, 0.5, 0.5]
     assert fixed.predict(probs).tolist() == [[1, 0, 1]]
     listed = create("thresholder", "fixed", threshold=[0.4, 0.4, 0.8])
-    assert listed.fit(probs, None).tolist() == [0.4, 0.4, 0.8]
+    assert listed.fit(probs, None).thresholds_.tolist() == [0.4, 0.4, 0.8]
     assert listed.predict(probs).tolist() == [[1, 1, 0]]
     with pytest.raises(ValueError, match="3 AUs"):
         create("thresholder", "fixed", threshold=[0.4, 0.4]).fit(probs, None)

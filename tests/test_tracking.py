@@ -392,7 +392,7 @@ def real_bundle(tmp_path):
     weights = save_weights(model, tmp_path / "face.safetensors")
     thresholds = np.linspace(0.3, 0.7, len(ENC2020))
     folder = bundle_mod.save_bundle(tmp_path / "bundle", recipe, ENC2020, {"face": weights}, thresholds,
-                                    harness.create("ensembler", "mean_prob"))
+                                    harness.create("ensembler", "mean_prob"), {"face": model.normalization})
     images = tmp_path / "images"
     images.mkdir()
     rng = np.random.default_rng(0)

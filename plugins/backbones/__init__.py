@@ -1,10 +1,9 @@
 """Backbones: the IR family (:mod:`plugins.backbones.ir`) and ``timm:*``
 (:mod:`plugins.backbones.timm`).
 
-Every backbone maps ``[B, 3, S, S]`` images to logits ``[B, num_classes]``
-and offers ``features(x)`` (the embedding before the classifier) and
-``reset_classifier(num_classes)`` (a fresh head, for pretraining ->
-fine-tuning). Loading local weights (``init = "path"``) is the core's
+Each satisfies :class:`harness.protocols.Backbone`: ``[B, 3, S, S]`` images,
+normalized as its ``normalization`` says, to logits ``[B, num_classes]``.
+Loading local weights (``init = "path"``) is the core's
 :func:`harness.weights.load_weights`.
 """
 from harness import hookimpl

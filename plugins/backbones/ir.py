@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from harness.protocols import IR_NORMALIZATION
+
 # Units per stage.
 DEPTHS: dict[int, tuple[int, int, int, int]] = {
     50: (3, 4, 14, 3),
@@ -73,9 +75,12 @@ class IRNet(nn.Module):
     """An IR backbone with a classification head: ``forward(x) -> logits [B, num_classes]``.
 
     ``features(x)`` gives the ``[B, embedding_size]`` embedding;
-    ``reset_classifier(n)`` swaps the head for ``n`` classes (pretraining ->
-    fine-tuning), as timm models do.
+    ``reset_classifier(n)`` swaps the head for ``n`` classes, as timm models
+    do. Inputs are normalized to ``[-1, 1]`` (:data:`normalization`), as the
+    face-recognition IR nets were trained.
     """
+
+    normalization = IR_NORMALIZATION
 
     def __init__(self, num_layers: int, num_classes: int, input_size: int = 112,
                  embedding_size: int = 512, dropout: float = 0.5, se: bool = False) -> None:

@@ -20,14 +20,20 @@ from harness.registry import unknown_message
 
 
 class TimmBackbone(nn.Module):
-    """A timm model behind the backbone interface (``forward`` -> logits,
-    ``features`` -> pooled embedding, ``reset_classifier``); the timm model
-    itself is ``.model``."""
+    """A timm model as a :class:`harness.protocols.Backbone` (``forward`` -> logits,
+    also ``features`` -> pooled embedding, ``reset_classifier``); the timm model
+    itself is ``.model``. Its ``normalization`` is the model's own
+    ``pretrained_cfg`` mean and std (ImageNet's where it names none)."""
 
     def __init__(self, model: nn.Module, input_size: int) -> None:
+        from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
         super().__init__()
         self.model = model
         self.input_size = input_size
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        self.normalization = (tuple(map(float, cfg.get("mean", IMAGENET_DEFAULT_MEAN))),
+                              tuple(map(float, cfg.get("std", IMAGENET_DEFAULT_STD))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

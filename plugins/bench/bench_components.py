@@ -138,7 +138,7 @@ def bench_threshold_search(quick: bool) -> list[dict[str, Any]]:
     quad_small, _ = quadratic_search(probs[small], labels[small])
     fit_small = SearchThresholder().fit(probs[small], labels[small])
     quad_equal = np.allclose(per_au_objective(probs[small], labels[small], quad_small),
-                             per_au_objective(probs[small], labels[small], fit_small), rtol=0, atol=1e-12)
+                             per_au_objective(probs[small], labels[small], fit_small.thresholds_), rtol=0, atol=1e-12)
     rows = [row("threshold search", workload, harness_s,
                 f"O(n^2) every-candidate recount (EXTRAPOLATED from {tried} candidates "
                 f"to {all_candidates:,})", per_candidate * all_candidates, quad_equal,

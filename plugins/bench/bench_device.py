@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 import harness
-from harness.augment import MEAN, STD, model_input
+from harness.augment import model_input
 from harness.engine import CropBatches, predict_logits
+from harness.protocols import IR_NORMALIZATION
 from harness.schema import ENC2020
 from plugins.bench.bench_training import compare_training
 from plugins.bench.common import interleaved, row
@@ -43,7 +44,7 @@ def _old_loader_batch(images: np.ndarray, rows: np.ndarray, flip_perm: list[int]
     crops[flips] = crops[flips, :, ::-1]
     y[flips] = y[flips][:, flip_perm]
     x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255)
-    return (x - MEAN) / STD, torch.from_numpy(y)
+    return (x - 0.5) / 0.5, torch.from_numpy(y)  # the IR nets' [-1, 1]
 
 
 def bench_loader(quick: bool, device: str = "cpu") -> list[dict[str, Any]]:
@@ -63,7 +64,7 @@ def bench_loader(quick: bool, device: str = "cpu") -> list[dict[str, Any]]:
         (t_new, t_old), (got, ref) = interleaved([new, old], 2 if quick else 5)
     finally:
         torch.set_num_threads(threads)
-    same = all(torch.equal(model_input(c, SIZE, "cpu"), x) and torch.equal(y, ry)
+    same = all(torch.equal(model_input(c, SIZE, "cpu", normalization=IR_NORMALIZATION), x) and torch.equal(y, ry)
                for (c, y, _), (x, ry) in zip(got, ref))
     n = len(images)
     rate_new, rate_old = n / t_new, n / t_old
@@ -102,7 +103,8 @@ def bench_predict(quick: bool, device: str = "cpu") -> list[dict[str, Any]]:
 
     @torch.no_grad()
     def one_by_one() -> np.ndarray:
-        out = [model(model_input(torch.from_numpy(crops[i:i + 1]), size, device)).float().cpu()
+        out = [model(model_input(torch.from_numpy(crops[i:i + 1]), size, device,
+                                     normalization=model.normalization)).float().cpu()
                for i in range(n)]
         sync()
         return torch.cat(out).numpy()

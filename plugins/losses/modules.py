@@ -6,8 +6,9 @@ weighted sum of per-element binary cross-entropies is divided by the number
 of *known* elements of the batch (not by ``N`` or ``N*C``): a batch full of
 unknowns does not shrink the loss of the few labels it has. All three are
 the paper's eq. (1), ``-w_i [y log s + (1-y) log(1-s)]``, with different
-weights ``w``. Losses with ``fit(labels)`` learn their statistics from the
-training labels; the pipeline calls it once before training.
+weights ``w``. Each satisfies :class:`harness.protocols.Loss`; those that
+declare ``"fit"`` learn their statistics from the training labels into
+``*_`` attributes (the pipeline calls ``fit`` once before training).
 """
 from __future__ import annotations
 
@@ -62,31 +63,33 @@ class WeightedBCELoss(torch.nn.Module):
     """BCE with a per-AU weight on positives (``pos_weight``), 999 masked.
 
     ``pos_weight`` is a list, one weight per AU; when omitted, :meth:`fit`
-    sets it from the training labels to ``negatives / positives`` per AU
-    (1 for an AU without positives or negatives), so each AU's positives and
-    negatives carry equal total weight.
+    learns ``pos_weight_`` from the training labels, ``negatives / positives``
+    per AU (1 for an AU without positives or negatives), so each AU's
+    positives and negatives carry equal total weight.
     """
+
+    capabilities = frozenset({"fit"})
 
     def __init__(self, pos_weight: Sequence[float] | None = None) -> None:
         super().__init__()
-        self.given = pos_weight is not None
-        weights = torch.tensor([], dtype=torch.float32) if pos_weight is None else _floats(pos_weight, "pos_weight")
-        self.register_buffer("pos_weight", weights)
+        self.pos_weight = pos_weight
+        given = torch.tensor([], dtype=torch.float32) if pos_weight is None else _floats(pos_weight, "pos_weight")
+        self.register_buffer("pos_weight_", given)  # the weights in use: given, or learned by fit
 
     def fit(self, labels: np.ndarray | torch.Tensor) -> "WeightedBCELoss":
-        if not self.given:
+        if self.pos_weight is None:
             labels = np.asarray(labels)
             pos = (labels == POSITIVE).sum(axis=0)
             neg = (labels == 0).sum(axis=0)
             ratio = np.divide(neg, pos, out=np.ones(len(pos)), where=(pos > 0) & (neg > 0))
-            self.pos_weight = torch.tensor(ratio, dtype=torch.float32)
+            self.pos_weight_ = torch.tensor(ratio, dtype=torch.float32)
         return self
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.pos_weight.numel() == 0:
+        if self.pos_weight_.numel() == 0:
             raise RuntimeError("wbce: call fit(train_labels) first or give pos_weight")
-        _check_width(self.pos_weight, logits, "pos_weight")
-        return masked_bce(logits, labels, pos_weight=self.pos_weight.to(logits))
+        _check_width(self.pos_weight_, logits, "pos_weight")
+        return masked_bce(logits, labels, pos_weight=self.pos_weight_.to(logits))
 
 
 class SelectiveLoss(torch.nn.Module):
@@ -106,14 +109,16 @@ class SelectiveLoss(torch.nn.Module):
 
     ``max_weight`` (optional) clamps the up-weights. ``target`` is ``"train"``
     (default: each AU's positive rate over the training labels, set by
-    :meth:`fit`), ``"balanced"`` (0.5 for every AU) or a list of rates. The
-    random choice of ignored elements uses a ``torch.Generator`` seeded with
-    ``seed``, so a run is reproducible. Everything is vectorized over the
-    batch and the AUs.
+    :meth:`fit`, into ``rates_``), ``"balanced"`` (0.5 for every AU) or a list
+    of rates. The random choice of ignored elements draws from ``generator``,
+    which the engine seeds every epoch from the run's seed (the ``"random"``
+    capability), so a run and its resume are reproducible. Everything is
+    vectorized over the batch and the AUs.
     """
 
-    def __init__(self, target: str | Sequence[float] = "train", max_weight: float | None = None,
-                 seed: int = 0) -> None:
+    capabilities = frozenset({"fit", "random"})
+
+    def __init__(self, target: str | Sequence[float] = "train", max_weight: float | None = None) -> None:
         super().__init__()
         if isinstance(target, str) and target not in ("train", "balanced"):
             raise ValueError(f"target must be 'train', 'balanced' or a list of rates, got {target!r}")
@@ -126,12 +131,12 @@ class SelectiveLoss(torch.nn.Module):
             rates = _floats(target, "target", torch.float64)  # float32 would make r*K overshoot whole numbers
             if ((rates < 0) | (rates > 1)).any():
                 raise ValueError(f"target rates must lie in [0, 1], got {list(target)}")
-        self.register_buffer("rates", rates)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.register_buffer("rates_", rates)  # the target rates in use: given, or learned by fit
+        self.generator = torch.Generator().manual_seed(0)
 
     def fit(self, labels: np.ndarray | torch.Tensor) -> "SelectiveLoss":
         if self.target == "train":
-            self.rates = torch.from_numpy(positive_rates(labels))
+            self.rates_ = torch.from_numpy(positive_rates(labels))
         return self
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -165,10 +170,10 @@ class SelectiveLoss(torch.nn.Module):
     def _rates_for(self, n_aus: int) -> torch.Tensor:
         if self.target == "balanced":
             return torch.full((n_aus,), 0.5, dtype=torch.float64)
-        if self.rates.numel() == 0:
+        if self.rates_.numel() == 0:
             raise RuntimeError("selective: target='train' needs fit(train_labels) before training")
-        _check_width(self.rates, torch.empty(0, n_aus), "target rates")
-        return self.rates
+        _check_width(self.rates_, torch.empty(0, n_aus), "target rates")
+        return self.rates_
 
 
 def _random_subset(members: torch.Tensor, keep: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
