@@ -276,7 +276,9 @@ def seeded_ablation(base: dict[str, Any], variants: dict[str, dict[str, Any]],
 
     _check_study_args(args)
     labels = {row: f"row{k}" for k, row in enumerate(variants)}
-    arms = {labels[row]: r for row, r in variants.items()}
+    # Each row under the base recipe's name: a row is then the same arm as the recipe
+    # it equals, and a later `auh compare` of two rows reuses their runs.
+    arms = {labels[row]: {**r, "run": {**r["run"], "name": base["run"]["name"]}} for row, r in variants.items()}
     study = comparison.Study(comparison.study_root("ablate", {"base": base}), arms,
                              comparison.seed_list(args.seeds, base["run"]["seed"]), tuple(args.plugin))
     comparison.check_study(study)

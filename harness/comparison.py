@@ -1,20 +1,21 @@
 """Arms run on the same seeds: the machinery of ``auh compare`` and ``auh ablate --seeds``.
 
 A *study* is a set of arms (resolved recipes, one per label) and a list of
-seeds. Every arm-seed is an ordinary ``auh run`` run folder::
+seeds. Every arm-seed is an ordinary ``auh run`` run folder, kept by what
+the arm is (its recipe, seed aside), so every study that runs the same arm
+on the same seed reuses it (``auh compare`` after ``auh ablate --seeds``
+runs nothing the ablation ran)::
 
-    {run.output}/compare-<name>-<sha8>/      the study (sha8: the arms' recipes, seeds aside)
-        A/seed-0.toml                        the arm-seed's recipe: run.seed = 0
-        A/seed-0/                            its run folder (state.json, result.json, bundle, ...)
-        B/seed-0.toml, B/seed-0/, ...
-        study.json, verdict.json, verdict.txt
+    {run.output}/arms/<name>-<sha8>-seed-0.toml   the arm-seed's recipe: run.seed = 0
+    {run.output}/arms/<name>-<sha8>-seed-0/       its run folder (state.json, result.json, ...)
+    {run.output}/compare-<name>-<sha8>/           the study: study.json, verdict.json, verdict.txt
 
 Seed ``s`` sets ``run.seed = s`` in every arm, so all arms get the same
 splits or folds and the same test rows at that seed: the comparison is
 paired by seed and, within a seed, by test image (checked by image name).
 A finished arm-seed is never run again: a study can be interrupted and
-resumed, or extended to more seeds, and each ``seed-s.toml`` can run as its
-own job elsewhere (``auh run FILE --resume``) before ``--collect`` builds the
+resumed, or extended to more seeds, and each ``.toml`` can run as its own
+job elsewhere (``auh run FILE --resume``) before ``--collect`` builds the
 verdict from the finished folders.
 """
 from __future__ import annotations
@@ -71,11 +72,13 @@ class Study:
     def recipe(self, label: str, seed: int) -> dict[str, Any]:
         """The resolved recipe of arm ``label`` at ``seed``."""
         r = copy.deepcopy(self.arms[label])
-        r["run"].update(seed=int(seed), output=str(self.root / label), name=f"seed-{seed}")
+        r["run"].update(seed=int(seed), output=str(Path(r["run"]["output"]) / "arms"),
+                        name=f"{arm_id(r)}-seed-{seed}")
         return r
 
     def recipe_file(self, label: str, seed: int) -> Path:
-        return self.root / label / f"seed-{seed}.toml"
+        r = self.recipe(label, seed)
+        return Path(r["run"]["output"]) / f"{r['run']['name']}.toml"
 
     def command(self, label: str, seed: int) -> list[str]:
         """The ``auh run`` command line that runs (or resumes) one arm-seed."""
@@ -256,21 +259,24 @@ def seed_list(seeds: int | Sequence[int], base: int) -> tuple[int, ...]:
     return out
 
 
+def arm_id(recipe: dict[str, Any]) -> str:
+    """``<run.name>-<sha8>``: what an arm is, whatever its seed, name and output folder."""
+    return f"{recipe['run']['name']}-{_neutral_sha(recipe)}"
+
+
 def study_root(kind: str, arms: dict[str, dict[str, Any]]) -> Path:
     """``{run.output}/KIND-<name>-<sha8>``: one folder per set of arms, whatever the seeds."""
-    neutral = {}
-    for label, r in arms.items():
-        r = copy.deepcopy(r)
-        r["run"].update(seed=0, output="", name="")
-        neutral[label] = recipes.dumps(r)
-    sha = hashlib.sha256(json.dumps(neutral, sort_keys=True).encode()).hexdigest()[:8]
-    first = next(iter(arms.values()))
-    names = []
-    for r in arms.values():
-        if r["run"]["name"] not in names:
-            names.append(r["run"]["name"])
+    sha = hashlib.sha256(json.dumps({label: _neutral_sha(r) for label, r in arms.items()},
+                                    sort_keys=True).encode()).hexdigest()[:8]
+    names = list(dict.fromkeys(r["run"]["name"] for r in arms.values()))
     name = "-vs-".join(names[:2]) if len(names) <= 2 else names[0]
-    return Path(first["run"]["output"]) / f"{kind}-{name}-{sha}"
+    return Path(next(iter(arms.values()))["run"]["output"]) / f"{kind}-{name}-{sha}"
+
+
+def _neutral_sha(recipe: dict[str, Any]) -> str:
+    r = copy.deepcopy(recipe)
+    r["run"].update(seed=0, output="", name="")
+    return hashlib.sha256(recipes.dumps(r).encode()).hexdigest()[:8]
 
 
 def check_study(study: Study) -> None:

@@ -165,26 +165,26 @@ def tiny(in_tmp: Path) -> Path:
     return path
 
 
-def _study_root(tiny: Path, *vs: str) -> Path:
-    study, _, _ = comparison.plan_compare(tiny, vs=list(vs), overrides=FAST[1::2], seeds=2)
-    return study.root
+def _study(tiny: Path, *vs: str) -> comparison.Study:
+    return comparison.plan_compare(tiny, vs=list(vs), overrides=FAST[1::2], seeds=2)[0]
 
 
-def test_compare_runs_both_arms_and_matches_each_run(tiny, capsys):
+def test_compare_runs_both_arms_and_matches_each_run(tiny, capsys, in_tmp):
     assert main(["compare", str(tiny), "--vs", "loss.name=bce", "--seeds", "2", *FAST,
                  "--resamples", "100", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    root = _study_root(tiny, "loss.name=bce")
+    study = _study(tiny, "loss.name=bce")
     assert data["seeds"] == [3, 4] and data["b_name"] == "A with loss.name=bce"
     for arm in ("A", "B"):
         for k, seed in enumerate((3, 4)):
-            folder = root / arm / f"seed-{seed}"
+            folder = study.finished(arm, seed)
+            assert folder == Path("runs", "arms", f"{comparison.arm_id(study.arms[arm])}-seed-{seed}")
             recipe = harness.recipe.read_toml(folder / "recipe.toml")
             assert recipe["run"]["seed"] == seed
             assert recipe["loss"]["name"] == ("bce" if arm == "B" else "selective")
             result = json.loads((folder / "result.json").read_text())
             assert data["metrics"]["final"][arm.lower()][k] == pytest.approx(result["scores"]["final"])
-    assert json.loads((root / "verdict.json").read_text())["B vs A"] == data
+    assert json.loads((study.root / "verdict.json").read_text())["B vs A"] == data
     assert data["metrics"]["final"]["verdict"] in (HELPED, HURT, NO_EVIDENCE)
 
 
@@ -199,8 +199,11 @@ def test_interrupted_compare_resumes_and_extends_reusing_finished_arm_seeds(tiny
     calls: list[str] = []
     interrupted: list[str] = []
 
+    study = comparison.plan_compare(tiny, vs=["sampler.name=uniform"], overrides=FAST[1::2], seeds=3)[0]
+    label_of = {study.recipe(arm, s)["run"]["name"]: f"{arm}/seed-{s}" for arm in "AB" for s in (3, 4, 5)}
+
     def counting_run(recipe, resume=False):
-        name = f"{Path(recipe['run']['output']).name}/{recipe['run']['name']}"
+        name = label_of[recipe["run"]["name"]]
         calls.append(name)
         if name == "B/seed-4" and not interrupted:
             interrupted.append(name)
@@ -244,10 +247,10 @@ def test_jobs_run_arm_seeds_in_child_processes(tiny, capsys):
     args = ["compare", str(tiny), "--vs", "loss.name=bce", "--seeds", "2", *FAST, "--resamples", "50"]
     assert main(args + ["--jobs", "2", "--json"]) == 0
     parallel = json.loads(capsys.readouterr().out)
-    root = _study_root(tiny, "loss.name=bce")
-    assert sorted(p.name for p in (root / "A").glob("seed-*.log")) == ["seed-3.log", "seed-4.log"]
+    study = _study(tiny, "loss.name=bce")
     for k, seed in enumerate((3, 4)):  # each child's own result is what the verdict holds
-        result = json.loads((root / "B" / f"seed-{seed}" / "result.json").read_text())
+        assert study.recipe_file("A", seed).with_suffix(".log").is_file()
+        result = json.loads((study.finished("B", seed) / "result.json").read_text())
         assert parallel["metrics"]["final"]["b"][k] == pytest.approx(result["scores"]["final"])
 
 
@@ -295,7 +298,7 @@ def test_bad_compare_arguments_are_refused_writing_nothing(tiny, capsys, extra, 
 
 
 @pytest.mark.slow
-def test_ablate_with_seeds_gives_verdicts_for_every_step(tiny, capsys):
+def test_ablate_with_seeds_gives_verdicts_for_every_step(tiny, capsys, monkeypatch):
     out = tiny.parent / "ablation.md"
     assert main(["ablate", str(tiny), "--seeds", "2", *FAST, "--resamples", "50", "--out", str(out)]) == 0
     table = out.read_text()
@@ -307,3 +310,13 @@ def test_ablate_with_seeds_gives_verdicts_for_every_step(tiny, capsys):
     assert rows[0].endswith("|  |  |") and rows[1].count("P=") == 1 and rows[4].count("P=") == 2
     verdicts = json.loads(next(tiny.parent.glob("runs/ablate-tiny-*/verdict.json")).read_text())
     assert len(verdicts) == 7  # rows 1..4 vs the row above, rows 2..4 vs the first
+    # the balancing step again, as a compare: both arms are rows the ablation ran
+    from harness import pipeline
+
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: pytest.fail("an arm-seed ran again"))
+    verdict = harness.compare(tiny, vs=["sampler=uniform", "loss=bce"], overrides=FAST[1::2], seeds=2,
+                              resamples=50)
+    step = json.loads(next(tiny.parent.glob("runs/ablate-tiny-*/verdict.json")).read_text())
+    balancing = step["Align + F_face + F_emotion + balancing vs Align + F_face + F_emotion"]
+    assert verdict.metrics["final"].a == tuple(balancing["metrics"]["final"]["b"])
+    assert verdict.metrics["final"].b == tuple(balancing["metrics"]["final"]["a"])
