@@ -5,7 +5,6 @@ Added through ``auh_add_commands``, the one way any plugin adds a subcommand.
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.resources
 import json
 import sys
@@ -183,56 +182,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ ablate
-def ablation_recipes(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The paper's Table 2 as recipes derived from ``base``, keyed by row name.
-
-    Without alignment the aligner is ``none`` (resize only); without
-    balancing the sampler is ``uniform`` and the loss plain ``bce``. The
-    single-view rows keep the base recipe's ``face`` / ``emotion`` views
-    (the first and second view when named otherwise; rows say ``F_<view>``).
-    A base recipe that already runs without alignment, or without any
-    balancing, is refused: its "+ Align" or "+ balancing" row would repeat
-    the row before it under a name that says otherwise.
-    """
-    views = list(base["views"])
-    if len(views) < 2:
-        raise UserError("auh ablate needs a recipe with two views (face and emotion)")
-    if base["aligner"]["name"] == "none":
-        raise UserError("auh ablate: the recipe's aligner is 'none', so its '+ Align' row would "
-                        "repeat the row without alignment; set aligner.name to the aligner to ablate")
-    if base["sampler"]["name"] == "uniform" and base["loss"]["name"] == "bce":
-        raise UserError("auh ablate: the recipe's sampler is 'uniform' and its loss 'bce', so its "
-                        "'+ balancing' row would repeat the row without it; name the sampler or "
-                        "loss to ablate")
-    face = "face" if "face" in views else views[0]
-    emotion = "emotion" if "emotion" in views else views[1]
-    both = f"F_{face} + F_{emotion}"
-
-    def variant(view_names: list[str], aligned: bool, balanced: bool) -> dict[str, Any]:
-        r = copy.deepcopy(base)
-        r["views"] = {v: r["views"][v] for v in view_names}
-        if not aligned:
-            r["aligner"] = {"name": "none"}
-        if not balanced:
-            r["sampler"], r["loss"] = {"name": "uniform"}, {"name": "bce"}
-        return r
-
-    rows = {f"F_{face}": variant([face], False, False),
-            f"F_{emotion}": variant([emotion], False, False),
-            both: variant([face, emotion], False, False),
-            f"Align + {both}": variant([face, emotion], True, False),
-            f"Align + {both} + balancing": variant([face, emotion], True, True)}
-    for row, r in rows.items():
-        slug = row.lower().replace(" + ", "+").replace(" ", "_")
-        r["run"]["name"] = f"{base['run']['name']}-ablate-{slug}"
-    return rows
-
-
-def ablation_legend(base: dict[str, Any]) -> str:
-    """What "Align" and "balancing" stand for in the rows derived from ``base``."""
-    return (f"Align = aligner {base['aligner']['name']!r}; balancing = sampler "
-            f"{base['sampler']['name']!r} + loss {base['loss']['name']!r} "
-            f"(without: aligner 'none', sampler 'uniform', loss 'bce')")
+def ablation(base: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+    """``auh ablate``'s rows for ``base`` and the legend under the table, from the
+    plugin that derives them (``auh_ablation``; the paper's: :mod:`plugins.recipes.ablation`)."""
+    found = harness.get_registry().hook.auh_ablation(recipe=base)
+    if found is None:
+        raise UserError("auh ablate: no plugin derives ablation rows (auh_ablation)")
+    return found
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
@@ -246,11 +202,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from harness.pipeline import preflight, run
 
     base = load_recipe(args)
-    variants = {row: recipes.resolve(r) for row, r in ablation_recipes(base).items()}
+    rows, legend = ablation(base)
+    variants = {row: recipes.resolve(r) for row, r in rows}
     out = args.out or Path(base["run"]["output"]) / f"{base['run']['name']}-ablation.md"
     check_output_folder(out.parent, "--out folder")
     if args.seeds is not None:
-        table = seeded_ablation(base, variants, args)
+        table = seeded_ablation(base, variants, legend, args)
     else:
         for r in variants.values():  # every row refused before the first one runs
             preflight(r)
@@ -260,7 +217,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             rows.append((row, s["accuracy"], s["f1"], s["final"]))
         table = "\n".join(["| method | Acc | F1 | Avg |", "|---|---|---|---|"] +
                           [f"| {m} | {a:.3f} | {f:.3f} | {v:.3f} |" for m, a, f, v in rows] +
-                          ["", ablation_legend(base)])
+                          ["", legend])
     with atomic_open(out) as fh:
         fh.write(table + "\n")
     print(table)
@@ -268,7 +225,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-def seeded_ablation(base: dict[str, Any], variants: dict[str, dict[str, Any]],
+def seeded_ablation(base: dict[str, Any], variants: dict[str, dict[str, Any]], legend: str,
                     args: argparse.Namespace) -> str:
     """The ablation on several seeds: each row's mean and 95% t-interval across seeds,
     and the paired verdict of each row against the row above and against the first row."""
@@ -291,10 +248,10 @@ def seeded_ablation(base: dict[str, Any], variants: dict[str, dict[str, Any]],
             verdicts[f"{row} vs {other}"] = study.verdict(labels[other], labels[row], a_name=other, b_name=row,
                                                           resamples=args.resamples)
     comparison.finish(study, verdicts)
-    return ablation_table(rows, verdicts, base, len(study.seeds))
+    return ablation_table(rows, verdicts, legend, len(study.seeds))
 
 
-def ablation_table(rows: list[str], verdicts: dict[str, Any], base: dict[str, Any], n_seeds: int) -> str:
+def ablation_table(rows: list[str], verdicts: dict[str, Any], legend: str, n_seeds: int) -> str:
     """Markdown: mean +- t half-width across seeds of Acc / F1 / Avg per row, and each
     row's verdict on Avg against the row above and the first row."""
     def cell(values: tuple[float, ...]) -> str:
@@ -323,7 +280,7 @@ def ablation_table(rows: list[str], verdicts: dict[str, Any], base: dict[str, An
         lines.append(f"| {row} | {' | '.join(cells)} | {above} | {first} |")
     return "\n".join(lines + ["", f"{n_seeds} seeds; mean +- 95% t-interval across seeds. Steps: "
                                    f"mean difference of Avg, two-level bootstrap 95% interval (seeds "
-                                   f"and test images), P(B > A), verdict.", ablation_legend(base)])
+                                   f"and test images), P(B > A), verdict.", legend])
 
 
 # ----------------------------------------------------------------- compare

@@ -85,6 +85,16 @@ def auh_add_commands(subparsers: Any) -> None:
     comes from :mod:`harness.commands`); plugins are asked in registration order."""
 
 
+@hookspec(firstresult=True)
+def auh_ablation(recipe: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], str] | None:
+    """``auh ablate``'s rows for a resolved ``recipe``: ``([(row name, recipe), ...],
+    legend)``, rows in table order, the legend a line under the table saying what the
+    rows' words mean. The first answer counts, and plugins loaded after the built-ins
+    (entry points, ``--plugin``) are asked first; the paper's Table 2 comes from
+    :mod:`plugins.recipes.ablation`. Refuse a recipe that cannot be ablated with
+    ``harness.errors.UserError``."""
+
+
 # ------------------------------------------------------------------- lifecycle
 @hookspec
 def auh_check_recipe(recipe: dict[str, Any]) -> None:

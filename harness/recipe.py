@@ -15,13 +15,19 @@ A recipe names one component per stage and the training settings::
     [views.face.backbone]
     name = "ir50"
 
-Validation happens before any work: unknown sections and keys are errors,
-types are checked, component names and parameters are checked against the
-registry, and every message carries the dotted path of the bad field.
+Every field's default comes from the shipped default recipe,
+``plugins/recipes/defaults.toml`` (the paper's method and training
+settings): a recipe is read on top of it. This module knows the fields,
+their types and ranges, never a method. Validation happens before any work:
+unknown sections and keys are errors, types are checked, component names and
+parameters are checked against the registry, and every message carries the
+dotted path of the bad field.
 """
 from __future__ import annotations
 
 import copy
+import functools
+import importlib.resources
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +44,9 @@ from harness.metrics import MAX_RESAMPLES
 
 @dataclass(frozen=True)
 class Field:
-    """A typed recipe field with a default and an optional constraint."""
+    """A typed recipe field with an optional constraint (its default is in the default recipe)."""
 
     type: type | tuple[type, ...]
-    default: Any
     check: Callable[[Any], bool] | None = None
     expect: str = ""
 
@@ -71,67 +76,70 @@ def _scale_range(v: list) -> bool:
 
 
 def _choice(*options: str) -> Field:
-    return Field(str, options[0], lambda v: v in options, "one of " + ", ".join(options))
+    return Field(str, lambda v: v in options, "one of " + ", ".join(options))
 
 
 SECTIONS: dict[str, dict[str, Field]] = {
     "run": {
-        "name": Field(str, "run"),
-        "seed": Field(int, 0, lambda v: 0 <= v < 2 ** 63, "an integer >= 0"),
-        "device": Field(str, "auto"),
-        "deterministic": Field(bool, True),
-        "output": Field(str, "runs"),
-        "experiment": Field(str, "au-harness"),
-        "tracking_uri": Field(str, ""),
+        "name": Field(str),
+        "seed": Field(int, lambda v: 0 <= v < 2 ** 63, "an integer >= 0"),
+        "device": Field(str),
+        "deterministic": Field(bool),
+        "output": Field(str),
+        "experiment": Field(str),
+        "tracking_uri": Field(str),
     },
     "evaluation": {
         "mode": _choice("split", "kfold"),
-        "folds": Field(int, 5, lambda v: v >= 3, "an integer >= 3 (a fold tests, the next validates, the rest train)"),
-        "bootstrap": Field(int, 1000, lambda v: 0 <= v <= MAX_RESAMPLES, f"an integer from 0 to {MAX_RESAMPLES}"),
+        "folds": Field(int, lambda v: v >= 3, "an integer >= 3 (a fold tests, the next validates, the rest train)"),
+        "bootstrap": Field(int, lambda v: 0 <= v <= MAX_RESAMPLES, f"an integer from 0 to {MAX_RESAMPLES}"),
     },
     "train": {
-        "epochs": Field(int, 10, _nonneg, "an integer >= 0"),
-        "batch_size": Field(int, 16, _pos, "an integer > 0"),
-        "lr": Field(float, 0.01, _pos, "a number > 0"),
-        "momentum": Field(float, 0.9, _nonneg, "a number >= 0"),
-        "weight_decay": Field(float, 1e-5, _nonneg, "a number >= 0"),
-        "lr_step": Field(int, 10, _pos, "an integer > 0"),
-        "lr_gamma": Field(float, 0.1, _pos, "a number > 0"),
-        "input_size": Field(int, 224, lambda v: v >= 16, "an integer >= 16"),
-        "workers": Field(int, 2, _nonneg, "an integer >= 0"),
-        "amp": Field(bool, True),
-        "channels_last": Field(bool, True),
-        "flip": Field(bool, True),
-        "augment_scale": Field(list, [1.0, 1.0], lambda v: _scale_range(v),
+        "epochs": Field(int, _nonneg, "an integer >= 0"),
+        "batch_size": Field(int, _pos, "an integer > 0"),
+        "lr": Field(float, _pos, "a number > 0"),
+        "momentum": Field(float, _nonneg, "a number >= 0"),
+        "weight_decay": Field(float, _nonneg, "a number >= 0"),
+        "lr_step": Field(int, _pos, "an integer > 0"),
+        "lr_gamma": Field(float, _pos, "a number > 0"),
+        "input_size": Field(int, lambda v: v >= 16, "an integer >= 16"),
+        "workers": Field(int, _nonneg, "an integer >= 0"),
+        "amp": Field(bool),
+        "channels_last": Field(bool),
+        "flip": Field(bool),
+        "augment_scale": Field(list, lambda v: _scale_range(v),
                                "[lo, hi] with 0 < lo <= hi <= 1.5 (crop side / face crop side)"),
-        "augment_shift": Field(float, 0.0, lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]"),
-        "augment_jitter": Field(float, 0.0, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        "max_steps": Field(int, 0, _nonneg, "an integer >= 0 (0: no cap)"),
+        "augment_shift": Field(float, lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]"),
+        "augment_jitter": Field(float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "max_steps": Field(int, _nonneg, "an integer >= 0 (0: no cap)"),
     },
     "pretrain": {
-        "epochs": Field(int, 5, _nonneg, "an integer >= 0"),
-        "batch_size": Field(int, 64, _pos, "an integer > 0"),
-        "lr": Field(float, 0.01, _pos, "a number > 0"),
+        "epochs": Field(int, _nonneg, "an integer >= 0"),
+        "batch_size": Field(int, _pos, "an integer > 0"),
+        "lr": Field(float, _pos, "a number > 0"),
     },
 }
 
-COMPONENTS: dict[str, str] = {
-    # recipe section (= component kind) -> default component name
-    "dataset": "synth",
-    "aligner": "mtcnn",
-    "sampler": "mlros",
-    "loss": "selective",
-    "ensembler": "mean_prob",
-    "thresholder": "search",
-}
+# Recipe sections that name a component of the kind of the same name.
+COMPONENTS: tuple[str, ...] = ("dataset", "aligner", "sampler", "loss", "ensembler", "thresholder")
 VIEW_FIELDS: dict[str, Field] = {
-    "pretrain": _choice("none", "identity", "expression"),
-    "init": Field(str, ""),
+    # a pretraining task is a companion set the dataset provides (checked against the
+    # dataset before a run starts); "none" trains the view from its init or from scratch
+    "pretrain": Field(str, lambda v: bool(v), "a companion set of the dataset, or none"),
+    "init": Field(str),
 }
-DEFAULT_VIEWS = {
-    "face": {"pretrain": "identity", "backbone": {"name": "ir152"}},
-    "emotion": {"pretrain": "expression", "backbone": {"name": "ir152"}},
-}
+VIEW_DEFAULTS = {"pretrain": "none", "init": ""}  # a view that names neither
+DEFAULT_RECIPE = "defaults.toml"  # package data of plugins.recipes
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return tomllib.loads((importlib.resources.files("plugins.recipes") / DEFAULT_RECIPE).read_text())
+
+
+def defaults() -> dict[str, Any]:
+    """The default recipe (a fresh copy): every field's default value."""
+    return copy.deepcopy(_defaults())
 
 
 def load(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
@@ -177,17 +185,18 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 def resolve(raw: dict[str, Any], check_components: bool = True) -> dict[str, Any]:
     """Validate ``raw`` and return the full recipe with every default filled in."""
+    base = defaults()
     known = set(SECTIONS) | set(COMPONENTS) | {"views"}
     for section in raw:
         if section not in known:
             raise UserError(_unknown("section", section, known))
     out: dict[str, Any] = {}
     for section, fields in SECTIONS.items():
-        out[section] = _fields(section, _table(raw, section), fields)
-    for section, default in COMPONENTS.items():
-        table = _component_table(section, section, raw.get(section, {}))
-        out[section] = _component(section, section, table, default, check_components)
-    views = raw.get("views", DEFAULT_VIEWS)
+        out[section] = _fields(section, _table(raw, section), fields, base[section])
+    for section in COMPONENTS:
+        table = _with_default(_component_table(section, section, raw.get(section, {})), base[section])
+        out[section] = _component(section, section, table, check_components)
+    views = raw.get("views", base["views"])
     if not isinstance(views, dict) or not views:
         raise UserError("recipe field views: expected at least one [views.NAME] table")
     out["views"] = {}
@@ -198,9 +207,13 @@ def resolve(raw: dict[str, Any], check_components: bool = True) -> dict[str, Any
         unknown = set(view) - set(VIEW_FIELDS) - {"backbone"}
         if unknown:
             raise UserError(_unknown("key", f"{path}.{sorted(unknown)[0]}", list(VIEW_FIELDS) + ["backbone"]))
-        resolved = _fields(path, {k: v for k, v in view.items() if k != "backbone"}, VIEW_FIELDS)
-        backbone = _component_table(f"{path}.backbone", "backbone", view.get("backbone", {"name": "ir152"}))
-        resolved["backbone"] = _component(f"{path}.backbone", "backbone", backbone, "ir152",
+        resolved = _fields(path, {k: v for k, v in view.items() if k != "backbone"}, VIEW_FIELDS,
+                           VIEW_DEFAULTS)
+        # a view's backbone defaults to the default recipe's (its view of that name, else its first)
+        default_view = base["views"].get(name, next(iter(base["views"].values())))
+        backbone = _with_default(_component_table(f"{path}.backbone", "backbone", view.get("backbone", {})),
+                                 default_view["backbone"])
+        resolved["backbone"] = _component(f"{path}.backbone", "backbone", backbone,
                                           check_components, reserved=("num_classes", "input_size"))
         out["views"][name] = resolved
     return out
@@ -215,6 +228,14 @@ def _component_table(path: str, kind: str, value: Any) -> dict[str, Any]:
     return value
 
 
+def _with_default(table: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    """A component table over the default recipe's: its name when it names none, and
+    the default's parameters only for the default component itself."""
+    if table.get("name", default["name"]) != default["name"]:
+        return table
+    return {**default, **table}
+
+
 def _table(raw: dict[str, Any], section: str) -> dict[str, Any]:
     table = raw.get(section, {})
     if not isinstance(table, dict):
@@ -222,17 +243,18 @@ def _table(raw: dict[str, Any], section: str) -> dict[str, Any]:
     return table
 
 
-def _fields(path: str, table: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
+def _fields(path: str, table: dict[str, Any], fields: dict[str, Field],
+            default: dict[str, Any]) -> dict[str, Any]:
     for key in table:
         if key not in fields:
             raise UserError(_unknown("key", f"{path}.{key}", fields))
-    return {key: f.validate(f"{path}.{key}", table.get(key, copy.deepcopy(f.default)))
+    return {key: f.validate(f"{path}.{key}", table.get(key, copy.deepcopy(default[key])))
             for key, f in fields.items()}
 
 
-def _component(path: str, kind: str, table: dict[str, Any], default: str, check: bool,
+def _component(path: str, kind: str, table: dict[str, Any], check: bool,
                reserved: tuple[str, ...] = ()) -> dict[str, Any]:
-    name = table.get("name", default)
+    name = table.get("name")
     if not isinstance(name, str) or not name:
         raise UserError(f"recipe field {path}.name: expected a {kind} name, got {name!r}")
     params = {k: v for k, v in table.items() if k != "name"}

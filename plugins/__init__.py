@@ -17,6 +17,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.tracking",
     "plugins.datasets",
     "plugins.readers",
+    "plugins.recipes.ablation",
     "leaderboard.commands",
     "leaderboard.export",
     "plugins.bench.cli",

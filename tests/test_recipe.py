@@ -46,7 +46,7 @@ def test_int_accepted_where_float_expected_but_not_bool():
     ("train.epoch=3", "unknown recipe key 'train.epoch'; .*did you mean 'epochs'"),
     ("evaluation.folds=2", "evaluation.folds: expected an integer >= 3"),
     ("evaluation.mode=cv", "evaluation.mode: expected one of split, kfold, got 'cv'"),
-    ("views.face.pretrain=imagenet", "views.face.pretrain: expected one of none, identity, expression"),
+    ("views.face.pretrain=''", "views.face.pretrain: expected a companion set of the dataset, or none"),
     ("views.face.backbone.num_classes=3", "views.face.backbone.num_classes: set by the pipeline"),
     ("train=3", "recipe field train: expected a table"),
     ("noequals", "--set 'noequals': expected section.key=value"),
