@@ -28,6 +28,7 @@ import torch
 from harness import recipe as recipes
 from harness.engine import load_exact, predict_logits, resolve_device
 from harness.errors import UserError
+from harness.fileio import sha256_file
 from harness.images import read_image
 from harness.metrics import sigmoid
 from harness.protocols import IR_NORMALIZATION, fitted_state, set_fitted_state
@@ -56,9 +57,10 @@ def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights:
         "schema": {"name": schema.name, "aus": list(schema.aus), "flip_pairs": [list(p) for p in schema.flip_pairs]},
         "input_size": recipe["train"]["input_size"],
         "aligner": recipe["aligner"],
+        # The weights' sha256 makes bundle.json's own sha256 the bundle's id.
         "views": {v: {"backbone": recipe["views"][v]["backbone"], "weights": f"views/{v}.safetensors",
-                      "normalization": dict(zip(("mean", "std"), np.asarray(normalization[v]).tolist()))}
-                  for v in weights},
+                      "normalization": dict(zip(("mean", "std"), np.asarray(normalization[v]).tolist())),
+                      "sha256": sha256_file(path)} for v, path in weights.items()},
         "ensembler": {**recipe["ensembler"], "fitted": fitted_state(ensembler)},
         "thresholds": [float(t) for t in thresholds],
         "versions": package_versions(),
@@ -222,12 +224,3 @@ def list_images(source: Path) -> list[Path]:
             raise UserError(f"{source}: {len(missing)} listed images do not exist (first: {missing[0]})")
         return paths
     raise UserError(f"{source}: no such folder, image or list file")
-
-
-def write_submission(out: Path, paths: Sequence[Path], preds: np.ndarray, schema: AUSchema) -> None:
-    from harness.labels import write_labels
-
-    names = [p.name for p in paths]
-    if len(set(names)) != len(names):
-        raise UserError("two input images share a file name; a submission needs unique image names")
-    write_labels(out, names, preds, schema)

@@ -29,11 +29,18 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="continue the latest unfinished run of this recipe from its last checkpoint")
 
     p = add_command(subparsers, "predict", cmd_predict)
-    p.add_argument("bundle", type=Path, help="a bundle folder written by `auh run`")
+    p.add_argument("bundle", help="a bundle folder written by `auh run`, or an MLflow model URI "
+                                  "(runs:/<run id>/model, models:/<name>/<version>)")
     p.add_argument("input", type=Path, help="a folder of images, one image, or a text file of paths")
-    p.add_argument("--out", type=Path, required=True, help="submission CSV to write")
+    p.add_argument("--out", type=Path, required=True,
+                   help="the table: .parquet (metadata inside) or .csv (metadata in OUT.json)")
+    p.add_argument("--submission", type=Path, metavar="CSV",
+                   help="also write the submission: one row per image (its first face), 0/1 per AU")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI for a model URI "
+                                          "(default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
 
     p = add_command(subparsers, "ablate", cmd_ablate)
     _recipe_args(p)
@@ -163,22 +170,63 @@ def scorecard(result: dict[str, Any], recipe: dict[str, Any]) -> str:
 
 # ----------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
-    """write a submission CSV from a model bundle and images
+    """a table of per-face AU probabilities (and a submission) from a model bundle
 
-    Align and classify images with a trained bundle and write a submission (image,AU1,...) that
-    `auh score` accepts.
+    Align and classify images with a trained bundle. Writes one row per image and face: the face
+    box, 5 landmarks, the aligner's score, each AU's probability (AU1_prob ...) and its 0/1 at the
+    bundle's threshold (AU1 ...). Images that cannot be read are listed with the reason and
+    skipped (--strict: stop at the first). --submission also writes the challenge submission
+    (one row per image) that `auh check` accepts.
     """
-    from harness.bundle import list_images, load_bundle, write_submission
+    from harness.bundle import list_images, load_bundle
+    from harness.labels import write_labels
+    from harness.predict import bundle_folder, bundle_id, check_out, predict_table, sidecar, \
+        submission_rows, write_table
+    from harness.progress import counter
 
+    # Every argument is checked before the bundle is loaded and anything is written.
     if args.batch_size < 1:
         raise UserError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
-    check_output_file(args.out)
-    bundle = load_bundle(args.bundle, device=args.device)
+    outputs = [check_out(check_output_file(args.out))]
+    if args.out.suffix.lower() == ".csv":
+        outputs.append(check_output_file(sidecar(args.out), "--out metadata file"))
+    if args.submission is not None:
+        outputs.append(check_output_file(args.submission, "--submission"))
+    if len({p.resolve() for p in outputs}) < len(outputs):
+        raise UserError(f"--out and --submission name the same file ({args.out})")
     paths = list_images(args.input)
-    _, preds = bundle.predict_paths(paths, args.batch_size)
-    write_submission(args.out, paths, preds, bundle.schema)
-    print(f"wrote {len(paths)} rows to {args.out}")
+    if args.submission is not None and len({p.name for p in paths}) < len(paths):
+        raise UserError("--submission: two input images share a file name; a submission needs "
+                        "unique image names")
+    with bundle_folder(args.bundle, args.tracking_uri) as folder:
+        bundle = load_bundle(folder, device=args.device)
+        identity = {"id": bundle_id(folder), "source": args.bundle}
+        with counter(len(paths), "predict") as bar:
+            result = predict_table(bundle, paths, args.batch_size, strict=args.strict, bar=bar)
+    result.bundle = identity
+    write_table(args.out, result)
+    first = result.first_faces
+    with_face = int(first["found"].sum())
+    no_face = len(first) - with_face - len(result.skipped)
+    lines = [f"wrote {_count(len(result.table), 'row')} for {_count(len(first), 'image')} to {args.out}: "
+             f"{_count(int(result.table['found'].sum()), 'face')} in {_count(with_face, 'image')}, "
+             f"{_count(no_face, 'image')} without a face (predicted from a center crop), "
+             f"{len(result.skipped)} skipped"]
+    if result.skipped:
+        path, reason = result.skipped[0]
+        lines[0] += (f" as unreadable or unsupported (first: {path}: {reason}; each is listed "
+                     f"in the table's error column)")
+    if args.submission is not None:
+        names, preds, unreadable = submission_rows(result)
+        write_labels(args.submission, names, preds, bundle.schema)
+        note = f" ({_count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
+        lines.append(f"wrote the submission for {len(names)} images to {args.submission}{note}")
+    print("\n".join(lines))
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 # ------------------------------------------------------------------ ablate

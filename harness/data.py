@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -26,11 +27,32 @@ def cache_root() -> Path:
 @dataclass
 class AlignedFace:
     """One aligner output: the crop, the 5 landmarks in crop coordinates, and
-    whether a face was found (``False``: a fallback crop, still labelled)."""
+    whether a face was found (``False``: a fallback crop, still labelled).
+
+    Optional, for reports such as ``auh predict``'s table (``None`` where the
+    aligner does not know): ``box``, the face in the source image's pixels
+    (``[4]`` x0, y0, x1, y1: the detector's box, or for aligners without a
+    detector the region the crop shows); ``score``, the detector's confidence;
+    ``source_landmarks``, the 5 landmarks in the source image's pixels.
+    """
 
     image: Image.Image
     landmarks: np.ndarray  # [5, 2] float32: left eye, right eye, nose, left mouth, right mouth
     found: bool
+    box: np.ndarray | None = None
+    score: float | None = None
+    source_landmarks: np.ndarray | None = None
+
+
+def faces_per_image(aligner: Any, images: Sequence[Image.Image]) -> list[list[AlignedFace]]:
+    """Every face the aligner finds in each image, the one ``align`` returns first.
+
+    Aligners that can report several faces have ``align_all(images)``; for
+    the others each image has the single face ``align`` gives.
+    """
+    if hasattr(aligner, "align_all"):
+        return [list(faces) for faces in aligner.align_all(images)]
+    return [[face] for face in aligner.align(images)]
 
 
 @dataclass

@@ -15,3 +15,8 @@ def progress(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:
     """``tqdm(iterable, ...)``, disabled when ``AUH_QUIET`` is set; without an
     iterable, a bar to ``update`` by hand (``total=...``)."""
     return tqdm(iterable, disable=quiet(), **kwargs)
+
+
+def counter(total: int, desc: str, unit: str = "img") -> tqdm:
+    """A bar advanced by hand (``bar.update(n)``) that shows ``unit``/s; quiet like :func:`progress`."""
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet())

@@ -11,6 +11,13 @@ nose, left mouth corner, right mouth corner, "left" as seen in the image.
 
 ``oracle`` declares the ``landmarks`` capability: ``align(images, landmarks=[...])``
 takes the dataset's ground-truth landmarks; the crop cache passes them through.
+``mtcnn`` declares ``all_faces``: ``align_all(images)`` gives every face it
+detects in each image, the one ``align`` selects first (``auh predict``
+reports them all).
+
+Each face also carries where it is in the source image (``box``,
+``source_landmarks``) and, from a detector, its ``score``; a fallback crop
+(``found=False``) has none of them.
 """
 from __future__ import annotations
 
@@ -70,6 +77,24 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(points, dtype=np.float64) @ matrix[:2, :2].T + matrix[:2, 2]
 
 
+def footprint(matrix: np.ndarray, size: int) -> np.ndarray:
+    """The source-image box ``[x0, y0, x1, y1]`` around what a ``size`` crop made
+    by ``matrix`` (image -> crop, pixel indices) shows: its pixels' outer edges."""
+    edge = size - 0.5
+    corners = np.array([[-0.5, -0.5], [edge, -0.5], [-0.5, edge], [edge, edge]])
+    back = transform_points(np.linalg.inv(matrix), corners)
+    return np.concatenate([back.min(0), back.max(0)]).astype(np.float32)
+
+
+def _located(crop: Image.Image, matrix: np.ndarray, size: int, crop_points: np.ndarray,
+             source_points: np.ndarray | None = None) -> AlignedFace:
+    """A found face whose place in the source image follows from ``matrix``."""
+    if source_points is None:
+        source_points = transform_points(np.linalg.inv(matrix), crop_points)
+    return AlignedFace(crop, np.asarray(crop_points, dtype=np.float32), True, box=footprint(matrix, size),
+                       source_landmarks=np.asarray(source_points, dtype=np.float32))
+
+
 def warp(image: Image.Image, matrix: np.ndarray, size: int) -> Image.Image:
     """Warp ``image`` by ``matrix`` (pixel-index coordinates, image -> crop)
     into a ``size`` x ``size`` crop, bilinear.
@@ -116,13 +141,24 @@ class CenterAligner:
 
     def crop(self, image: Image.Image, found: bool) -> AlignedFace:
         """The center crop of one image, with the template as its landmarks
-        (where a centred face would have them)."""
+        (where a centred face would have them). Only a found face says where
+        it is in the image: a fallback crop shows no face it could locate."""
         image = _rgb(image)
         side = self.fraction * min(image.size)
         x0, y0 = (image.width - side) / 2, (image.height - side) / 2
         crop = image.resize((self.size, self.size), Image.Resampling.BILINEAR,
                             box=(x0, y0, x0 + side, y0 + side))
-        return AlignedFace(crop, template(self.size).astype(np.float32), found)
+        points = template(self.size)
+        if not found:
+            return AlignedFace(crop, points.astype(np.float32), False)
+        return _located(crop, _scaling(self.size / side, self.size / side, x0, y0), self.size, points)
+
+
+def _scaling(sx: float, sy: float, x0: float, y0: float) -> np.ndarray:
+    """Image -> crop matrix (pixel indices) of a resize of the region starting at
+    continuous ``(x0, y0)`` by ``(sx, sy)``."""
+    scale = np.array([[sx, 0.0, -x0 * sx], [0.0, sy, -y0 * sy], [0.0, 0.0, 1.0]])
+    return np.linalg.inv(_HALF) @ scale @ _HALF
 
 
 class ResizeAligner:
@@ -134,9 +170,10 @@ class ResizeAligner:
 
     def align(self, images: Sequence[Image.Image]) -> list[AlignedFace]:
         """Resized images flagged ``found=True``, with the template as landmarks."""
-        lms = template(self.size).astype(np.float32)
-        return [AlignedFace(_rgb(img).resize((self.size, self.size), Image.Resampling.BILINEAR),
-                            lms.copy(), True) for img in images]
+        points = template(self.size)
+        return [_located(_rgb(img).resize((self.size, self.size), Image.Resampling.BILINEAR),
+                         _scaling(self.size / img.width, self.size / img.height, 0.0, 0.0),
+                         self.size, points) for img in images]
 
 
 class _TemplateAligner:
@@ -154,7 +191,7 @@ class _TemplateAligner:
         if matrix is None:
             return self.fallback.crop(image, found=False)
         crop = warp(_rgb(image), matrix, self.size)
-        return AlignedFace(crop, transform_points(matrix, points).astype(np.float32), True)
+        return _located(crop, matrix, self.size, transform_points(matrix, points), points)
 
 
 class OracleAligner(_TemplateAligner):
@@ -209,10 +246,33 @@ class MTCNNAligner(_TemplateAligner):
 
     def align(self, images: Sequence[Image.Image]) -> list[AlignedFace]:
         """Aligned crops; images without a face get a center crop and ``found=False``."""
-        return [self.to_template(img, pts) for img, pts in zip(images, self.detect(images))]
+        return [self._face(img, found, 0) for img, found in zip(images, self._detect_all(images))]
+
+    def align_all(self, images: Sequence[Image.Image]) -> list[list[AlignedFace]]:
+        """Every detected face of each image, in the order of ``select`` (the face
+        ``align`` returns first); an image without a face gets its fallback crop."""
+        faces = []
+        for img, found in zip(images, self._detect_all(images)):
+            n = 0 if found is None else len(found[0])
+            faces.append([self._face(img, found, k) for k in range(n)] or [self._face(img, None, 0)])
+        return faces
 
     def detect(self, images: Sequence[Image.Image]) -> list[np.ndarray | None]:
-        """The selected face's 5 landmarks per image (``[5, 2]`` float64), or ``None``.
+        """The selected face's 5 landmarks per image (``[5, 2]`` float64), or ``None``."""
+        return [None if found is None else found[2][0] for found in self._detect_all(images)]
+
+    def _face(self, image: Image.Image, found: tuple | None, k: int) -> AlignedFace:
+        if found is None:
+            return self.to_template(image, None)
+        boxes, probs, points = found
+        face = self.to_template(image, points[k])
+        if face.found:  # the detector's box and confidence, not the crop's footprint
+            face.box, face.score = boxes[k].astype(np.float32), float(probs[k])
+        return face
+
+    def _detect_all(self, images: Sequence[Image.Image]) -> list[tuple | None]:
+        """Per image ``(boxes [K,4], probs [K], points [K,5,2])``, float64, ordered
+        by ``select`` (best first), or ``None`` where no face was found.
 
         MTCNN batches only images of one size, so images are grouped by size
         and each group is run in chunks of ``batch_size``.
@@ -221,25 +281,25 @@ class MTCNNAligner(_TemplateAligner):
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(images):
             by_size.setdefault(img.size, []).append(i)
-        points: list[np.ndarray | None] = [None] * len(images)
+        found: list[tuple | None] = [None] * len(images)
         for idx in by_size.values():
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
                 boxes, probs, pts = self.detector.detect([images[i] for i in chunk], landmarks=True)
                 for j, i in enumerate(chunk):
-                    points[i] = self._choose(boxes[j], probs[j], pts[j])
-        return points
+                    found[i] = self._order(boxes[j], probs[j], pts[j])
+        return found
 
-    def _choose(self, boxes, probs, points) -> np.ndarray | None:
+    def _order(self, boxes, probs, points) -> tuple | None:
         # Under numpy 2 facenet-pytorch returns object arrays (None where no face).
         if boxes is None:
             return None
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        if self.select == "largest":
-            best = int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
-        else:
-            best = int(np.argmax(np.asarray(probs, dtype=np.float64)))
-        return np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)[best]
+        probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
+        key = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) if self.select == "largest" else probs
+        order = np.argsort(-key, kind="stable")  # ties: the detector's order, as argmax took
+        return boxes[order], probs[order], points[order]
 
 
 @hookimpl

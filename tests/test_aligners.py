@@ -195,3 +195,48 @@ def test_largest_versus_most_probable_face(photos, mtcnn):
     for select, best in (("prob", probs.argmax()), ("largest", area.argmax())):
         x0, y0, x1, y1 = boxes[best]
         assert x0 <= eyes[select][0] <= x1 and y0 <= eyes[select][1] <= y1
+
+
+# ------------------------------------------- where each face is in the image
+def test_resize_and_center_locate_their_crop_by_hand():
+    """Pixel-index coordinates: a crop pixel c covers the image span
+    [(c) * w / size - 0.5, (c + 1) * w / size - 0.5] (worked by hand)."""
+    image = Image.new("RGB", (200, 100))
+    face = ResizeAligner(size=50).align([image])[0]
+    np.testing.assert_allclose(face.box, [-0.5, -0.5, 199.5, 99.5], atol=1e-5)
+    expected = (template(50) + 0.5) * [200 / 50, 100 / 50] - 0.5
+    np.testing.assert_allclose(face.source_landmarks, expected, atol=1e-4)
+    assert face.score is None
+
+    face = CenterAligner(size=50, fraction=0.5).align([image])[0]
+    # side 50 px centred: the region [75, 125] x [25, 75] (continuous), scale 1
+    np.testing.assert_allclose(face.box, [74.5, 24.5, 124.5, 74.5], atol=1e-5)
+    np.testing.assert_allclose(face.source_landmarks, template(50) + [75, 25], atol=1e-4)
+
+
+def test_oracle_reports_the_given_landmarks_and_the_crops_footprint():
+    points = np.array([[40.0, 50], [70, 50], [55, 65], [44, 80], [66, 80]])
+    face = OracleAligner(size=112).align([Image.new("RGB", (120, 120))], landmarks=[points])[0]
+    np.testing.assert_allclose(face.source_landmarks, points, atol=1e-4)
+    # the footprint holds the face and is the crop's side scaled back into the image
+    x0, y0, x1, y1 = face.box
+    assert x0 < 40 and x1 > 70 and y0 < 50 and y1 > 80
+    fallback = OracleAligner(size=112).align([Image.new("RGB", (120, 120))], landmarks=[None])[0]
+    assert not fallback.found and fallback.box is None and fallback.source_landmarks is None
+
+
+def test_mtcnn_align_all_puts_the_selected_face_first(photos, mtcnn):
+    pair = Image.new("RGB", (1024, 512))
+    pair.paste(photos["astronaut"], (0, 0))
+    pair.paste(photos["grace_hopper"].resize((400, 512)), (512, 0))
+    boxes, probs, points = mtcnn.detector.detect([pair], landmarks=True)
+    faces = mtcnn.align_all([pair])[0]
+    assert len(faces) == len(probs[0]) >= 2
+    assert [f.score for f in faces] == sorted((float(p) for p in probs[0]), reverse=True)
+    best = mtcnn.align([pair])[0]
+    np.testing.assert_array_equal(np.asarray(best.image), np.asarray(faces[0].image))
+    assert best.score == faces[0].score
+    np.testing.assert_allclose(best.box, np.asarray(boxes[0][int(np.argmax(np.asarray(probs[0], float)))], float),
+                               rtol=1e-6)
+    empty = mtcnn.align_all([Image.new("RGB", (200, 200), (128, 128, 128))])[0]
+    assert len(empty) == 1 and not empty[0].found and empty[0].score is None

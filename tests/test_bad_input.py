@@ -179,8 +179,8 @@ def fresh_process_results(tmp_path_factory):
             data = (folder / "ok0.jpg").read_bytes()[:300]
         (folder / name).write_bytes(data)
     cases = {f"recipe:{name}": ["run", name] for name in BAD_RECIPES}
-    cases.update({f"image:{name}": ["predict", "bundle", f"in/{Path(name).stem}", "--out", f"{name}.csv"]
-                  for name in images})
+    cases.update({f"image:{name}": ["predict", "bundle", f"in/{Path(name).stem}", "--out", f"{name}.csv",
+                                    "--strict"] for name in images})
     cases["plugin:broken"] = ["--plugin", "broken_plugin.py", "plugins"]
     cases["plugin:wrong_type"] = ["--plugin", "wrong_type.py", "plugins"]
     cases["plugin:missing"] = ["--plugin", "no_such_plugin.py", "plugins"]
@@ -203,7 +203,8 @@ def test_bad_recipe(fresh_process_results, name):
     ("empty.jpg", "empty file (0 bytes)"),
     ("notes.jpg", "not an image (unrecognised format)"),
 ])
-def test_bad_image_in_predict(fresh_process_results, name, reason):
+def test_bad_image_stops_strict_predict(fresh_process_results, name, reason):
+    """`--strict`: the first bad image stops prediction; without it, see test_predict.py."""
     results, _ = fresh_process_results
     code, out, err = results[f"image:{name}"]
     assert_one_line(code, err, f"image 'in/{Path(name).stem}/{name}': {reason}")

@@ -50,7 +50,7 @@ def test_run_predict_score(in_tmp, capsys):
     listing.write_text("\n".join(str(ds.images[i]) for i in test))
     truth = in_tmp / "truth.csv"
     write_labels(truth, [ds.names[i] for i in test], ds.labels[test], ds.schema)
-    assert run_cli("predict", str(bundle), str(listing), "--out", "sub.csv") == 0
+    assert run_cli("predict", str(bundle), str(listing), "--out", "table.parquet", "--submission", "sub.csv") == 0
     capsys.readouterr()
     assert run_cli("score", "--truth", str(truth), "--submission", "sub.csv", "--json",
                    "--tracking-uri", f"sqlite:///{in_tmp / 'ledger.db'}") == 0

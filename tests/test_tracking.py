@@ -362,15 +362,22 @@ def test_pyfunc_model_predicts_a_folder(tmp_path, monkeypatch):
     run_id = client.create_run(store.get_or_create_experiment("pyfunc", uri)).info.run_id
     assert pyfunc.log_bundle_model(client, run_id, bundle, StubBundle.aus) == f"runs:/{run_id}/model"
 
+    # MLflow 3: a logged model of the run, listed with it (the UI's "Logged models")
+    logged = client.search_logged_models(experiment_ids=[client.get_run(run_id).info.experiment_id])
+    assert [(m.name, m.source_run_id) for m in logged] == [("model", run_id)]
+    assert [o.model_id for o in client.get_run(run_id).outputs.model_outputs] == [logged[0].model_id]
+
     monkeypatch.setattr(harness_bundle, "load_bundle", lambda path: StubBundle())
-    model = mlflow.pyfunc.load_model(f"{client.get_run(run_id).info.artifact_uri}/model")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)  # where runs:/ resolves
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     import pandas as pd
 
     out = model.predict(pd.DataFrame({"path": [str(images)]}))
     assert list(out.columns) == ["image", "AU1", "AU2"]
     assert out.to_dict("list") == {"image": ["a.png", "b.png", "c.jpg"], "AU1": [1, 0, 1], "AU2": [0, 1, 0]}
-    shipped = Path(client.download_artifacts(run_id, "model/artifacts/bundle/bundle.json", str(tmp_path / "d")))
-    assert shipped.read_text() == "{}"
+    shipped = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(tmp_path / "d"),
+                                                       tracking_uri=client.tracking_uri))
+    assert (shipped / "artifacts" / "bundle" / "bundle.json").read_text() == "{}"
 
 
 @pytest.fixture
@@ -403,7 +410,7 @@ def real_bundle(tmp_path):
                                      sorted(images.iterdir()))[1])
 
 
-def test_pyfunc_real_bundle_matches_predict_paths(real_bundle, tmp_path):
+def test_pyfunc_real_bundle_matches_predict_paths(real_bundle, tmp_path, monkeypatch):
     import pandas as pd
 
     from plugins.tracking import pyfunc
@@ -411,8 +418,9 @@ def test_pyfunc_real_bundle_matches_predict_paths(real_bundle, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = store.client_for(store.resolve_tracking_uri(uri))
     run_id = client.create_run(store.get_or_create_experiment("real", uri)).info.run_id
-    pyfunc.log_bundle_model(client, run_id, real_bundle.folder, real_bundle.aus)
-    model = mlflow.pyfunc.load_model(f"{client.get_run(run_id).info.artifact_uri}/model")
+    model_uri = pyfunc.log_bundle_model(client, run_id, real_bundle.folder, real_bundle.aus)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
+    model = mlflow.pyfunc.load_model(model_uri)
     out = model.predict(pd.DataFrame({"path": [str(real_bundle.images)]}))
     assert list(out.columns) == ["image", *real_bundle.aus]
     assert out["image"].tolist() == ["0.png", "1.png", "2.png"]

@@ -22,10 +22,13 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+import mlflow.artifacts
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+
+from harness.errors import UserError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -88,21 +91,71 @@ def requirements() -> list[str]:
 
 
 def log_bundle_model(client: "MlflowClient", run_id: str, bundle: str | Path, aus: list[str]) -> str:
-    """Save ``bundle`` as a pyfunc model and upload it to ``run_id`` under ``model/``;
-    returns ``runs:/<run_id>/model``. Goes through ``client`` only, so the
-    process-wide MLflow tracking URI and active run are left alone."""
-    with tempfile.TemporaryDirectory(prefix="auh-pyfunc-") as tmp, _no_progress_bars():
-        local = Path(tmp) / ARTIFACT_PATH
+    """Log ``bundle`` as the pyfunc model ``model`` of run ``run_id`` (an MLflow 3
+    logged model: the run's "Logged models" in the UI); returns ``runs:/<run_id>/model``.
+
+    The fluent API that logs models works on the active run at the global
+    tracking URI: both are set to ``client``'s for the call and restored after,
+    so the rest of the process keeps its own."""
+    with _no_progress_bars(), _tracking_at(client.tracking_uri), mlflow.start_run(run_id=run_id):
         # The model is code (ENTRY), not a pickle; explicit requirements, since MLflow
         # would otherwise load the model in a subprocess to infer them. No input
         # example: it would need real images.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*input example was not provided")
-            mlflow.pyfunc.save_model(path=str(local), python_model=str(ENTRY),
-                                     artifacts={"bundle": str(Path(bundle).resolve())},
-                                     signature=signature(aus), pip_requirements=requirements())
-        client.log_artifacts(run_id, str(local), ARTIFACT_PATH)
+            mlflow.pyfunc.log_model(name=ARTIFACT_PATH, python_model=str(ENTRY),
+                                    artifacts={"bundle": str(Path(bundle).resolve())},
+                                    signature=signature(aus), pip_requirements=requirements())
     return f"runs:/{run_id}/{ARTIFACT_PATH}"
+
+
+def downloaded_bundle(model_uri: str, tracking_uri: str | None = None) -> "contextlib.AbstractContextManager[Path]":
+    """The bundle inside MLflow model ``model_uri`` (``runs:/<run id>/model``,
+    ``models:/<name>/<version>``) at ``tracking_uri`` (resolved as the other
+    commands do), downloaded into a temporary folder that lives as long as
+    the context."""
+    from harness import store
+
+    uri = store.resolve_tracking_uri(tracking_uri)
+    store.client_for(uri, create=False)  # no store there: one line, nothing created
+    return _download(model_uri, uri)
+
+
+@contextlib.contextmanager
+def _download(model_uri: str, uri: str) -> Iterator[Path]:
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="auh-model-") as tmp, _tracking_at(uri), _no_progress_bars():
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp,
+                                                             tracking_uri=uri, registry_uri=uri))
+        except MlflowException as exc:
+            raise UserError(f"{model_uri}: no such MLflow model at {uri} "
+                            f"({' '.join(exc.message.split())[:200]})") from None
+        yield _bundle_in_model(local, model_uri)
+
+
+def _bundle_in_model(model: Path, model_uri: str) -> Path:
+    """The bundle artifact inside a downloaded model (its MLmodel file says where)."""
+    import yaml
+
+    mlmodel = model / "MLmodel"
+    if not mlmodel.is_file():
+        raise UserError(f"{model_uri}: not an MLflow model (no MLmodel file)")
+    flavor = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {}).get("python_function", {})
+    bundle = (flavor.get("artifacts") or {}).get("bundle", {}).get("path")
+    if not bundle:
+        raise UserError(f"{model_uri}: an MLflow model without an au-harness bundle")
+    return model / bundle
+
+
+def _tracking_at(uri: str) -> "contextlib.AbstractContextManager[None]":
+    # MLflow's fluent model logging, and its resolution of a logged model behind a
+    # runs:/ URI, read the process-wide tracking URI whatever URI they are given:
+    # set it for the call and restore it after (MLflow's own private helper).
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    return _use_tracking_uri(uri)
 
 
 @contextlib.contextmanager
