@@ -17,6 +17,7 @@ attributes as its state; it still loads.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights:
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "views").mkdir(parents=True)
     for view, path in weights.items():
-        shutil.copyfile(path, tmp / "views" / f"{view}.safetensors")
+        _link_or_copy(Path(path), tmp / "views" / f"{view}.safetensors")
     meta = {
         "format": FORMAT,
         "schema": {"name": schema.name, "aus": list(schema.aus), "flip_pairs": [list(p) for p in schema.flip_pairs]},
@@ -73,6 +74,15 @@ def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights:
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system allows one (weights files are replaced,
+    never rewritten in place, so sharing them is safe and costs no space), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 @dataclass

@@ -123,6 +123,9 @@ class Checkpoint:
     The weights go to ``weights-e{epoch}.safetensors``, then ``state.pt``
     (optimizer, scheduler, RNG, the weights file's name) replaces the old
     one atomically; a kill at any moment leaves the last complete pair.
+    Only that pair is kept while the stage runs, and nothing of it once the
+    stage is done (``final.safetensors`` and ``done.json`` are what a resume
+    reads then); ``keep_epochs`` keeps every epoch's weights file.
 
     The files are written off the training step's critical path: ``save``
     copies the state to CPU memory and hands the writing to a background
@@ -130,8 +133,9 @@ class Checkpoint:
     it). ``background=False`` writes in the caller, as a baseline.
     """
 
-    def __init__(self, folder: Path, background: bool = True) -> None:
+    def __init__(self, folder: Path, background: bool = True, keep_epochs: bool = False) -> None:
         self.folder = Path(folder)
+        self.keep_epochs = keep_epochs
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auh-checkpoint") if background else None
         self._pending: Future | None = None
 
@@ -164,8 +168,12 @@ class Checkpoint:
         save_state_dict(weights, self.folder / state["weights"])
         with atomic_path(self.folder / "state.pt") as tmp:
             torch.save(state, tmp)
+        if not self.keep_epochs:
+            self._remove_epochs(keep=state["weights"])
+
+    def _remove_epochs(self, keep: str = "") -> None:
         for old in self.folder.glob("weights-e*.safetensors"):
-            if old.name != state["weights"]:
+            if old.name != keep:
                 old.unlink(missing_ok=True)
 
     def restore(self, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> int:
@@ -187,6 +195,11 @@ class Checkpoint:
         save_weights(model, self.folder / "final.safetensors")
         with atomic_open(self.done_file) as fh:
             json.dump(metrics, fh)
+        # Done: resume reads final.safetensors, so the epoch state is dead weight
+        # (the optimizer's momentum alone is one more copy of the model).
+        (self.folder / "state.pt").unlink(missing_ok=True)
+        if not self.keep_epochs:
+            self._remove_epochs()
 
     def load_final(self, model: torch.nn.Module) -> dict[str, float]:
         load_exact(model, self.folder / "final.safetensors")

@@ -30,6 +30,7 @@ from harness.engine import (Checkpoint, StageConfig, Task, derive_seed, predict_
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
 from harness.metrics import bootstrap_ci, challenge_score, sigmoid
+from harness.progress import note
 from harness.protocols import IR_NORMALIZATION, capabilities
 from harness.registry import get_registry
 from harness.schema import ENC2020
@@ -48,6 +49,12 @@ class RunInfo:
     resumed: bool
     tracking_uri: str = ""
     state: dict[str, Any] = field(default_factory=dict)
+    stages: list[str] = field(default_factory=list)  # every stage of the run, in order
+
+    def announce(self, stage: str) -> None:
+        """A line that stays on the terminal: where ``stage`` is in the whole run."""
+        if distributed.is_main():
+            note(f"stage {self.stages.index(stage) + 1} of {len(self.stages)}: {stage}")
 
     def save_state(self) -> None:
         if not distributed.is_main():
@@ -136,6 +143,8 @@ def run(recipe: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     faces = align(dataset.images, recipe, dataset.landmarks, dataset.root)
     splits = evaluation_splits(dataset, recipe)
     views = list(recipe["views"])
+    info.stages = ([f"{v}/pretrain" for v in views if recipe["views"][v]["pretrain"] != "none"]
+                   + [f"{s.name}/{part}" for s in splits for part in [f"{v}/finetune" for v in views] + ["ensemble"]])
     pretrained = {v: pretrain_view(info, v, dataset) for v in views}
 
     fold_results = []
@@ -282,6 +291,10 @@ def stage_config(recipe: dict[str, Any], section: str = "train") -> StageConfig:
                         train["augment_jitter"]))
 
 
+def checkpoint(recipe: dict[str, Any], folder: Path) -> Checkpoint:
+    return Checkpoint(folder, keep_epochs=recipe["train"]["keep_epochs"])
+
+
 def new_backbone(recipe: dict[str, Any], view: str, num_classes: int, stage: str) -> torch.nn.Module:
     """A freshly initialised backbone for ``stage``.
 
@@ -309,12 +322,14 @@ def pretrain_view(info: RunInfo, view: str, dataset: AUDataset) -> Path | None:
     folder = info.out_dir / stage
     model = new_backbone(recipe, view, len(companion.classes), stage)
     if spec["init"]:
-        _init_weights(model, spec["init"], f"views.{view}.init")
+        _init_weights(model, spec["init"], f"views.{view}.init",
+                      (task_name, len(companion.classes), "the checkpoint's head"))
     faces = align(companion.images, recipe, companion.landmarks, dataset.root)
     task = classification_task(companion, faces, recipe)
-    _stage(info, stage, lambda: train_stage(model, task, stage_config(recipe, "pretrain"),
-                                            recipe["train"]["input_size"], Checkpoint(folder), stage,
-                                            _epoch_hook(info, stage)))
+    cfg = stage_config(recipe, "pretrain")
+    _stage(info, stage, lambda: train_stage(model, task, cfg, recipe["train"]["input_size"],
+                                            checkpoint(recipe, folder), stage,
+                                            _epoch_hook(info, stage, cfg.epochs)))
     return folder / "final.safetensors"
 
 
@@ -342,6 +357,7 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
         val_probs.append(sigmoid(logits["val"]))
         test_probs.append(sigmoid(logits["test"]))
     ens_stage = f"{split.name}/ensemble"
+    info.announce(ens_stage)
     hooks().auh_stage_start(run=info, stage=ens_stage)
     ensembler = recipes.build("ensembler", recipe["ensembler"])
     if "fit" in capabilities(ensembler):
@@ -388,7 +404,9 @@ def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: A
     labels = dataset.labels
     model = new_backbone(recipe, view, len(dataset.schema), stage)
     if start is not None:
-        _init_weights(model, start, f"views.{view}")
+        replaced = ("the pretraining head" if recipe["views"][view]["pretrain"] != "none"
+                    else "the init checkpoint's head")
+        _init_weights(model, start, f"views.{view}", ("AU", len(dataset.schema), replaced))
     sampler = recipes.build("sampler", recipe["sampler"])
     loss = recipes.build("loss", recipe["loss"])
     if "fit" in capabilities(loss):
@@ -409,8 +427,8 @@ def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: A
     task = Task(images=_Rows(faces, train_rows), targets=labels[train_rows],
                 order=lambda seed: sampler.sample(labels[train_rows], seed), loss=loss,
                 flip_perm=flip, evaluate=evaluate)
-    _stage(info, stage, lambda: train_stage(model, task, cfg, size, Checkpoint(folder), stage,
-                                            _epoch_hook(info, stage)))
+    _stage(info, stage, lambda: train_stage(model, task, cfg, size, checkpoint(recipe, folder), stage,
+                                            _epoch_hook(info, stage, cfg.epochs)))
     logits = {part: predict_logits(model, _Rows(faces, rows), size, device=cfg.device,
                                    channels_last=cfg.channels_last)
               for part, rows in (("val", split.val), ("test", split.test))}
@@ -434,16 +452,29 @@ class _Rows:
         return self.faces[int(self.rows[i])]
 
 
-def _init_weights(model: torch.nn.Module, path: str | Path, field: str) -> None:
+def _init_weights(model: torch.nn.Module, path: str | Path, field: str,
+                  head: tuple[str, int, str] | None = None) -> None:
+    """Load starting weights into ``model``; say what did not fit.
+
+    ``head`` is ``(task, outputs, what it replaces)``: a checkpoint whose only
+    misfit is a classifier of another size is the expected case (a new head
+    for this task), and is said so rather than reported as a mismatch.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe field {field}: checkpoint {str(path)!r} does not exist")
     report = load_weights(model, path)
+    if head and report.mismatched and not report.missing and not report.unexpected:
+        shapes = model.state_dict()
+        if all(shapes[k].shape[0] == head[1] for k in report.mismatched):
+            note(f"auh: {field}: new {head[0]} head ({head[1]} outputs) in place of {head[2]}")
+            return
     if report.missing or report.unexpected or report.mismatched:
         print(f"auh: {field} = {str(path)!r}: {report.summary()}", file=sys.stderr)
 
 
 def _stage(info: RunInfo, stage: str, body: Any) -> None:
+    info.announce(stage)
     hook = hooks()
     hook.auh_stage_start(run=info, stage=stage)
     info.save_state()
@@ -452,11 +483,19 @@ def _stage(info: RunInfo, stage: str, body: Any) -> None:
     info.save_state()
 
 
-def _epoch_hook(info: RunInfo, stage: str) -> Any:
+def _epoch_hook(info: RunInfo, stage: str, epochs: int) -> Any:
     def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+        note(epoch_line(stage, epoch, epochs, metrics))
         hooks().auh_epoch_end(run=info, stage=stage, epoch=epoch, metrics=metrics)
         info.save_state()
     return on_epoch_end
+
+
+def epoch_line(stage: str, epoch: int, epochs: int, metrics: dict[str, float]) -> str:
+    """``face/pretrain epoch 2/5: loss 1.2345`` (and the validation scores, where there are)."""
+    parts = [f"loss {metrics['loss']:.4f}"] + [
+        f"val {key[4:]} {metrics[key]:.4f}" for key in ("val/final", "val/accuracy", "val/f1") if key in metrics]
+    return f"{stage} epoch {epoch + 1}/{epochs}: {', '.join(parts)}"
 
 
 def _save_predictions(folder: Path, dataset: AUDataset, split: Split, aus: list[str],

@@ -112,6 +112,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "augment_shift": Field(float, lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]"),
         "augment_jitter": Field(float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
         "max_steps": Field(int, _nonneg, "an integer >= 0 (0: no cap)"),
+        "keep_epochs": Field(bool),
     },
     "pretrain": {
         "epochs": Field(int, _nonneg, "an integer >= 0"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,14 +32,33 @@ def run_cli(*args: str) -> int:
 def test_run_predict_score(in_tmp, capsys):
     recipe = write_recipe(in_tmp)
     assert run_cli("run", str(recipe)) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err.splitlines()
     assert "final" in out and "baseline all_zeros" in out
+    # the terminal: the whole run's stages, one line per epoch, the head replacement said plainly
+    stages = ["face/pretrain", "emotion/pretrain", "split/face/finetune", "split/emotion/finetune",
+              "split/ensemble"]
+    assert [ln for ln in err if ln.startswith("stage ")] == [
+        f"stage {k} of 5: {name}" for k, name in enumerate(stages, 1)]
+    epochs = [ln for ln in err if " epoch " in ln]
+    assert [ln.split(":")[0] for ln in epochs] == [
+        "face/pretrain epoch 1/1", "emotion/pretrain epoch 1/1", "split/face/finetune epoch 1/2",
+        "split/face/finetune epoch 2/2", "split/emotion/finetune epoch 1/2", "split/emotion/finetune epoch 2/2"]
+    assert all(re.fullmatch(r".*: loss \d+\.\d{4}, val final 0\.\d{4}, val accuracy .*", ln) for ln in epochs[2:])
+    for view in ("face", "emotion"):
+        assert f"auh: views.{view}: new AU head (23 outputs) in place of the pretraining head" in err
+    assert not any("shape-mismatched" in ln for ln in err)
     run_dir = in_tmp / "runs" / "tiny"
     state = json.loads((run_dir / "state.json").read_text())
     assert state["finished"] is True
     bundle = run_dir / "bundle"
     meta = json.loads((bundle / "bundle.json").read_text())
     assert len(meta["thresholds"]) == 23 and set(meta["views"]) == {"face", "emotion"}
+    # on disk: each stage's final weights only, and the bundle shares the fine-tuned ones
+    assert sorted(p.name for p in (run_dir / "face" / "pretrain").iterdir()) == ["done.json", "final.safetensors"]
+    assert not list(run_dir.glob("**/state.pt")) and not list(run_dir.glob("**/weights-e*"))
+    final = run_dir / "split" / "face" / "finetune" / "final.safetensors"
+    assert (bundle / "views" / "face.safetensors").stat().st_ino == final.stat().st_ino
 
     # predict the test images of the synthetic set and score against its labels
     from harness import create
@@ -56,6 +76,17 @@ def test_run_predict_score(in_tmp, capsys):
                    "--tracking-uri", f"sqlite:///{in_tmp / 'ledger.db'}") == 0
     scored = json.loads(capsys.readouterr().out)
     assert 0 <= scored["final"] <= 1 and scored["n_images"] == len(test)
+
+
+def test_keep_epochs_keeps_every_epochs_weights(in_tmp):
+    recipe = write_recipe(in_tmp, "")
+    assert run_cli("run", str(recipe), "--set", "train.keep_epochs=true", "--set", "train.epochs=2",
+                   "--set", "pretrain.epochs=1") == 0
+    run_dir = in_tmp / "runs" / "tiny"
+    assert sorted(p.name for p in (run_dir / "split" / "face" / "finetune").iterdir()) == [
+        "done.json", "final.safetensors", "logits.npz", "weights-e0.safetensors", "weights-e1.safetensors"]
+    assert sorted(p.name for p in (run_dir / "emotion" / "pretrain").iterdir()) == [
+        "done.json", "final.safetensors", "weights-e0.safetensors"]
 
 
 def test_predictions_do_not_depend_on_batch_size(in_tmp):

@@ -42,6 +42,7 @@ def test_int_accepted_where_float_expected_but_not_bool():
 
 @pytest.mark.parametrize("override, message", [
     ("train.epochs=-1", "recipe field train.epochs: expected an integer >= 0, got -1"),
+    ("train.keep_epochs=3", "recipe field train.keep_epochs: expected bool, got int 3"),
     ("trian.epochs=1", "unknown recipe section 'trian'; available: .* \\(did you mean 'train'\\?\\)"),
     ("train.epoch=3", "unknown recipe key 'train.epoch'; .*did you mean 'epochs'"),
     ("evaluation.folds=2", "evaluation.folds: expected an integer >= 3"),
