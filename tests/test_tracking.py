@@ -117,6 +117,8 @@ def test_get_or_create_experiment_is_idempotent(tmp_path):
     assert store.get_or_create_experiment("exp", uri) == first
     experiment = store.client_for(uri).get_experiment(first)
     assert experiment.artifact_location == (tmp_path / "db" / "mlartifacts" / "exp").as_uri()
+    # the kind MLflow 3's UI opens on its runs table ("Machine learning"), not the GenAI overview
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     with sqlite3.connect(tmp_path / "db" / "m.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

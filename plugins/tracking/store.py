@@ -44,6 +44,9 @@ ARTIFACT_DIR = "mlartifacts"
 _SQLITE_PREFIX = "sqlite:///"
 _SERVER_SCHEMES = ("http", "https", "postgresql", "mysql", "mssql", "databricks")
 _LOCKED = ("database is locked", "database table is locked")
+# MLflow 3's UI opens an experiment of this kind on its runs table, not on the
+# GenAI overview (traces, evaluations) it shows an experiment it cannot classify.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 # ----------------------------------------------------------------- the URI
@@ -276,7 +279,7 @@ def get_or_create_experiment(name: str, tracking_uri: str | None = None) -> str:
     if experiment is None:
         try:
             return with_retry(client.create_experiment, name,
-                              artifact_location=artifact_location(uri, name))
+                              artifact_location=artifact_location(uri, name), tags=EXPERIMENT_TAGS)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
