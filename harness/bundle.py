@@ -30,7 +30,7 @@ from harness import recipe as recipes
 from harness.engine import load_exact, predict_logits, resolve_device
 from harness.errors import UserError
 from harness.fileio import sha256_file
-from harness.images import read_image
+from harness.images import IMAGE_SUFFIXES, read_image
 from harness.metrics import sigmoid
 from harness.protocols import IR_NORMALIZATION, fitted_state, set_fitted_state
 from harness.schema import AUSchema
@@ -38,7 +38,6 @@ from harness.registry import package_versions
 
 FORMAT = 2
 READS = (1, 2)  # formats this version loads
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights: dict[str, Path],

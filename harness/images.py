@@ -48,6 +48,9 @@ MAX_PIXELS = 64_000_000
 """Largest image accepted (width x height): 8000 x 8000, above any phone camera
 and below Pillow's own decompression-bomb warning (89.5 megapixels)."""
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+"""File name endings taken for images when a folder is listed."""
+
 BACKGROUND = (255, 255, 255)
 """What transparent pixels are composited over: white."""
 

@@ -106,3 +106,81 @@ def test_emotionet_skip_bad_counts_what_it_skips(tmp_path, capsys):
 def test_emotionet_missing_root(tmp_path):
     with pytest.raises(UserError, match="not a folder"):
         harness.create("dataset", "emotionet", root=str(tmp_path / "nope"), labels="x.txt")
+
+
+# ------------------------------------------------------ companions from real data
+def _tree(root, classes: dict[str, int], suffix: str = ".png"):
+    rng = np.random.default_rng(1)
+    for name, count in classes.items():
+        (root / name / "sub").mkdir(parents=True)
+        for i in range(count):  # at any depth below the class folder
+            where = root / name / ("sub" if i % 2 else "") / f"{name}_{i}{suffix}"
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(where)
+    return root
+
+
+def _with_companions(tmp_path, companions):
+    root, names, labels = _folder(tmp_path)
+    write_labels(tmp_path / "labels.txt", names, labels, ENC2020)
+    return harness.create("dataset", "emotionet", root=str(root), labels=str(tmp_path / "labels.txt"),
+                          companions=companions)
+
+
+def test_companion_from_an_image_folder_tree(tmp_path):
+    tree = _tree(tmp_path / "ids", {"bob": 3, "alice": 2, "carol": 1})
+    ds = _with_companions(tmp_path, {"identity": {"root": str(tree)}})
+    c = ds.companions["identity"]
+    assert c.task == "identity" and c.classes == ["alice", "bob", "carol"]
+    assert [c.classes[t] for t in c.targets] == [p.parts[len(tree.parts)] for p in c.images]
+    assert sorted(p.name for p in c.images) == sorted(
+        ["alice_0.png", "alice_1.png", "bob_0.png", "bob_1.png", "bob_2.png", "carol_0.png"])
+
+
+def test_companion_from_an_affectnet_label_file(tmp_path):
+    tree = _tree(tmp_path / "aff", {"1": 2, "2": 2, "8": 1})
+    files = sorted(tree.rglob("*.png"))
+    lines = ["subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal"]
+    lines += [f'{p.relative_to(tree)},0,0,16,16,"1.0;2.0;3.0",{p.parts[len(tree.parts)]},0.1,0.2' for p in files]
+    (tmp_path / "training.csv").write_text("\n".join(lines) + "\n")
+    ds = _with_companions(tmp_path, {"expression": {"labels": str(tmp_path / "training.csv"), "root": str(tree),
+                                                    "exclude": [8]}})
+    c = ds.companions["expression"]
+    assert c.classes == ["1", "2"] and len(c.images) == 4
+    assert [c.classes[t] for t in c.targets] == [p.parts[len(tree.parts)] for p in c.images]
+
+
+def test_companion_from_two_columns_relative_to_the_file(tmp_path):
+    tree = _tree(tmp_path / "fer", {"happy": 2, "sad": 2})
+    files = sorted(tree.rglob("*.png"))
+    (tree / "list.csv").write_text("".join(f"{p.relative_to(tree)},{p.parts[len(tree.parts)]}\n" for p in files))
+    c = _with_companions(tmp_path, {"expression": {"labels": str(tree / "list.csv")}}).companions["expression"]
+    assert c.images == files and [c.classes[t] for t in c.targets] == ["happy", "happy", "sad", "sad"]
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ({"root": "nope"}, "companions.identity.root: 'nope' is not a folder"),
+    ({}, "needs root (an image-folder tree"),
+    ({"root": "TREE", "colour": 1}, "companions.identity.colour: unknown key"),
+    ({"root": "LOOSE"}, "holds images directly"),
+    ({"root": "ONE"}, "in 1 class; a pretraining task needs at least 2 classes"),
+    ({"labels": "BADLINE"}, "line 3: expected 2 fields"),
+    ({"labels": "NOHEADER"}, "expected a header naming the image path"),
+    ({"root": "BROKEN"}, "1 of 4 identity images are missing or unreadable"),
+    ({"root": "TREE", "exclude": "x"}, "companions.identity.exclude: expected a list"),
+])
+def test_bad_companions_are_one_line(tmp_path, spec, needle):
+    tree = _tree(tmp_path / "tree", {"a": 2, "b": 2})
+    one = _tree(tmp_path / "one", {"a": 2})
+    loose = _tree(tmp_path / "loose", {"a": 1, "b": 1})
+    Image.new("RGB", (8, 8)).save(loose / "stray.jpg")
+    broken = _tree(tmp_path / "broken", {"a": 2, "b": 2})
+    next(broken.rglob("*.png")).write_bytes(b"")
+    (tmp_path / "badline.csv").write_text("tree/a/a_0.png,a\ntree/b/b_0.png,b\ntree/b/b_1.png\n")
+    (tmp_path / "noheader.csv").write_text("x,y,z\n1,2,3\n")
+    where = {"TREE": tree, "ONE": one, "LOOSE": loose, "BROKEN": broken,
+             "BADLINE": tmp_path / "badline.csv", "NOHEADER": tmp_path / "noheader.csv"}
+    spec = {k: str(where.get(v, v)) if isinstance(v, str) else v for k, v in spec.items()}
+    with pytest.raises(UserError) as err:
+        _with_companions(tmp_path, {"identity": spec})
+    assert needle in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith("dataset emotionet: companions.identity")
