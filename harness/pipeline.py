@@ -319,6 +319,7 @@ def pretrain_view(info: RunInfo, view: str, dataset: AUDataset) -> Path | None:
     task_name = spec["pretrain"]
     companion = dataset.companions[task_name]  # present: checked by preflight
     stage = f"{view}/pretrain"
+    info.announce(stage)
     folder = info.out_dir / stage
     model = new_backbone(recipe, view, len(companion.classes), stage)
     if spec["init"]:
@@ -401,6 +402,7 @@ def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: A
             return {"val": saved["val"], "test": saved["test"],
                     "normalization": saved["normalization"] if "normalization" in saved
                     else np.asarray(IR_NORMALIZATION)}
+    info.announce(stage)
     labels = dataset.labels
     model = new_backbone(recipe, view, len(dataset.schema), stage)
     if start is not None:
@@ -474,7 +476,6 @@ def _init_weights(model: torch.nn.Module, path: str | Path, field: str,
 
 
 def _stage(info: RunInfo, stage: str, body: Any) -> None:
-    info.announce(stage)
     hook = hooks()
     hook.auh_stage_start(run=info, stage=stage)
     info.save_state()
