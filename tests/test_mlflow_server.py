@@ -175,7 +175,19 @@ def test_auh_run_over_http(server, tmp_path):
     assert parent.data.metrics["final"] == pytest.approx(result["scores"]["final"])
     names = {r.info.run_name for r in client.search_runs([parent.info.experiment_id])}
     assert {"tiny-http", "split/face/finetune", "split/ensemble"} <= names
-    assert {"model", "plots", "recipe.toml"} <= {f.path for f in client.list_artifacts(parent.info.run_id)}
+    assert {"plots", "recipe.toml"} <= {f.path for f in client.list_artifacts(parent.info.run_id)}
+    # the bundle is the run's logged model, and `auh predict` takes it by URI through the server
+    logged = client.search_logged_models(experiment_ids=[parent.info.experiment_id])
+    assert [(m.name, m.source_run_id) for m in logged] == [("model", parent.info.run_id)]
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    for i in range(2):
+        Image.new("RGB", (48, 48), (40 + 90 * i, 90, 120)).save(tmp_path / "img" / f"{i}.png")
+    done = auh("predict", f"runs:/{parent.info.run_id}/model", "img", "--out", "p.csv",
+               "--tracking-uri", server.url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("wrote 2 rows for 2 images to p.csv")
 
 
 def write_labels_csv(path: Path, names: list[str], labels: np.ndarray) -> None:
