@@ -182,7 +182,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from harness.labels import write_labels
     from harness.predict import bundle_folder, bundle_id, check_out, predict_table, sidecar, \
         submission_rows, write_table
-    from harness.progress import counter
+    from harness.progress import progress
 
     # Every argument is checked before the bundle is loaded and anything is written.
     if args.batch_size < 1:
@@ -201,7 +201,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with bundle_folder(args.bundle, args.tracking_uri) as folder:
         bundle = load_bundle(folder, device=args.device)
         identity = {"id": bundle_id(folder), "source": args.bundle}
-        with counter(len(paths), "predict") as bar:
+        with progress(total=len(paths), desc="predict", unit="img") as bar:
             result = predict_table(bundle, paths, args.batch_size, strict=args.strict, bar=bar)
     result.bundle = identity
     write_table(args.out, result)

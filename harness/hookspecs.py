@@ -95,6 +95,16 @@ def auh_ablation(recipe: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]
     ``harness.errors.UserError``."""
 
 
+@hookspec(firstresult=True)
+def auh_open_bundle(source: str, tracking_uri: str | None) -> Any:
+    """A model bundle named by something other than a folder (``auh predict
+    SOURCE``): return a context manager whose value is the bundle folder
+    while it is open (e.g. downloaded into a temporary folder), or ``None``
+    when ``source`` is not this plugin's kind. The tracking plugin opens MLflow
+    model URIs (``runs:/<id>/model``, ``models:/<name>/<version>``) at
+    ``tracking_uri`` (``None``: as the other commands resolve it)."""
+
+
 # ------------------------------------------------------------------- lifecycle
 @hookspec
 def auh_check_recipe(recipe: dict[str, Any]) -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,6 @@ LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 BOX = ("box_x0", "box_y0", "box_x1", "box_y1")
 OUT_SUFFIXES = (".parquet", ".csv")
 METADATA_KEY = b"au_harness"
-MODEL_URI = re.compile(r"^(runs|models):/")
 
 
 @dataclass
@@ -203,13 +201,14 @@ def submission_rows(result: Predictions) -> tuple[list[str], np.ndarray, int]:
 # -------------------------------------------------------- where the bundle is
 @contextmanager
 def bundle_folder(source: str, tracking_uri: str | None = None) -> Iterator[Path]:
-    """The bundle folder ``source`` names: a folder, or an MLflow model URI
-    (``runs:/<run id>/model``, ``models:/<name>/<version>``) whose bundle is
-    downloaded into a temporary folder for the duration."""
-    if not MODEL_URI.match(source):
+    """The bundle folder ``source`` names: a folder, or what a plugin opens
+    (``auh_open_bundle``: the tracking plugin downloads MLflow model URIs into a
+    temporary folder for the duration)."""
+    import harness
+
+    opened = harness.get_registry().hook.auh_open_bundle(source=source, tracking_uri=tracking_uri)
+    if opened is None:
         yield Path(source)
         return
-    from harness.pyfunc import downloaded_bundle  # MLflow only for a model URI
-
-    with downloaded_bundle(source, tracking_uri) as folder:
-        yield folder
+    with opened as folder:
+        yield Path(folder)

@@ -18,11 +18,6 @@ def progress(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:
     return tqdm(iterable, disable=quiet(), **kwargs)
 
 
-def counter(total: int, desc: str, unit: str = "img") -> tqdm:
-    """A bar advanced by hand (``bar.update(n)``) that shows ``unit``/s; quiet like :func:`progress`."""
-    return tqdm(total=total, desc=desc, unit=unit, disable=quiet())
-
-
 def note(message: str) -> None:
     """A line on stderr that stays (printed above any progress bar, not through it)."""
     tqdm.write(message, file=sys.stderr)

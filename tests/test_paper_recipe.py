@@ -1,4 +1,4 @@
-"""`submissions/paper.toml` end to end on real folders, shrunk with `--set`.
+"""`plugins/recipes/paper.toml` end to end on real folders, shrunk with `--set`.
 
 The paper's recipe as shipped (emotionet, MTCNN, 5-fold cross-validation,
 identity and expression pretraining, ML-ROS + selective learning, mean of
@@ -75,7 +75,7 @@ def folders(tmp_path_factory):
 
 def test_paper_recipe_runs_every_stage_on_real_folders(folders, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    recipe = Path(str(importlib.resources.files("submissions") / "paper.toml"))
+    recipe = Path(str(importlib.resources.files("plugins.recipes") / "paper.toml"))
     sets = {
         "dataset.root": folders / "emotionet" / "images",
         "dataset.labels": folders / "emotionet" / "labels.txt",
@@ -118,7 +118,7 @@ def test_paper_recipe_runs_every_stage_on_real_folders(folders, tmp_path, monkey
 def test_paper_recipe_refuses_a_missing_companion_folder_before_any_work(folders, tmp_path, monkeypatch,
                                                                           capsys):
     monkeypatch.chdir(tmp_path)
-    recipe = Path(str(importlib.resources.files("submissions") / "paper.toml"))
+    recipe = Path(str(importlib.resources.files("plugins.recipes") / "paper.toml"))
     code = main(["run", str(recipe), "--set", f"dataset.root={json.dumps(str(folders / 'emotionet' / 'images'))}",
                  "--set", f"dataset.labels={json.dumps(str(folders / 'emotionet' / 'labels.txt'))}",
                  "--set", "run.device=cpu", "--tracking-uri", "off"])

@@ -228,7 +228,7 @@ def test_runs_and_models_uris(setup, tmp_path, monkeypatch, capsys):
     import mlflow
     import pandas as pd
 
-    from harness import pyfunc, store
+    from plugins.tracking import pyfunc, store
 
     root, folder, _, photos = setup
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -170,6 +170,16 @@ def _tracker(run: Any) -> Tracker | None:
 
 # -------------------------------------------------------------------- hooks
 @hookimpl
+def auh_open_bundle(source: str, tracking_uri: str | None) -> Any:
+    """An MLflow model URI (``runs:/``, ``models:/``) as a bundle folder, downloaded."""
+    from plugins.tracking import pyfunc
+
+    if not pyfunc.MODEL_URI.match(source):
+        return None
+    return pyfunc.downloaded_bundle(source, tracking_uri)
+
+
+@hookimpl
 def auh_check_recipe(recipe: dict[str, Any]) -> None:
     """A tracking URI that cannot take the run is refused before the run folder exists."""
     if not enabled(recipe):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata as md
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -33,6 +34,7 @@ from harness.errors import UserError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+MODEL_URI = re.compile(r"^(runs|models):/")  # what `auh predict` downloads
 INPUT_COLUMN = "path"
 ARTIFACT_PATH = "model"
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -114,7 +116,7 @@ def downloaded_bundle(model_uri: str, tracking_uri: str | None = None) -> "conte
     ``models:/<name>/<version>``) at ``tracking_uri`` (resolved as the other
     commands do), downloaded into a temporary folder that lives as long as
     the context."""
-    from harness import store
+    from plugins.tracking import store
 
     uri = store.resolve_tracking_uri(tracking_uri)
     store.client_for(uri, create=False)  # no store there: one line, nothing created
