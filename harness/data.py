@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -42,17 +41,6 @@ class AlignedFace:
     box: np.ndarray | None = None
     score: float | None = None
     source_landmarks: np.ndarray | None = None
-
-
-def faces_per_image(aligner: Any, images: Sequence[Image.Image]) -> list[list[AlignedFace]]:
-    """Every face the aligner finds in each image, the one ``align`` returns first.
-
-    Aligners that can report several faces have ``align_all(images)``; for
-    the others each image has the single face ``align`` gives.
-    """
-    if hasattr(aligner, "align_all"):
-        return [list(faces) for faces in aligner.align_all(images)]
-    return [[face] for face in aligner.align(images)]
 
 
 @dataclass

@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from harness.data import faces_per_image
 from harness.errors import UserError
 from harness.images import ImageError, read_image
+from harness.protocols import capabilities
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,6 +126,14 @@ def predict_table(bundle: "Bundle", paths: Sequence[Path], batch_size: int = 64,
     table = pd.concat([table.drop(columns="error"), pd.DataFrame(probs, columns=[f"{au}_prob" for au in aus]),
                        preds, table[["error"]]], axis=1)
     return Predictions(table, aus, thresholds, skipped)
+
+
+def faces_per_image(aligner: Any, images: Sequence[Any]) -> list[list[Any]]:
+    """Every face the aligner finds in each image, the one ``align`` returns first:
+    ``align_all`` for an aligner that declares ``"all_faces"``, else ``align``'s one face."""
+    if "all_faces" in capabilities(aligner):
+        return [list(faces) for faces in aligner.align_all(images)]
+    return [[face] for face in aligner.align(images)]
 
 
 def _row(path: Path, k: int, face: Any, error: str) -> dict[str, Any]:

@@ -48,7 +48,9 @@ PASSED: dict[str, tuple[str, ...]] = {
 # The optional capabilities a component of each kind may declare, and what each promises.
 CAPABILITIES: dict[str, dict[str, str]] = {
     "aligner": {"landmarks": "align(images, landmarks=...) uses the dataset's ground-truth "
-                             "landmarks [N, 5, 2] (image pixels); the crop cache passes them"},
+                             "landmarks [N, 5, 2] (image pixels); the crop cache passes them",
+                "all_faces": "align_all(images) -> [[AlignedFace, ...], ...]: every face of each "
+                             "image, the one align returns first (auh predict reports them all)"},
     "loss": {"fit": "fit(train_labels) -> self, called once before training",
              "random": "draws its random choices from the attribute generator (torch.Generator), "
                        "which the engine seeds for every epoch from the run's seed"},
@@ -96,7 +98,9 @@ class Aligner(Protocol):
         crops cached under one key are reused for it, so change the key
         whenever the crops would change.
     capabilities : set of str, optional
-        ``{"landmarks"}`` when :meth:`align` takes ``landmarks``.
+        ``"landmarks"`` when :meth:`align` takes ``landmarks``; ``"all_faces"``
+        with ``align_all(images)``: a list of faces per image (at least one),
+        the face :meth:`align` returns first, then the others it found.
     """
 
     cache_key: str
@@ -120,6 +124,9 @@ class Aligner(Protocol):
             coordinates; ``found``: False where no face was found, and then
             the crop is a fallback (a labelled image is never dropped). The
             crops depend only on each image, not on the batch it came in.
+            Optional, for reports (``None`` where unknown): ``box`` (4,) and
+            ``source_landmarks`` (5, 2), where the face is in the image
+            (pixels), and ``score``, a detector's confidence.
         """
         ...
 

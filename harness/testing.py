@@ -214,6 +214,19 @@ def _aligner_outputs(build: Callable[..., Any]) -> None:
         _expect(not faces[-1].found, "an image whose landmarks are unknown (NaN) was marked found")
 
 
+def _aligner_all_faces(build: Callable[..., Any]) -> None:
+    aligner = build(size=SIZE)
+    if "all_faces" not in capabilities(aligner):
+        return
+    images = _images()
+    every = aligner.align_all(images)
+    _expect(len(every) == len(images) and all(len(faces) >= 1 for faces in every),
+            "align_all must give at least one face (a fallback crop) per image")
+    _expect(all(np.array_equal(a, b) for a, b in zip(_crops([faces[0] for faces in every]),
+                                                      _crops(aligner.align(images)))),
+            "align_all's first face is not the one align returns")
+
+
 def _aligner_batch_independence(build: Callable[..., Any]) -> None:
     aligner, images = build(size=SIZE), _images()
     together = _crops(_align(aligner, images))
@@ -520,7 +533,8 @@ def _reader_refuses_bad_input_in_one_line(build: Callable[..., Any]) -> None:
 
 
 CHECKS: dict[str, tuple[Callable[[Callable[..., Any]], None], ...]] = {
-    "aligner": (_aligner_builds_with_size, _aligner_outputs, _aligner_batch_independence, _aligner_pickles),
+    "aligner": (_aligner_builds_with_size, _aligner_outputs, _aligner_all_faces, _aligner_batch_independence,
+                _aligner_pickles),
     "backbone": (_backbone_outputs, _backbone_batch_independence, _backbone_deterministic_under_a_seed,
                  _backbone_bundle_round_trip),
     "sampler": (_sampler_rows, _sampler_deterministic_under_a_seed, _sampler_999_is_not_present),

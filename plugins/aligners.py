@@ -220,6 +220,8 @@ class OracleAligner(_TemplateAligner):
 class MTCNNAligner(_TemplateAligner):
     """MTCNN (facenet-pytorch) face and 5 landmarks, similarity-aligned to the template."""
 
+    capabilities = frozenset({"all_faces"})
+
     def __init__(self, size: int = 112, select: str = "prob", min_face_size: int = 20,
                  thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
                  batch_size: int = 32, device: str = "cpu") -> None:

@@ -128,6 +128,23 @@ class BatchDependentAligner:
                             np.zeros((5, 2), np.float32), True) for img in images]
 
 
+class OtherFirstFace(BatchDependentAligner):
+    """Declares all_faces, but its first face is a mirror of align's."""
+
+    capabilities = frozenset({"all_faces"})
+
+    def align(self, images):
+        from harness.data import AlignedFace
+
+        return [AlignedFace(img.convert("RGB").resize((self.size, self.size)), np.zeros((5, 2), np.float32), True)
+                for img in images]
+
+    def align_all(self, images):
+        from PIL import ImageOps
+
+        return [[type(f)(ImageOps.mirror(f.image), f.landmarks, f.found)] for f in self.align(images)]
+
+
 class PresentWhenUnknown:
     """A sampler that counts 999 as a present label."""
 
@@ -152,6 +169,7 @@ class NoNormalization(torch.nn.Module):
     ("ensembler", UndeclaredFit, "has fit() but does not declare the 'fit' capability"),
     ("ensembler", OverwritesItsParameter, "fit changed the constructor parameter 'weights'"),
     ("aligner", BatchDependentAligner, "an image's crop depends on the other images of its batch"),
+    ("aligner", OtherFirstFace, "align_all's first face is not the one align returns"),
     ("sampler", PresentWhenUnknown, "999 is treated differently from 0"),
     ("backbone", NoNormalization, "normalization must be (mean, std)"),
 ], ids=lambda v: v if isinstance(v, str) else getattr(v, "__name__", ""))

@@ -61,7 +61,7 @@ def setup(tmp_path_factory):
     model = harness.create("backbone", "timm:test_resnet", num_classes=len(AUS), input_size=32)
     weights = save_weights(model, root / "face.safetensors")
     folder = save_bundle(root / "bundle", recipe, ENC2020, {"face": weights}, THRESHOLDS,
-                         harness.create("ensembler", "mean_prob"))
+                         harness.create("ensembler", "mean_prob"), {"face": model.normalization})
     photos = face_photos(root / "img")
     return root, folder, load_bundle(folder), photos
 
