@@ -128,7 +128,7 @@ class Verdict:
         return self.metrics["final"].verdict
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (tuples become lists)."""
+        """Plain data for ``json.dumps`` (dataclasses as dicts; tuples stay tuples, written as lists)."""
         return asdict(self)
 
     def render(self) -> str:
