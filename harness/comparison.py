@@ -102,7 +102,8 @@ class Study:
         return None
 
     def pending(self) -> list[tuple[str, int]]:
-        return [(label, s) for label in self.arms for s in self.seeds if self.finished(label, s) is None]
+        """Unfinished arm-seeds, seed by seed (every arm of a seed before the next seed)."""
+        return [(label, s) for s in self.seeds for label in self.arms if self.finished(label, s) is None]
 
     # --------------------------------------------------------- running
     def prepare(self) -> None:
@@ -140,10 +141,20 @@ class Study:
             for k, (label, s) in enumerate(todo, 1):
                 _say(f"arm-seed {label}/seed-{s} ({k} of {len(todo)})")
                 run(self.recipe(label, s), resume=True)
+                self.check_pairing(s)  # arms that are not paired are refused at the first seed
             return
         failures = run_children(self, todo, jobs)
         if failures:
             raise RuntimeError("; ".join(failures))
+
+    def check_pairing(self, seed: int) -> None:
+        """Once every arm has finished ``seed``: refuse arms not tested on the same labelled images."""
+        if any(self.finished(label, seed) is None for label in self.arms):
+            return
+        first, *others = self.arms
+        reference = self.outcome(first, seed)
+        for label in others:
+            paired_rows(reference, self.outcome(label, seed), seed)
 
     # --------------------------------------------------------- results
     def outcome(self, label: str, seed: int) -> Outcome:

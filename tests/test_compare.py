@@ -214,7 +214,7 @@ def test_interrupted_compare_resumes_and_extends_reusing_finished_arm_seeds(tiny
     kwargs = dict(vs=["sampler.name=uniform"], overrides=FAST[1::2], resamples=50)
     with pytest.raises(Interrupted):
         harness.compare(tiny, seeds=2, **kwargs)
-    assert calls == ["A/seed-3", "A/seed-4", "B/seed-3", "B/seed-4"]
+    assert calls == ["A/seed-3", "B/seed-3", "A/seed-4", "B/seed-4"]
     calls.clear()
     verdict = harness.compare(tiny, seeds=2, **kwargs)
     assert calls == ["B/seed-4"]  # the finished three are reused
@@ -226,6 +226,18 @@ def test_interrupted_compare_resumes_and_extends_reusing_finished_arm_seeds(tiny
     calls.clear()
     again = harness.compare(tiny, seeds=3, collect=True, **kwargs)
     assert calls == [] and again == extended
+
+
+def test_unpaired_arms_are_refused_at_the_first_seed(tiny, monkeypatch):
+    from harness import pipeline
+
+    real_run = pipeline.run
+    ran: list[int] = []
+    monkeypatch.setattr(pipeline, "run", lambda recipe, resume=False: (ran.append(recipe["run"]["seed"]),
+                                                                        real_run(recipe, resume=resume))[1])
+    with pytest.raises(UserError, match="seed 3: the arms were tested on different images"):
+        harness.compare(tiny, vs=["dataset.n=150"], overrides=FAST[1::2], seeds=3, resamples=50)
+    assert ran == [3, 3]  # seeds 4 and 5 never ran
 
 
 def test_plan_then_jobs_elsewhere_then_collect(tiny, capsys):
