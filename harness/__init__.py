@@ -13,6 +13,7 @@ The public API for plugin authors and scripts::
 """
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any, Iterable
 
@@ -26,7 +27,7 @@ import pluggy  # noqa: E402
 from harness.errors import UserError  # noqa: E402
 from harness.registry import get_registry  # noqa: E402
 
-__all__ = ["hookimpl", "create", "available", "get_registry", "load_plugins", "compare", "UserError"]
+__all__ = ["hookimpl", "create", "available", "get_registry", "load_plugins", "run", "compare", "UserError"]
 
 hookimpl = pluggy.HookimplMarker("au_harness")
 
@@ -45,6 +46,24 @@ def create(kind: str, name: str, **params: Any) -> Any:
 def available(kind: str) -> list[str]:
     """Names registered for ``kind``, sorted."""
     return get_registry().available(kind)
+
+
+def run(recipe: Any = None, *, overrides: Iterable[str] = (), resume: bool = False) -> Any:
+    """Run the pipeline, as ``auh run``: ``recipe`` is a TOML path, a recipe dict, or
+    ``None`` (the demo recipe); ``overrides`` are ``--set`` items (``"train.epochs=2"``).
+    Returns the :class:`harness.results.RunResult` (``.final``, ``.accuracy``, ``.f1``,
+    ``.per_au``, ``.folds``, ``.bundle``, ...)."""
+    from harness import recipe as recipes
+    from harness.pipeline import run as run_pipeline
+
+    if isinstance(recipe, dict):
+        raw = copy.deepcopy(recipe)
+        for item in overrides:
+            recipes.apply_override(raw, item)
+        resolved = recipes.resolve(raw)
+    else:
+        resolved = recipes.load(recipes.demo_recipe() if recipe is None else recipe, list(overrides))
+    return run_pipeline(resolved, resume=resume)
 
 
 def compare(recipe_a: Any, recipe_b: Any = None, **options: Any) -> Any:

@@ -5,7 +5,6 @@ Added through ``auh_add_commands``, the one way any plugin adds a subcommand.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from harness.cli import add_command
 from harness import recipe as recipes
 from harness.errors import UserError
 from harness.fileio import check_output_file, check_output_folder
+from harness.results import RunResult
 
 
 @hookimpl
@@ -102,16 +102,11 @@ def _kinds() -> list[str]:
     return list(KINDS)
 
 
-def demo_recipe() -> Path:
-    """The recipe ``auh run`` runs when none is named (package data of :mod:`plugins.recipes`)."""
-    return Path(str(importlib.resources.files("plugins.recipes") / "demo.toml"))
-
-
 def load_recipe(args: argparse.Namespace) -> dict[str, Any]:
     overrides = list(args.overrides)
     if args.tracking_uri:
         overrides.append(f"run.tracking_uri={args.tracking_uri}")
-    return recipes.load(args.recipe or demo_recipe(), overrides)
+    return recipes.load(args.recipe or recipes.demo_recipe(), overrides)
 
 
 # --------------------------------------------------------------------- run
@@ -133,10 +128,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def scorecard(result: dict[str, Any], recipe: dict[str, Any]) -> str:
+def scorecard(result: RunResult, recipe: dict[str, Any]) -> str:
     """The readable end-of-run report: per-AU table, final score, baselines, where to look."""
-    s = result["scores"]
-    lines = [f"run {recipe['run']['name']!r}: {result['out_dir']}", "",
+    s = result.scores
+    lines = [f"run {recipe['run']['name']!r}: {result.out_dir}", "",
              f"{'AU':<6}{'n':>7}{'accuracy':>10}{'F1':>8}"]
     for au, v in s["per_au"].items():
         if v["accuracy"] is None:
@@ -146,18 +141,18 @@ def scorecard(result: dict[str, Any], recipe: dict[str, Any]) -> str:
     lines.append("")
     ci = f"  95% CI [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if "ci95" in s else ""
     lines.append(f"final {s['final']:.4f} = (accuracy {s['accuracy']:.4f} + F1 {s['f1']:.4f}) / 2{ci}")
-    if result["cv"]["n_folds"] > 1:
-        lines.append(f"cross-validation: {result['cv']['n_folds']} folds, final "
-                     f"{result['cv']['mean']:.4f} +- {result['cv']['std']:.4f} (mean +- sd)")
-    for view, final in result["view_final"].items():
+    if result.cv["n_folds"] > 1:
+        lines.append(f"cross-validation: {result.cv['n_folds']} folds, final "
+                     f"{result.cv['mean']:.4f} +- {result.cv['std']:.4f} (mean +- sd)")
+    for view, final in result.view_final.items():
         lines.append(f"view {view} alone: final {final:.4f}")
-    for name, b in result["baselines"].items():
+    for name, b in result.baselines.items():
         lines.append(f"baseline {name}: final {b['final']:.4f} (accuracy {b['accuracy']:.4f}, F1 {b['f1']:.4f})")
-    faces = result["faces"]
+    faces = result.faces
     lines.append(f"faces: {faces['n'] - faces['not_found']} of {faces['n']} found by the aligner; "
                  f"{faces['not_found']} fell back to a center crop (still labelled and scored)")
-    lines.append(f"model bundle: {result['bundle']}")
-    tracking = result.get("tracking") or {}
+    lines.append(f"model bundle: {result.bundle}")
+    tracking = result.reports.get("tracking") or {}
     if tracking.get("ui_command"):
         lines.append(f"MLflow: {tracking['ui_command']}")
         if tracking.get("run_id") and tracking.get("experiment_id"):
@@ -261,7 +256,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             preflight(r)
         rows = []
         for row, r in variants.items():
-            s = run(r)["scores"]
+            s = run(r).scores
             rows.append((row, s["accuracy"], s["f1"], s["final"]))
         table = "\n".join(["| method | Acc | F1 | Avg |", "|---|---|---|---|"] +
                           [f"| {m} | {a:.3f} | {f:.3f} | {v:.3f} |" for m, a, f, v in rows] +
@@ -358,7 +353,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.tracking_uri:
         overrides.append(f"run.tracking_uri={args.tracking_uri}")
-    recipe_a = args.recipe or demo_recipe()
+    recipe_a = args.recipe or recipes.demo_recipe()
     if args.plan:
         study, _, _ = comparison.plan_compare(recipe_a, args.recipe_b, vs=args.vs, overrides=overrides,
                                               seeds=args.seeds, plugins=args.plugin)

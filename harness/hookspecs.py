@@ -128,19 +128,26 @@ def auh_stage_start(run: Any, stage: str) -> None:
 
 @hookspec
 def auh_epoch_end(run: Any, stage: str, epoch: int, metrics: dict[str, float]) -> None:
-    """An epoch of ``stage`` ended; ``metrics`` holds the training loss and,
-    for AU stages, validation ``final``, ``accuracy``, ``f1`` and ``au/<AU>/f1``."""
+    """An epoch of ``stage`` ended (``epoch`` counts from 0). ``metrics``: ``loss`` (the
+    epoch's mean training loss) and ``lr``; for AU fine-tuning stages also the validation
+    rows' ``val/final``, ``val/accuracy``, ``val/f1`` and ``au/<AU>/f1`` (thresholds 0.5)."""
 
 
 @hookspec
 def auh_stage_end(run: Any, stage: str, metrics: dict[str, float], artifacts: dict[str, str]) -> None:
-    """A stage ended with its final ``metrics`` and ``{name: file path}`` ``artifacts``."""
+    """A stage ended. Training stages (``.../pretrain``, ``.../finetune``) give their last
+    epoch's ``metrics`` (as in :func:`auh_epoch_end`); an ensemble stage
+    (``<split>/ensemble``) gives the test rows' ``final``, ``accuracy``, ``f1`` and
+    ``view/<view>/final``, with ``artifacts`` ``{name: file path}`` (its thresholds and
+    predictions)."""
 
 
 @hookspec
-def auh_run_end(run: Any, result: dict[str, Any]) -> None:
-    """A pipeline run ended. ``result`` has ``scores`` (the challenge score
-    dict), ``baselines``, ``bundle`` (path) and ``artifacts`` ({name: path})."""
+def auh_run_end(run: Any, result: Any) -> None:
+    """A pipeline run ended. ``result`` is a :class:`harness.results.RunResult`, read-only
+    (scores, folds, baselines, bundle, ...). What a plugin learns about the run (an id, a
+    link) it reports in ``run.state["reports"][<purpose>]``, which the caller gets back as
+    ``RunResult.reports``; the tracking plugin reports ``reports["tracking"]``."""
 
 
 @hookspec

@@ -33,6 +33,7 @@ from harness.metrics import bootstrap_ci, challenge_score, sigmoid
 from harness.progress import note
 from harness.protocols import IR_NORMALIZATION, capabilities
 from harness.registry import get_registry
+from harness.results import REPORTS, FoldResult, RunResult, read_only
 from harness.schema import ENC2020
 from harness.weights import load_weights
 
@@ -41,7 +42,14 @@ STATE_FILE = "state.json"
 
 @dataclass
 class RunInfo:
-    """What lifecycle hooks see of a run (see ``harness.hookspecs``)."""
+    """What lifecycle hooks see of a run (see ``harness.hookspecs``).
+
+    ``state`` is saved as the run folder's ``state.json`` (and read back on
+    ``--resume``); a plugin keeps its own entries there under its own key,
+    and reports what it learned about the run (ids, links) under
+    ``state["reports"][<purpose>]``, which :attr:`harness.results.RunResult.reports`
+    hands back (``reports["tracking"]``: where the run was tracked).
+    """
 
     recipe: dict[str, Any]
     out_dir: Path
@@ -128,8 +136,8 @@ def _prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
 
 
 # ----------------------------------------------------------------- the run
-def run(recipe: dict[str, Any], resume: bool = False) -> dict[str, Any]:
-    """Run the whole pipeline for a resolved recipe; return the result dict."""
+def run(recipe: dict[str, Any], resume: bool = False) -> RunResult:
+    """Run the whole pipeline for a resolved recipe (see :class:`harness.results.RunResult`)."""
     _set_determinism(recipe)
     dataset = preflight(recipe)
     distributed.setup(device_of(recipe))
@@ -150,15 +158,15 @@ def run(recipe: dict[str, Any], resume: bool = False) -> dict[str, Any]:
     fold_results = []
     for split in splits:
         fold_results.append(run_split(info, split, dataset, faces, pretrained))
-    result = summarize(info, fold_results, dataset, aus, faces)
+    result = summarize(info, splits, fold_results, dataset, aus, faces)
     if distributed.is_main():
         with atomic_open(info.out_dir / "result.json") as fh:
-            json.dump({k: v for k, v in result.items() if k != "val"}, fh, indent=1)
+            json.dump(result.to_json(), fh, indent=1)
     info.state["finished"] = True
     info.save_state()
-    hook.auh_run_end(run=info, result=result)
+    hook.auh_run_end(run=info, result=result)  # read-only: what plugins learn goes in run.state
     info.save_state()
-    return result
+    return result.with_reports(info.state.get(REPORTS, {}))
 
 
 def preflight(recipe: dict[str, Any]) -> AUDataset:
@@ -342,7 +350,7 @@ def classification_task(companion: LabelledImages, faces: Any, recipe: dict[str,
 
 
 def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
-              pretrained: dict[str, Path | None]) -> dict[str, Any]:
+              pretrained: dict[str, Path | None]) -> FoldResult:
     """Fine-tune every view on one split, ensemble, fit thresholds on val, score test."""
     recipe = info.recipe
     labels, aus = dataset.labels, list(dataset.schema.aus)
@@ -376,11 +384,10 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
                  if distributed.is_main() else {})
     metrics = {"final": score["final"], "accuracy": score["accuracy"], "f1": score["f1"],
                **{f"view/{v}/final": s for v, s in view_scores.items()}}
-    hooks().auh_stage_end(run=info, stage=ens_stage, metrics=metrics, artifacts=artifacts)
+    hooks().auh_stage_end(run=info, stage=ens_stage, metrics=read_only(metrics), artifacts=read_only(artifacts))
     info.save_state()
-    return {"split": split, "score": score, "thresholds": thresholds, "ensembler": ensembler,
-            "normalization": normalization,
-            "val_probs": val_ens, "test_probs": test_ens, "test_pred": test_pred, "view_final": view_scores}
+    return FoldResult(split.name, score, view_scores, thresholds, split.test, split.val, test_pred, val_ens,
+                      ensembler, normalization)
 
 
 def fit_thresholds(recipe: dict[str, Any], val_probs: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
@@ -480,14 +487,14 @@ def _stage(info: RunInfo, stage: str, body: Any) -> None:
     hook.auh_stage_start(run=info, stage=stage)
     info.save_state()
     metrics = body()
-    hook.auh_stage_end(run=info, stage=stage, metrics=metrics, artifacts={})
+    hook.auh_stage_end(run=info, stage=stage, metrics=read_only(metrics), artifacts=read_only({}))
     info.save_state()
 
 
 def _epoch_hook(info: RunInfo, stage: str, epochs: int) -> Any:
     def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
         note(epoch_line(stage, epoch, epochs, metrics))
-        hooks().auh_epoch_end(run=info, stage=stage, epoch=epoch, metrics=metrics)
+        hooks().auh_epoch_end(run=info, stage=stage, epoch=epoch, metrics=read_only(metrics))
         info.save_state()
     return on_epoch_end
 
@@ -548,17 +555,17 @@ def baselines(dataset: AUDataset, splits: list[Split], seed: int) -> dict[str, d
             "prior": challenge_score(np.concatenate(draws), labels[test], aus)}
 
 
-def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, aus: list[str],
-              faces: Any) -> dict[str, Any]:
+def summarize(info: RunInfo, splits: list[Split], folds: list[FoldResult], dataset: AUDataset,
+              aus: list[str], faces: Any) -> RunResult:
     """Pool the test predictions of every split, score them with a CI, save the bundle."""
     recipe = info.recipe
-    test_rows = np.concatenate([f["split"].test for f in folds])
-    pred = np.concatenate([f["test_pred"] for f in folds])
+    test_rows = np.concatenate([f.test_rows for f in folds])
+    pred = np.concatenate([f.test_pred for f in folds])
     scores = challenge_score(pred, dataset.labels[test_rows], aus)
     if recipe["evaluation"]["bootstrap"]:
         scores["ci95"] = bootstrap_ci(pred, dataset.labels[test_rows], recipe["evaluation"]["bootstrap"],
                                       seed=recipe["run"]["seed"])
-    finals = np.array([f["score"]["final"] for f in folds], dtype=float)
+    finals = np.array([f.score["final"] for f in folds], dtype=float)
     first = folds[0]
     bundle = info.out_dir / "bundle"
     if distributed.is_main():  # the first split's models: the fixed split, or fold 0 of k
@@ -567,20 +574,15 @@ def summarize(info: RunInfo, folds: list[dict[str, Any]], dataset: AUDataset, au
         save_test_predictions(info.out_dir, [dataset.names[i] for i in test_rows], pred,
                               dataset.labels[test_rows], aus)
         save_bundle(bundle, recipe, dataset.schema,
-                    {v: info.out_dir / first["split"].name / v / "finetune" / "final.safetensors"
+                    {v: info.out_dir / first.name / v / "finetune" / "final.safetensors"
                      for v in recipe["views"]},
-                    first["thresholds"], first["ensembler"], first["normalization"])
-    return {
-        "scores": scores,
-        "folds": [f["score"] for f in folds],
-        "cv": {"mean": float(finals.mean()), "std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
-               "n_folds": len(folds)},
-        "view_final": {v: float(np.mean([f["view_final"][v] for f in folds])) for v in recipe["views"]},
-        "baselines": baselines(dataset, [f["split"] for f in folds], recipe["run"]["seed"]),
-        "faces": {"n": len(faces.found), "not_found": int(np.sum(~np.asarray(faces.found, bool)))},
-        "bundle": str(bundle),
-        "out_dir": str(info.out_dir),
-        "artifacts": {},
-        "val": {"probs": first["val_probs"], "labels": dataset.labels[first["split"].val], "aus": aus,
-                "thresholds": first["thresholds"]},
-    }
+                    first.thresholds, first.ensembler, first.normalization)
+    return RunResult(
+        scores=scores, folds=tuple(folds),
+        cv={"mean": float(finals.mean()), "std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
+            "n_folds": len(folds)},
+        view_final={v: float(np.mean([f.view_final[v] for f in folds])) for v in recipe["views"]},
+        baselines=baselines(dataset, splits, recipe["run"]["seed"]),
+        faces={"n": len(faces.found), "not_found": int(np.sum(~np.asarray(faces.found, bool)))},
+        bundle=str(bundle), out_dir=str(info.out_dir), aus=tuple(aus),
+        val_labels=dataset.labels[first.val_rows])

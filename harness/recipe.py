@@ -138,6 +138,11 @@ def _defaults() -> dict[str, Any]:
     return tomllib.loads((importlib.resources.files("plugins.recipes") / DEFAULT_RECIPE).read_text())
 
 
+def demo_recipe() -> Path:
+    """The recipe ``auh run`` runs when none is named (package data of :mod:`plugins.recipes`)."""
+    return Path(str(importlib.resources.files("plugins.recipes") / "demo.toml"))
+
+
 def defaults() -> dict[str, Any]:
     """The default recipe (a fresh copy): every field's default value."""
     return copy.deepcopy(_defaults())

@@ -14,7 +14,7 @@ from setuptools import find_packages
 
 import harness
 from harness import cli
-from harness.commands import demo_recipe
+from harness.recipe import demo_recipe
 from harness.errors import UserError
 from harness.registry import Registry
 

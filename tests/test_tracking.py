@@ -18,6 +18,7 @@ mlflow = pytest.importorskip("mlflow")
 from harness import recipe as recipes  # noqa: E402
 from plugins.tracking import store  # noqa: E402
 from harness.metrics import challenge_score  # noqa: E402
+from harness.results import FoldResult, RunResult  # noqa: E402
 from plugins import tracking  # noqa: E402
 
 AUS = ["AU1", "AU2", "AU12", "AU51"]
@@ -45,7 +46,8 @@ def hooks_through_epoch(run: types.SimpleNamespace, stage: str, epochs: range) -
                                         "au/AU12/f1": 0.1 * epoch})
 
 
-def make_result(tmp: Path) -> dict:
+def make_result(tmp: Path) -> RunResult:
+    """Two folds of 30 rows; each fold validates on the rows it tests (enough for the plugin)."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, (60, len(AUS)))
     labels[rng.random(labels.shape) < 0.1] = 999
@@ -54,17 +56,13 @@ def make_result(tmp: Path) -> dict:
     pred = (probs >= 0.5).astype(np.int64)
     scores = challenge_score(pred, labels, AUS)
     scores["ci95"] = [scores["final"] - 0.05, scores["final"] + 0.05]
-    bundle_file = tmp / "thresholds_pipeline.json"
-    bundle_file.write_text("[0.5, 0.5, 0.5, 0.5]")
-    return {
-        "scores": scores,
-        "folds": [challenge_score(pred[:30], labels[:30], AUS), challenge_score(pred[30:], labels[30:], AUS)],
-        "baselines": {"all_zeros": challenge_score(np.zeros_like(pred), labels, AUS)},
-        "cv": {"mean": 0.6, "std": 0.01, "n_folds": 2},
-        "bundle": str(tmp / "no-bundle-here"),
-        "artifacts": {"pipeline_thresholds": str(bundle_file)},
-        "val": {"probs": probs, "labels": labels, "aus": AUS, "thresholds": [0.4, 0.5, 0.6, 0.5]},
-    }
+    folds = tuple(FoldResult(f"fold/{k}", challenge_score(pred[rows], labels[rows], AUS), {},
+                             np.array([0.4, 0.5, 0.6, 0.5]), rows, rows, pred[rows], probs[rows], None)
+                  for k, rows in enumerate((np.arange(30), np.arange(30, 60))))
+    return RunResult(scores=scores, folds=folds, cv={"mean": 0.6, "std": 0.01, "n_folds": 2}, view_final={},
+                     baselines={"all_zeros": challenge_score(np.zeros_like(pred), labels, AUS)},
+                     faces={"n": 60, "not_found": 0}, bundle=str(tmp / "no-bundle-here"),
+                     out_dir=str(tmp / "runs"), aus=tuple(AUS), val_labels=labels[:30])
 
 
 # ------------------------------------------------------------------- store
@@ -232,7 +230,7 @@ def test_run_end_metrics(tracked):
     assert metrics["baseline/all_zeros/accuracy"] == pytest.approx(
         tracked.result["baselines"]["all_zeros"]["accuracy"])
     assert metrics["cv/std"] == 0.01
-    assert tracked.result["tracking"] == {
+    assert tracked.run.state["reports"]["tracking"] == {
         "tracking_uri": f"sqlite:///{tracked.tmp / 'mlflow.db'}", "experiment_id": tracked.experiment,
         "run_id": parent.info.run_id, "model_uri": "",
         "ui_command": f"mlflow ui --backend-store-uri sqlite:///{tracked.tmp / 'mlflow.db'}"}
@@ -248,7 +246,6 @@ def test_run_end_artifacts(tracked):
     np.testing.assert_array_equal(saved["labels"], tracked.result["val"]["labels"])
     np.testing.assert_allclose(saved["probs"], tracked.result["val"]["probs"])
     assert json.loads((dl / "thresholds.json").read_text()) == dict(zip(AUS, [0.4, 0.5, 0.6, 0.5]))
-    assert (dl / "thresholds_pipeline.json").read_text() == "[0.5, 0.5, 0.5, 0.5]"
     assert not (dl / "model").exists()  # result["bundle"] points nowhere
     stage = runs["fold/0/face/finetune"].info.run_id
     assert [f.path for f in tracked.client.list_artifacts(stage)] == ["val_fold0.csv"]
@@ -329,7 +326,8 @@ def test_tracking_off_writes_nothing(in_tmp, monkeypatch, how):
     tracking.auh_stage_end(run=run, stage="fold/0/face/finetune", metrics={"f1": 0.1}, artifacts={})
     tracking.auh_run_end(run=run, result=make_result(in_tmp))
     assert "mlflow" not in run.state
-    assert sorted(p.name for p in in_tmp.iterdir()) == ["runs", "thresholds_pipeline.json"]  # no mlflow.db
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["runs"]  # no mlflow.db
+    assert "reports" not in run.state
 
 
 # -------------------------------------------------------------- pyfunc model

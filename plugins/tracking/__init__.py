@@ -44,6 +44,7 @@ from typing import Any, Iterable
 from harness import hookimpl
 from harness import recipe as recipes
 from harness.registry import package_versions
+from harness.results import REPORTS
 from plugins.tracking import store
 
 OFF = "off"
@@ -260,10 +261,11 @@ def auh_stage_end(run: Any, stage: str, metrics: dict[str, float], artifacts: di
 
 
 @hookimpl
-def auh_run_end(run: Any, result: dict[str, Any]) -> None:
+def auh_run_end(run: Any, result: Any) -> None:
     """Scores as metrics, plots, artifacts and the pyfunc model; close every run.
-    Adds ``result["tracking"]``: ``tracking_uri``, ``experiment_id``, ``run_id`` (the
-    parent), ``model_uri`` and ``ui_command`` (what to type to browse it)."""
+    Reports ``run.state["reports"]["tracking"]``: ``tracking_uri``, ``experiment_id``,
+    ``run_id`` (the parent), ``model_uri`` and ``ui_command`` (what to type to browse it);
+    ``result`` (a :class:`harness.results.RunResult`, or its JSON form) is only read."""
     tracker = _TRACKERS.pop(run.run_id, None)
     if tracker is None:
         return
@@ -271,7 +273,6 @@ def auh_run_end(run: Any, result: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory(prefix="auh-track-") as tmp:
         write_result_files(result, Path(tmp))
         store.with_retry(tracker.client.log_artifacts, tracker.parent, tmp)
-    tracker.log_files(tracker.parent, result.get("artifacts") or {})
     bundle = result.get("bundle")
     model_uri = ""
     if bundle and Path(bundle).is_dir():
@@ -279,10 +280,10 @@ def auh_run_end(run: Any, result: dict[str, Any]) -> None:
 
         model_uri = log_bundle_model(tracker.client, tracker.parent, bundle, _aus(result))
     _finish_all(tracker, "FINISHED")
-    # Where to look, for the scorecard the CLI prints (no score is touched).
-    result["tracking"] = {"tracking_uri": tracker.uri, "experiment_id": tracker.experiment_id,
-                          "run_id": tracker.parent, "model_uri": model_uri,
-                          "ui_command": store.ui_command(tracker.uri)}
+    # Where to look, for the scorecard the CLI prints and the caller of harness.pipeline.run.
+    run.state.setdefault(REPORTS, {})["tracking"] = {
+        "tracking_uri": tracker.uri, "experiment_id": tracker.experiment_id, "run_id": tracker.parent,
+        "model_uri": model_uri, "ui_command": store.ui_command(tracker.uri)}
 
 
 @hookimpl
