@@ -86,6 +86,6 @@ def test_augmented_batches_do_not_depend_on_the_number_of_workers():
 def test_same_batch_on_cpu_and_gpu():
     crops = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (8, 48, 48, 3), dtype=np.uint8))
     params = torch.from_numpy(Augment((0.7, 1.0), 0.1, 0.3).draw(np.random.default_rng(0), 8))
-    cpu = model_input(crops, 32, "cpu", params=params)
-    gpu = model_input(crops.pin_memory(), 32, "cuda", params=params).cpu()
+    cpu = model_input(crops, 32, "cpu", params=params, normalization=IR_NORMALIZATION)
+    gpu = model_input(crops.pin_memory(), 32, "cuda", params=params, normalization=IR_NORMALIZATION).cpu()
     torch.testing.assert_close(cpu, gpu, atol=1e-4, rtol=0)

@@ -55,8 +55,9 @@ def test_emotionet_on_a_small_folder_passes_the_kit(tmp_path):
 
 
 def test_the_test_plugins_pass_the_kit():
-    harness.load_plugins([str(TESTPLUGINS / "noise_dataset.py")])
+    harness.load_plugins([str(TESTPLUGINS / "noise_dataset.py"), str(TESTPLUGINS / "pose_dataset.py")])
     assert check_component("dataset", "noise", n=20, size=24)
+    assert check_component("dataset", "posed_noise", n=12, size=24)
 
 
 # ------------------------------------------------------- each check can fail

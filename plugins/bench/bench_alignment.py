@@ -30,6 +30,8 @@ import harness
 from harness.augment import model_input
 from harness.engine import CropBatches, loader
 from harness.facecache import build_cache
+from harness.images import read_image
+from harness.protocols import IR_NORMALIZATION
 from plugins.bench.common import best_time, interleaved, row
 
 SIZE = 112
@@ -44,11 +46,7 @@ def synth_faces(n: int) -> list[Path]:
 
 
 def decode(paths: list[Path]) -> list[Image.Image]:
-    out = []
-    for p in paths:
-        with Image.open(p) as img:
-            out.append(img.convert("RGB"))
-    return out
+    return [read_image(p).convert("RGB") for p in paths]
 
 
 def crops_of(faces: list[Any]) -> np.ndarray:
@@ -98,7 +96,7 @@ def bench_facecache(quick: bool) -> list[dict[str, Any]]:
         cache = build_cache(paths, aligner, folder, batch_size=BATCH, shard_size=4 * BATCH, verify=False)
         build_s = time.perf_counter() - start
         # The engine's path: one fancy index per batch from the memory-mapped cache.
-        epoch = lambda: torch.cat([model_input(x, SIZE, "cpu")
+        epoch = lambda: torch.cat([model_input(x, SIZE, "cpu", normalization=IR_NORMALIZATION)
                                    for x, _, _ in loader(CropBatches(cache, None), order, BATCH, 0, False)])
         cached_s = best_time(epoch, 3 * repeats)
         cached_rows = epoch()[np.argsort(order)]
@@ -107,8 +105,8 @@ def bench_facecache(quick: bool) -> list[dict[str, Any]]:
     # that the detector sees the same batches as when the cache was built.
     fresh_s, fresh = 0.0, []
     for s in range(0, n, BATCH):
-        (t,), (x,) = interleaved([lambda: model_input(torch.from_numpy(crops_of(aligner.align(decode(paths[s:s + BATCH])))), SIZE, "cpu")],
-                                 repeats)
+        (t,), (x,) = interleaved([lambda: model_input(torch.from_numpy(crops_of(aligner.align(decode(paths[s:s + BATCH])))),
+                                                      SIZE, "cpu", normalization=IR_NORMALIZATION)], repeats)
         fresh_s += t
         fresh.append(x)
     equal = torch.equal(cached_rows, torch.cat(fresh))

@@ -40,12 +40,13 @@ MODEL = "resnet18"
 
 
 def bare_loop(model: torch.nn.Module, images: np.ndarray, targets: np.ndarray, rows: np.ndarray,
-              loss_fn: torch.nn.Module, cfg: StageConfig, size: int) -> Iterator[None]:
+              loss_fn: torch.nn.Module, cfg: StageConfig, size: int,
+              normalization: tuple[tuple[float, ...], tuple[float, ...]]) -> Iterator[None]:
     """Train ``model`` for one pass over ``rows`` with a hand-written loop.
 
     A generator, so that it can be run a step at a time: it pauses just
     before each loss call. The preprocessing is the harness's (uint8 to the
-    device, scale to [-1, 1], channels-last), written inline as a user would.
+    device, the backbone's ``normalization``, channels-last), written inline as a user would.
     """
     device = torch.device(cfg.device)
     model.to(device)
@@ -54,13 +55,14 @@ def bare_loop(model: torch.nn.Module, images: np.ndarray, targets: np.ndarray, r
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     amp = cfg.amp and device.type == "cuda"
+    mean, std = (torch.tensor(v, dtype=torch.float32, device=device).view(1, 3, 1, 1) for v in normalization)
     model.train()
     for s in range(0, len(rows), cfg.batch_size):
         idx = rows[s:s + cfg.batch_size]
         x = torch.from_numpy(images[idx]).to(device).permute(0, 3, 1, 2).float().div_(255)
         if x.shape[-1] != size:
             x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-        x = (x - 0.5) / 0.5
+        x = (x - mean) / std
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -134,10 +136,11 @@ def compare_training(model_name: str, size: int, batch: int, steps: int, device:
     ours = harness.create("backbone", model_name, num_classes=23, input_size=size)
     # The bare side gets the same network without the harness's thin wrapper.
     bare = copy.deepcopy(getattr(ours, "model", ours))
-    for _ in bare_loop(copy.deepcopy(bare), images, targets, order[:batch], loss_fn, cfg, size):  # warm-up
+    norm = ours.normalization
+    for _ in bare_loop(copy.deepcopy(bare), images, targets, order[:batch], loss_fn, cfg, size, norm):  # warm-up
         pass
 
-    bare_run = bare_loop(bare, images, targets, order, loss_fn, cfg, size)
+    bare_run = bare_loop(bare, images, targets, order, loss_fn, cfg, size, norm)
     lockstep = Lockstep(loss_fn, bare_run, device)
     task = Task(images=images, targets=targets, order=lambda seed: order, loss=lockstep, flip_perm=None)
     with tempfile.TemporaryDirectory(prefix="auh-bench-") as folder:
