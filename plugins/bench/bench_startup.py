@@ -17,19 +17,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from plugins.bench.common import interleaved, row
+from plugins.bench.common import AUH_MAIN, ROOT, interleaved, row, tree_at
 
 BEFORE = "84f4c6c"
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "submissions" / "examples"
-_MAIN = "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def bench_startup(quick: bool) -> list[dict[str, Any]]:
     rows, resamples, repeats = (32_500, 100, 2) if quick else (325_000, 1000, 3)
     with tempfile.TemporaryDirectory(prefix="auh-bench-startup-") as tmp:
         tmp = Path(tmp)
-        before = _tree_at(BEFORE, tmp / "before")
+        before = tree_at(BEFORE, tmp / "before")
         truth, sub = _score_inputs(tmp, rows)
         check = ["check", "--challenge", str(EXAMPLES / "challenge.toml"),
                  "--submission", str(EXAMPLES / "alpha.csv")]
@@ -65,7 +63,7 @@ def _side_by_side(before: Path | None, argv_before: list[str], argv_after: list[
 
 def _auh(tree: Path, argv: list[str], cwd: Path) -> str:
     """``auh ARGV`` as a fresh Python process importing the harness from ``tree``."""
-    proc = subprocess.run([sys.executable, "-c", _MAIN, *argv], cwd=cwd, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", AUH_MAIN, *argv], cwd=cwd, capture_output=True,
                           text=True, env=_env(tree), timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"auh {' '.join(argv[:1])} from {tree} failed: {proc.stderr[-500:]}")
@@ -78,18 +76,6 @@ def _env(tree: Path) -> dict[str, str]:
 
 def _same(outputs: list[str | None]) -> bool | None:
     return None if outputs[0] is None else outputs[0] == outputs[1]
-
-
-def _tree_at(commit: str, folder: Path) -> Path | None:
-    """This repository's files at ``commit`` (None outside a git checkout with that commit)."""
-    folder.mkdir()
-    try:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True,
-                                 capture_output=True, timeout=120).stdout
-        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True, timeout=120)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return folder
 
 
 def _score_inputs(tmp: Path, rows: int) -> tuple[Path, Path]:

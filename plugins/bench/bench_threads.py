@@ -22,14 +22,12 @@ from typing import Any
 import numpy as np
 
 from plugins.bench.bench_demo import run_child
-from plugins.bench.common import row
+from plugins.bench.common import AUH_MAIN, ROOT, row, tree_at
 
 BEFORE = "c0aec4c"  # the commit before the thread plan
-ROOT = Path(__file__).resolve().parents[2]
 SHORT = ["--set", "dataset.n=400", "--set", "dataset.identities=40", "--set", "dataset.per_expression=20",
          "--set", "train.epochs=1", "--set", "pretrain.epochs=1"]
 HOGS = 2
-_MAIN = "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def bench_threads(quick: bool) -> list[dict[str, Any]]:
@@ -38,7 +36,7 @@ def bench_threads(quick: bool) -> list[dict[str, Any]]:
         return []
     with tempfile.TemporaryDirectory(prefix="auh-bench-threads-") as tmp:
         tmp = Path(tmp)
-        before = _tree_at(BEFORE, tmp / "before")
+        before = tree_at(BEFORE, tmp / "before")
         if before is None:
             return []
         runs: dict[str, list[tuple[float, float, float]]] = {"before": [], "after": []}
@@ -68,17 +66,7 @@ def _demo(tree: Path, folder: Path) -> tuple[float, float, float]:
     env = {**os.environ, "AUH_CACHE": str(folder / "cache"), "AUH_QUIET": "1", "PYTHONPATH": str(tree)}
     for key in ("MLFLOW_TRACKING_URI", "OMP_WAIT_POLICY", "OMP_NUM_THREADS"):
         env.pop(key, None)
-    cmd = [sys.executable, "-c", _MAIN, "run", "--tracking-uri", "off", *SHORT]
+    cmd = [sys.executable, "-c", AUH_MAIN, "run", "--tracking-uri", "off", *SHORT]
     wall, cpu, _, _ = run_child(cmd, folder, env)
     result = json.loads(next((folder / "runs").glob("*/result.json")).read_text())
     return cpu, wall, round(result["scores"]["final"], 12)
-
-
-def _tree_at(commit: str, dest: Path) -> Path | None:
-    """This repository's files at ``commit`` in ``dest``; ``None`` outside a git checkout."""
-    dest.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True)
-    if archive.returncode != 0:
-        return None
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    return dest

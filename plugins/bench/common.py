@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 # Where results go, relative to the working directory (not inside the installed package).
 RESULTS = Path("bench") / "results"
+ROOT = Path(__file__).resolve().parents[2]  # the source tree (a git checkout, for trees at a commit)
+# `auh ARGV` in a fresh interpreter, whichever tree PYTHONPATH names.
+AUH_MAIN = "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def row(component: str, workload: str, harness_s: float, baseline: str, baseline_s: float | None,
@@ -112,3 +116,16 @@ def machine() -> dict[str, Any]:
     return {"cores": cores, "cpu": cpu, "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(terse=True)}
+
+
+def tree_at(commit: str, folder: Path) -> Path | None:
+    """This repository's files at ``commit`` in ``folder`` (the "before" side of a row);
+    ``None`` outside a git checkout that has the commit."""
+    folder.mkdir(parents=True)
+    try:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True,
+                                 capture_output=True, timeout=120).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return folder
