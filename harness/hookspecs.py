@@ -116,9 +116,11 @@ def auh_check_recipe(recipe: dict[str, Any]) -> None:
 
 @hookspec
 def auh_run_start(run: Any) -> None:
-    """A pipeline run begins. ``run`` is a ``harness.pipeline.RunInfo``:
-    ``run.recipe`` (resolved dict), ``run.out_dir``, ``run.run_id`` (stable
-    across ``--resume``), ``run.resumed``."""
+    """A pipeline run begins. ``run`` is a read-only ``harness.pipeline.RunView``:
+    ``run.recipe`` (the resolved recipe, a read-only mapping), ``run.out_dir``,
+    ``run.run_id`` (stable across ``--resume``), ``run.resumed``, ``run.stages``,
+    and ``run.state``, the one writable part (saved in the run folder: a
+    plugin's own key, and ``state["reports"]`` for what it reports)."""
 
 
 @hookspec

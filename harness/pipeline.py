@@ -40,16 +40,31 @@ from harness.weights import load_weights
 STATE_FILE = "state.json"
 
 
-@dataclass
-class RunInfo:
-    """What lifecycle hooks see of a run (see ``harness.hookspecs``).
+@dataclass(frozen=True)
+class RunView:
+    """What lifecycle hooks see of a run (see ``harness.hookspecs``): read-only,
+    except ``state``, the plugins' channel.
 
-    ``state`` is saved as the run folder's ``state.json`` (and read back on
-    ``--resume``); a plugin keeps its own entries there under its own key,
-    and reports what it learned about the run (ids, links) under
+    ``recipe`` is a deep read-only view of the resolved recipe (mappings,
+    tuples). ``state`` is saved as the run folder's ``state.json`` (and read
+    back on ``--resume``); a plugin keeps its own entries there under its own
+    key, and reports what it learned about the run (ids, links) under
     ``state["reports"][<purpose>]``, which :attr:`harness.results.RunResult.reports`
     hands back (``reports["tracking"]``: where the run was tracked).
     """
+
+    recipe: Any
+    out_dir: Path
+    run_id: str
+    resumed: bool
+    tracking_uri: str
+    state: dict[str, Any]
+    stages: tuple[str, ...]
+
+
+@dataclass
+class RunInfo:
+    """The pipeline's own record of a run; lifecycle hooks get its :attr:`view`."""
 
     recipe: dict[str, Any]
     out_dir: Path
@@ -58,6 +73,12 @@ class RunInfo:
     tracking_uri: str = ""
     state: dict[str, Any] = field(default_factory=dict)
     stages: list[str] = field(default_factory=list)  # every stage of the run, in order
+
+    @property
+    def view(self) -> RunView:
+        """The read-only :class:`RunView` handed to lifecycle hooks (``state`` is shared)."""
+        return RunView(read_only(self.recipe), self.out_dir, self.run_id, self.resumed, self.tracking_uri,
+                       self.state, tuple(self.stages))
 
     def announce(self, stage: str) -> None:
         """A line that stays on the terminal: where ``stage`` is in the whole run."""
@@ -144,7 +165,7 @@ def run(recipe: dict[str, Any], resume: bool = False) -> RunResult:
     threads.apply(thread_plan(recipe))  # once, before any work: every stage runs alike
     info = prepare_run(recipe, resume)
     hook = hooks()
-    hook.auh_run_start(run=info)
+    hook.auh_run_start(run=info.view)
     info.save_state()
 
     aus = list(dataset.schema.aus)
@@ -164,7 +185,7 @@ def run(recipe: dict[str, Any], resume: bool = False) -> RunResult:
             json.dump(result.to_json(), fh, indent=1)
     info.state["finished"] = True
     info.save_state()
-    hook.auh_run_end(run=info, result=result)  # read-only: what plugins learn goes in run.state
+    hook.auh_run_end(run=info.view, result=result)  # read-only: what plugins learn goes in run.state
     info.save_state()
     return result.with_reports(info.state.get(REPORTS, {}))
 
@@ -367,7 +388,7 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
         test_probs.append(sigmoid(logits["test"]))
     ens_stage = f"{split.name}/ensemble"
     info.announce(ens_stage)
-    hooks().auh_stage_start(run=info, stage=ens_stage)
+    hooks().auh_stage_start(run=info.view, stage=ens_stage)
     ensembler = recipes.build("ensembler", recipe["ensembler"])
     if "fit" in capabilities(ensembler):
         ensembler.fit(val_probs, labels[split.val], recipes.build("thresholder", recipe["thresholder"]))
@@ -384,7 +405,7 @@ def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
                  if distributed.is_main() else {})
     metrics = {"final": score["final"], "accuracy": score["accuracy"], "f1": score["f1"],
                **{f"view/{v}/final": s for v, s in view_scores.items()}}
-    hooks().auh_stage_end(run=info, stage=ens_stage, metrics=read_only(metrics), artifacts=read_only(artifacts))
+    hooks().auh_stage_end(run=info.view, stage=ens_stage, metrics=read_only(metrics), artifacts=read_only(artifacts))
     info.save_state()
     return FoldResult(split.name, score, view_scores, thresholds, split.test, split.val, test_pred, val_ens,
                       ensembler, normalization)
@@ -484,17 +505,17 @@ def _init_weights(model: torch.nn.Module, path: str | Path, field: str,
 
 def _stage(info: RunInfo, stage: str, body: Any) -> None:
     hook = hooks()
-    hook.auh_stage_start(run=info, stage=stage)
+    hook.auh_stage_start(run=info.view, stage=stage)
     info.save_state()
     metrics = body()
-    hook.auh_stage_end(run=info, stage=stage, metrics=read_only(metrics), artifacts=read_only({}))
+    hook.auh_stage_end(run=info.view, stage=stage, metrics=read_only(metrics), artifacts=read_only({}))
     info.save_state()
 
 
 def _epoch_hook(info: RunInfo, stage: str, epochs: int) -> Any:
     def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
         note(epoch_line(stage, epoch, epochs, metrics))
-        hooks().auh_epoch_end(run=info, stage=stage, epoch=epoch, metrics=read_only(metrics))
+        hooks().auh_epoch_end(run=info.view, stage=stage, epoch=epoch, metrics=read_only(metrics))
         info.save_state()
     return on_epoch_end
 

@@ -31,7 +31,7 @@ import importlib.resources
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -302,33 +302,33 @@ def build(kind: str, table: dict[str, Any], **passed: Any) -> Any:
     return get_registry().create(kind, name, **{**passed, **params})
 
 
-def flatten(recipe: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(recipe: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"train": {"lr": 0.01}}`` -> ``{"train.lr": 0.01}`` (for MLflow params)."""
     flat: dict[str, Any] = {}
     for key, value in recipe.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             flat.update(flatten(value, path + "."))
         else:
             flat[path] = value
     return flat
 
 
-def dumps(recipe: dict[str, Any]) -> str:
+def dumps(recipe: Mapping[str, Any]) -> str:
     """Write a resolved recipe back as TOML (tables nest as ``[a.b]``)."""
     lines: list[str] = []
     _dump_table(recipe, [], lines)
     return "\n".join(lines).strip() + "\n"
 
 
-def _dump_table(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
-    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+def _dump_table(table: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
     if path and scalars:
         lines.append(f"\n[{'.'.join(path)}]")
     for key, value in scalars.items():
         lines.append(f"{key} = {_toml_value(value)}")
     for key, value in table.items():
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             _dump_table(value, path + [key], lines)
 
 

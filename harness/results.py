@@ -10,7 +10,7 @@ bootstrap, ``ci95``; it is shown read-only.
 What lifecycle plugins learn about a run (the tracking plugin: its tracking
 URI, experiment and run ids, the model URI and the command that opens the
 UI) is theirs to report in ``run.state["reports"][<plugin purpose>]``
-(:class:`harness.pipeline.RunInfo`): kept in the run's ``state.json`` and
+(:class:`harness.pipeline.RunView`): kept in the run's ``state.json`` and
 handed back as :attr:`RunResult.reports` once the hooks have run.
 """
 from __future__ import annotations

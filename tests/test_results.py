@@ -60,3 +60,32 @@ def test_harness_run_returns_a_run_result(in_tmp):
     assert isinstance(r, RunResult) and r.final == saved["scores"]["final"]
     assert len(r.folds) == 1 and r.folds[0].name == "split" and r.folds[0].thresholds.shape == (23,)
     assert r.reports == {}  # tracking off: nothing reported
+
+
+def test_lifecycle_hooks_see_a_read_only_run_whose_state_is_saved(in_tmp, monkeypatch):
+    from harness import pipeline
+
+    seen = []
+
+    class Relay:  # stands in for the plugin manager's hook relay: records every call
+        def __getattr__(self, name):
+            def call(**kwargs):
+                seen.append((name, kwargs["run"]) if "run" in kwargs else (name, None))
+                if name == "auh_run_start":
+                    kwargs["run"].state["mine"] = {"noted": True}
+            return call
+
+    monkeypatch.setattr(pipeline, "hooks", lambda: Relay())
+    recipe = in_tmp / "r.toml"
+    recipe.write_text(tiny_recipe(evaluation={"bootstrap": 0}))
+    r = harness.run(recipe, overrides=["train.epochs=1", "pretrain.epochs=0"])
+    runs = [run for name, run in seen if run is not None]
+    assert {name for name, _ in seen} >= {"auh_run_start", "auh_stage_start", "auh_epoch_end",
+                                          "auh_stage_end", "auh_run_end"}
+    run = runs[0]
+    assert run.recipe["train"]["epochs"] == 1 and run.out_dir == Path(r.out_dir)
+    with pytest.raises(TypeError):
+        run.recipe["train"]["epochs"] = 5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.out_dir = Path("elsewhere")
+    assert json.loads((Path(r.out_dir) / "state.json").read_text())["mine"] == {"noted": True}
