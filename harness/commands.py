@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import harness
 from harness import hookimpl
 from harness.cli import add_command
@@ -274,7 +272,7 @@ def seeded_ablation(base: dict[str, Any], variants: dict[str, dict[str, Any]], l
     and the paired verdict of each row against the row above and against the first row."""
     from harness import comparison
 
-    _check_study_args(args)
+    comparison.check_options(args.seeds, args.jobs, args.resamples)
     labels = {row: f"row{k}" for k, row in enumerate(variants)}
     # Each row under the base recipe's name: a row is then the same arm as the recipe
     # it equals, and a later `auh compare` of two rows reuses their runs.
@@ -297,27 +295,23 @@ def seeded_ablation(base: dict[str, Any], variants: dict[str, dict[str, Any]], l
 def ablation_table(rows: list[str], verdicts: dict[str, Any], legend: str, n_seeds: int) -> str:
     """Markdown: mean +- t half-width across seeds of Acc / F1 / Avg per row, and each
     row's verdict on Avg against the row above and the first row."""
-    def cell(values: tuple[float, ...]) -> str:
-        from harness.verdict import t_quantile
+    from harness.verdict import t_interval
 
-        v = np.asarray(values)
-        half = t_quantile(len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-        return f"{v.mean():.3f} +- {half:.3f}"
+    def cell(values: tuple[float, ...]) -> str:
+        lo, hi = t_interval(values)
+        return f"{(lo + hi) / 2:.3f} +- {(hi - lo) / 2:.3f}"
 
     def step(v: Any) -> str:
         m = v.metrics["final"]
         return (f"{m.mean_diff:+.3f} [{m.bootstrap_interval[0]:+.3f}, {m.bootstrap_interval[1]:+.3f}], "
                 f"P={m.p_b_better:.2f}: {m.verdict.replace('B ', '')}")
 
-    lines = [f"| method | Acc | F1 | Avg | vs row above | vs first row |", "|---|---|---|---|---|---|"]
+    lines = ["| method | Acc | F1 | Avg | vs row above | vs first row |", "|---|---|---|---|---|---|"]
     for k, row in enumerate(rows):
-        if k == 0:
-            some = next(iter(verdicts.values()))
-            arm = "a"
-        else:
-            some = verdicts[f"{row} vs {rows[k - 1]}"]
-            arm = "b"
-        cells = [cell(getattr(some.metrics[m], arm)) for m in ("accuracy", "f1", "final")]
+        # A row's per-seed values: arm B of its step, or arm A of the first step for the first row.
+        step_of = verdicts[f"{rows[max(k, 1)]} vs {rows[max(k, 1) - 1]}"]
+        arm = "b" if k else "a"
+        cells = [cell(getattr(step_of.metrics[m], arm)) for m in ("accuracy", "f1", "final")]
         above = step(verdicts[f"{row} vs {rows[k - 1]}"]) if k else ""
         first = step(verdicts[f"{row} vs {rows[0]}"]) if k > 1 else ""
         lines.append(f"| {row} | {' | '.join(cells)} | {above} | {first} |")
@@ -327,15 +321,6 @@ def ablation_table(rows: list[str], verdicts: dict[str, Any], legend: str, n_see
 
 
 # ----------------------------------------------------------------- compare
-def _check_study_args(args: argparse.Namespace) -> None:
-    if args.seeds is not None and args.seeds < 2:
-        raise UserError(f"--seeds: expected an integer >= 2, got {args.seeds}")
-    if args.jobs < 1:
-        raise UserError(f"--jobs: expected an integer >= 1, got {args.jobs}")
-    if not 1 <= args.resamples <= 100_000:
-        raise UserError(f"--resamples: expected an integer in 1..100000, got {args.resamples}")
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     """did B help? A and B on the same seeds, with a paired verdict
 
@@ -347,7 +332,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """
     from harness import comparison
 
-    _check_study_args(args)
+    comparison.check_options(args.seeds, args.jobs, args.resamples)
     if args.plan and args.collect:
         raise UserError("--plan and --collect: give one")
     overrides = list(args.overrides)

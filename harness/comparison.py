@@ -37,6 +37,7 @@ import numpy as np
 from harness import recipe as recipes
 from harness.errors import UserError
 from harness.fileio import atomic_open, check_output_folder
+from harness.metrics import MAX_RESAMPLES
 from harness.verdict import Verdict, paired_verdict
 
 STUDY_FILE = "study.json"
@@ -171,20 +172,13 @@ class Study:
     def verdict(self, label_a: str, label_b: str, *, a_name: str, b_name: str,
                 resamples: int, seed: int = 0) -> Verdict:
         """The paired verdict of ``label_b`` against ``label_a`` over the study's seeds."""
-        preds_a, preds_b, truths, folders = [], [], [], {label_a: [], label_b: []}
-        aus: list[str] = []
-        for s in self.seeds:
-            a, b = self.outcome(label_a, s), self.outcome(label_b, s)
-            pred_b = paired_rows(a, b, s)
-            preds_a.append(a.pred)
-            preds_b.append(pred_b)
-            truths.append(a.labels)
-            folders[label_a].append(str(a.folder))
-            folders[label_b].append(str(b.folder))
-            aus = a.aus
-        return paired_verdict(self.seeds, preds_a, preds_b, truths, aus, a_name=a_name, b_name=b_name,
+        pairs = [(self.outcome(label_a, s), self.outcome(label_b, s)) for s in self.seeds]
+        return paired_verdict(self.seeds, [a.pred for a, _ in pairs],
+                              [paired_rows(a, b, s) for (a, b), s in zip(pairs, self.seeds)],
+                              [a.labels for a, _ in pairs], pairs[0][0].aus, a_name=a_name, b_name=b_name,
                               resamples=resamples, seed=seed,
-                              runs={"A": folders[label_a], "B": folders[label_b]})
+                              runs={"A": [str(a.folder) for a, _ in pairs],
+                                    "B": [str(b.folder) for _, b in pairs]})
 
 
 def paired_rows(a: Outcome, b: Outcome, seed: int) -> np.ndarray:
@@ -290,14 +284,26 @@ def _neutral_sha(recipe: dict[str, Any]) -> str:
     return hashlib.sha256(recipes.dumps(r).encode()).hexdigest()[:8]
 
 
+def check_options(seeds: int | None, jobs: int, resamples: int) -> None:
+    """A study's options (``seeds`` as a count; ``None``: not given), refused before any work."""
+    if seeds is not None and seeds < 2:
+        raise UserError(f"--seeds: expected an integer >= 2, got {seeds}")
+    if jobs < 1:
+        raise UserError(f"--jobs: expected an integer >= 1, got {jobs}")
+    if not 1 <= resamples <= MAX_RESAMPLES:
+        raise UserError(f"--resamples: expected an integer in 1..{MAX_RESAMPLES}, got {resamples}")
+
+
 def check_study(study: Study) -> None:
     """Everything a study needs, refused before its first side effect."""
     from harness.pipeline import preflight
 
     check_output_folder(study.root, "comparison folder")
+    first_uri = next(iter(study.arms.values()))["run"]["tracking_uri"]
     for label, r in study.arms.items():
-        if r["run"]["tracking_uri"] != next(iter(study.arms.values()))["run"]["tracking_uri"]:
+        if r["run"]["tracking_uri"] != first_uri:
             raise UserError(f"arm {label}: every arm of a comparison must use the same run.tracking_uri")
+    for label in study.arms:
         preflight(study.recipe(label, study.seeds[0]))
 
 
@@ -314,12 +320,9 @@ def compare(recipe_a: str | Path | dict[str, Any], recipe_b: str | Path | dict[s
     through the ``auh_compare_end`` hook, and written to ``verdict.json`` /
     ``verdict.txt`` in the study folder.
     """
+    check_options(None, jobs, resamples)  # the seeds: by seed_list, as a count or a sequence
     study, a_name, b_name = plan_compare(recipe_a, recipe_b, vs=vs, overrides=overrides, seeds=seeds,
                                          plugins=plugins)
-    if resamples < 1 or resamples > 100_000:
-        raise UserError(f"--resamples: expected 1..100000, got {resamples}")
-    if jobs < 1:
-        raise UserError(f"--jobs: expected an integer >= 1, got {jobs}")
     if collect:
         missing = study.pending()
         if missing:

@@ -208,8 +208,7 @@ def metric_verdict(metric: str, a: np.ndarray, b: np.ndarray, boot: np.ndarray) 
     d = b - a
     n = len(d)
     mean, sd = float(d.mean()), float(d.std(ddof=1))
-    half = t_quantile(n - 1) * sd / math.sqrt(n)
-    t_lo, t_hi = mean - half, mean + half
+    t_lo, t_hi = t_interval(d)
     lo, hi = _percentiles(boot)
     p = float(np.mean(boot > 0))
     if lo > 0 and t_lo > 0 and p >= P_HELPED:
@@ -246,6 +245,14 @@ def seeds_needed(mean: float, sd: float, limit: int = MAX_SEEDS_NEEDED) -> int |
         else:
             lo = mid + 1
     return lo
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float]:
+    """The 95% t-interval of the mean of ``values`` (at least two):
+    ``mean +- t(0.975, n-1) sd / sqrt(n)``."""
+    v = np.asarray(values, dtype=float)
+    mean, half = float(v.mean()), t_quantile(len(v) - 1) * float(v.std(ddof=1)) / math.sqrt(len(v))
+    return (mean - half, mean + half)
 
 
 def t_quantile(df: int) -> float:

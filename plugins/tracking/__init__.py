@@ -197,18 +197,14 @@ def auh_run_start(run: Any) -> None:
     client = store.client_for(uri)
     experiment_id = store.get_or_create_experiment(run.recipe["run"]["experiment"], uri)
     state = run.state.get(STATE_KEY) or {}
-    parent = state.get("parent_run_id")
-    if parent and (state.get("tracking_uri") != uri or not _exists(client, parent)):
-        warnings.warn(f"tracking: parent run {parent} is not in {uri}; starting a new MLflow run",
-                      stacklevel=2)
-        parent = None
-    if parent:
-        store.with_retry(client.update_run, parent, status="RUNNING")
-    else:
-        created = store.with_retry(client.create_run, experiment_id, run_name=Path(run.out_dir).name,
-                                   tags={"auh.run_id": run.run_id,
-                                         "auh.out_dir": str(Path(run.out_dir).resolve())})
-        state = {"parent_run_id": created.info.run_id, "runs": {}, "steps": {}}
+    parent = _known_run(client, uri, state, "parent_run_id")
+    if state.get("parent_run_id") and not parent:
+        warnings.warn(f"tracking: parent run {state['parent_run_id']} is not in {uri}; starting a new "
+                      f"MLflow run", stacklevel=2)
+    opened = _open_run(client, experiment_id, parent, Path(run.out_dir).name,
+                       {"auh.run_id": run.run_id, "auh.out_dir": str(Path(run.out_dir).resolve())})
+    if not parent:
+        state = {"parent_run_id": opened, "runs": {}, "steps": {}}
     state.setdefault("runs", {})
     state.setdefault("steps", {})
     state.update(tracking_uri=uri, experiment_id=experiment_id)
@@ -298,16 +294,9 @@ def auh_compare_end(study: Any, verdicts: dict[str, Any]) -> None:
     uri = store.resolve_tracking_uri(first["run"]["tracking_uri"] or None)
     client = store.client_for(uri)
     experiment_id = store.get_or_create_experiment(first["run"]["experiment"], uri)
-    state = study.state.get(STATE_KEY) or {}
-    run_id = state.get("run_id") if state.get("tracking_uri") == uri else None
-    if run_id and not _exists(client, run_id):
-        run_id = None
-    if run_id:
-        store.with_retry(client.update_run, run_id, status="RUNNING")
-    else:
-        run_id = store.with_retry(client.create_run, experiment_id, run_name=Path(study.root).name,
-                                  tags={"auh.kind": "comparison",
-                                        "auh.out_dir": str(Path(study.root).resolve())}).info.run_id
+    run_id = _open_run(client, experiment_id, _known_run(client, uri, study.state.get(STATE_KEY) or {}, "run_id"),
+                       Path(study.root).name,
+                       {"auh.kind": "comparison", "auh.out_dir": str(Path(study.root).resolve())})
     study.state[STATE_KEY] = {"run_id": run_id, "tracking_uri": uri, "experiment_id": experiment_id}
     tags = {"compare.seeds": ",".join(map(str, study.seeds))}
     for label in study.arms:
@@ -341,6 +330,20 @@ def auh_compare_end(study: Any, verdicts: dict[str, Any]) -> None:
     tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)})
     tracker.set_tags(run_id, tags)
     tracker.finish(run_id)
+
+
+def _known_run(client: Any, uri: str, state: dict[str, Any], key: str) -> str | None:
+    """The run id ``state[key]``, when ``state`` was kept for ``uri`` and the run still exists there."""
+    run_id = state.get(key)
+    return run_id if run_id and state.get("tracking_uri") == uri and _exists(client, run_id) else None
+
+
+def _open_run(client: Any, experiment_id: str, run_id: str | None, name: str, tags: dict[str, str]) -> str:
+    """Reopen ``run_id`` (status RUNNING), or, when it is ``None``, create a run ``name`` with ``tags``."""
+    if run_id:
+        store.with_retry(client.update_run, run_id, status="RUNNING")
+        return run_id
+    return store.with_retry(client.create_run, experiment_id, run_name=name, tags=tags).info.run_id
 
 
 def _parent_run_of(folder: Path | None, uri: str) -> str | None:
