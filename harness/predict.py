@@ -26,7 +26,6 @@ the skipped files.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from harness.errors import UserError
+from harness.fileio import sha256_file
 from harness.images import ImageError, read_image
 from harness.protocols import capabilities
 
@@ -74,7 +74,7 @@ class Predictions:
 
 def bundle_id(folder: Path) -> str:
     """The sha256 of the bundle's ``bundle.json`` (which records its weights' sha256)."""
-    return hashlib.sha256((Path(folder) / "bundle.json").read_bytes()).hexdigest()
+    return sha256_file(Path(folder) / "bundle.json")
 
 
 def predict_table(bundle: "Bundle", paths: Sequence[Path], batch_size: int = 64,
