@@ -43,10 +43,11 @@ def test_device_benchmarks_on_the_cpu(in_tmp, capsys):
     assert main(["bench", "--quick", "--device", "cpu", "--only", ",".join(DEVICE_BENCHMARKS),
                  "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [r["bench"] for r in rows] == list(DEVICE_BENCHMARKS)
+    assert [r["bench"] for r in rows] == ["loader", "loader", "device-training", "predict"]
     assert all(r["equal"] is True and r["baseline_s"] > 0 for r in rows)
-    loader = rows[0]
+    loader, transform = rows[:2]
     assert loader["images_per_core_s"] == pytest.approx(64 / loader["harness_s"])
+    assert 0 <= transform["max_abs_difference"] <= 1e-4 and transform["images_s"] > 0
 
 
 def test_only_picks_benchmarks_in_table_order_and_names_a_typo():

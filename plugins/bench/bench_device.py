@@ -5,7 +5,10 @@
   aside, on the device) against the loader before this change, which
   converted and normalized every batch to float on the CPU. Timed on one
   thread, so the rate is images per second per core; both sides must give
-  the model bit-identical input.
+  the model bit-identical input. A second row times the transform the
+  loader no longer does (conversion, random crop / scale, colour jitter,
+  normalization, batched) on the training device against one CPU core, and
+  checks that the device gives the CPU's tensors to float tolerance.
 * ``device-training``: one SGD step of the harness's ``train_stage`` against
   a bare loop, interleaved step by step (see :mod:`plugins.bench.bench_training`);
   with ``--device cuda``: IR-152 at 224 px, bf16 autocast, channels-last.
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 import harness
-from harness.augment import model_input
+from harness.augment import Augment, model_input
 from harness.engine import CropBatches, predict_logits
 from harness.protocols import IR_NORMALIZATION
 from harness.schema import ENC2020
@@ -74,7 +77,44 @@ def bench_loader(quick: bool, device: str = "cpu") -> list[dict[str, Any]]:
                 f"{rate_new:,.0f} img/s per core now vs {rate_old:,.0f} before (one thread). A GPU "
                 f"training at N img/s needs N / {rate_new:,.0f} loader cores now, N / {rate_old:,.0f} before; "
                 f"pinned-memory copies and the conversion then run on the GPU",
-                images_per_core_s=rate_new, baseline_images_per_core_s=rate_old)]
+                images_per_core_s=rate_new, baseline_images_per_core_s=rate_old),
+            _transform_row(images[:batch], device, 2 if quick else 5)]
+
+
+def _transform_row(crops: np.ndarray, device: str, repeats: int) -> dict[str, Any]:
+    """The augmented transform of one batch on ``device`` against one CPU core."""
+    gpu = device.startswith("cuda")
+    aug = Augment(scale=(0.8, 1.0), shift=0.05, jitter=0.2)
+    params = torch.from_numpy(aug.draw(np.random.default_rng(3), len(crops)))
+    host = torch.from_numpy(crops)
+    if gpu:
+        host = host.pin_memory()
+
+    def on_device() -> torch.Tensor:
+        x = model_input(host, SIZE, device, params=params, normalization=IR_NORMALIZATION)
+        if gpu:
+            torch.cuda.synchronize()
+        return x
+
+    def on_one_core() -> torch.Tensor:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return model_input(host, SIZE, "cpu", params=params, normalization=IR_NORMALIZATION)
+        finally:
+            torch.set_num_threads(threads)
+
+    on_device()  # warm-up (kernels, allocator)
+    (t_dev, t_cpu), (got, ref) = interleaved([on_device, on_one_core], repeats)
+    gap = float((got.cpu() - ref).abs().max())
+    n = len(crops)
+    return row("training transform at 224 px (augmented)",
+               f"batch {n}, crop/scale/shift + colour jitter + IR normalization, on {device}", t_dev,
+               "the same transform on one CPU core", t_cpu, gap <= 1e-4,
+               f"the same tensors within 1e-4 (largest difference {gap:.1e})",
+               f"{n / t_dev:,.0f} img/s on {device} vs {n / t_cpu:,.0f} img/s per CPU core: the CPU cores "
+               f"a GPU would need to do this work in its loader",
+               images_s=n / t_dev, baseline_images_s=n / t_cpu, max_abs_difference=gap)
 
 
 def bench_device_training(quick: bool, device: str = "cpu") -> list[dict[str, Any]]:
