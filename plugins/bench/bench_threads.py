@@ -6,8 +6,13 @@ OpenMP's default spin-then-sleep wait), exported with ``git archive``;
 passively; :mod:`harness.threads`). Both run the same shortened demo
 (:data:`SHORT`) from a fresh cache while :data:`HOGS` busy-loop processes
 hold the cores, one side after the other, twice, and report the median CPU
-time (user + system of the run and its children) and wall time. Both runs
-must score the same.
+time (user + system of the run and its children) and wall time.
+
+The check: the thread plan changes no result. The method itself has changed
+since :data:`BEFORE` (this tree may score differently), so the tree at
+:data:`PLAN`, the commit that brought the thread plan and nothing else that
+moves a score, runs once more after the timed runs and must score what
+:data:`BEFORE` scores; each side must also score the same in both its runs.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from plugins.bench.bench_demo import run_child
 from plugins.bench.common import AUH_MAIN, ROOT, row, tree_at
 
 BEFORE = "c0aec4c"  # the commit before the thread plan
+PLAN = "0da26b2"  # the commit that brought it
 SHORT = ["--set", "dataset.n=400", "--set", "dataset.identities=40", "--set", "dataset.per_expression=20",
          "--set", "train.epochs=1", "--set", "pretrain.epochs=1"]
 HOGS = 2
@@ -36,8 +42,8 @@ def bench_threads(quick: bool) -> list[dict[str, Any]]:
         return []
     with tempfile.TemporaryDirectory(prefix="auh-bench-threads-") as tmp:
         tmp = Path(tmp)
-        before = tree_at(BEFORE, tmp / "before")
-        if before is None:
+        before, plan = tree_at(BEFORE, tmp / "before"), tree_at(PLAN, tmp / "plan")
+        if before is None or plan is None:
             return []
         runs: dict[str, list[tuple[float, float, float]]] = {"before": [], "after": []}
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(HOGS)]
@@ -49,16 +55,23 @@ def bench_threads(quick: bool) -> list[dict[str, Any]]:
             for hog in hogs:
                 hog.kill()
                 hog.wait()
+        plan_final = _demo(plan, tmp / "plan-run")[2]
     cpu = {side: float(np.median([r[0] for r in rs])) for side, rs in runs.items()}
     wall = {side: float(np.median([r[1] for r in rs])) for side, rs in runs.items()}
-    finals = {r[2] for rs in runs.values() for r in rs}
+    finals = {side: {r[2] for r in rs} for side, rs in runs.items()}
+    before_final, after_final = min(finals["before"]), min(finals["after"])
+    same = len(finals["before"]) == len(finals["after"]) == 1 and plan_final == before_final
     return [row("thread plan on a loaded machine (CPU seconds)",
                 f"short demo ({' '.join(SHORT[1::2])}), {HOGS} busy-loop processes beside it",
                 cpu["after"], f"the same run at commit {BEFORE} (torch's default threads, OpenMP's "
-                f"default wait policy)", cpu["before"], len(finals) == 1, "same final score",
+                f"default wait policy)", cpu["before"], same,
+                f"the thread plan changes no result: final {plan_final:.4f} at {PLAN} (the plan's "
+                f"commit), {before_final:.4f} at {BEFORE}, each side the same in both runs; this tree "
+                f"scores {after_final:.4f}, the method having changed since",
                 f"harness_s / baseline_s are CPU seconds (user + system), medians of 2 runs per side; "
                 f"wall {wall['after']:.0f} s after vs {wall['before']:.0f} s before",
-                wall_s=wall["after"], baseline_wall_s=wall["before"])]
+                wall_s=wall["after"], baseline_wall_s=wall["before"],
+                finals={"before": before_final, "plan": plan_final, "after": after_final})]
 
 
 def _demo(tree: Path, folder: Path) -> tuple[float, float, float]:
