@@ -11,7 +11,7 @@ from harness.cli import main
 from harness.errors import UserError
 from plugins.bench.bench_demo import run_child
 from plugins.bench.bench_training import Lockstep
-from plugins.bench.cli import BENCHMARKS, DEVICE_BENCHMARKS, selected
+from plugins.bench.cli import BENCHMARKS, DEVICE_BENCHMARKS, markdown, selected
 from plugins.bench.common import format_table, interleaved, row, times
 
 
@@ -69,6 +69,21 @@ def test_row_without_baseline_has_no_ratio_and_reads_n_a():
     assert r["ratio"] is None and r["equal"] is None
     assert "| 2.00 s | none | - | - | n/a (no baseline) |" in format_table([r])
     assert row("x", "w", 0.5, "b", 2.0, 1, "c")["ratio"] == 4.0
+
+
+@pytest.mark.parametrize("start, end, names, says", [
+    (0.5, 1.5, ["threads"], "at the end."),
+    (0.5, 3.0, ["threads"], "at the end (the threads row's busy loops)."),
+    (0.5, 3.0, ["loader"], "at the end (other jobs shared the cores)."),
+    (3.0, 3.0, ["threads"], "at the end (other jobs shared the cores)."),
+])
+def test_machine_line_says_where_a_high_load_came_from(start, end, names, says):
+    report = {"machine": {"cores": 2, "cpu": "c", "torch": "t", "torch_threads": 2, "python": "p",
+                          "platform": "x"},
+              "load_average": {"start": start, "end": end}, "benchmarks": names, "quick": False,
+              "total_s": 1.0, "created": "now", "rows": []}
+    line = next(l for l in markdown(report, "auh bench").splitlines() if l.startswith("Machine:"))
+    assert line.endswith(f"{end:.1f} {says}")
 
 
 def test_ratio_keeps_decimals_near_one():
