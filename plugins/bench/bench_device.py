@@ -21,7 +21,8 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -35,6 +36,17 @@ from plugins.bench.bench_training import compare_training
 from plugins.bench.common import interleaved, row
 
 SIZE = 224
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch on one intra-op thread inside (per-core rates), its thread count restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _old_loader_batch(images: np.ndarray, rows: np.ndarray, flip_perm: list[int], targets: np.ndarray,
@@ -59,14 +71,10 @@ def bench_loader(quick: bool, device: str = "cpu") -> list[dict[str, Any]]:
     order = rng.permutation(len(images))
     items = [(k, order[k * batch:(k + 1) * batch]) for k in range(batches)]
     data = CropBatches(images, targets, flip, seed=7)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # per-core rates
-    try:
-        new = lambda: [data[item] for item in items]
-        old = lambda: [_old_loader_batch(images, rows, flip, targets, 7, k) for k, rows in items]
+    new = lambda: [data[item] for item in items]
+    old = lambda: [_old_loader_batch(images, rows, flip, targets, 7, k) for k, rows in items]
+    with _one_thread():
         (t_new, t_old), (got, ref) = interleaved([new, old], 2 if quick else 5)
-    finally:
-        torch.set_num_threads(threads)
     same = all(torch.equal(model_input(c, SIZE, "cpu", normalization=IR_NORMALIZATION), x) and torch.equal(y, ry)
                for (c, y, _), (x, ry) in zip(got, ref))
     n = len(images)
@@ -97,12 +105,8 @@ def _transform_row(crops: np.ndarray, device: str, repeats: int) -> dict[str, An
         return x
 
     def on_one_core() -> torch.Tensor:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with _one_thread():
             return model_input(host, SIZE, "cpu", params=params, normalization=IR_NORMALIZATION)
-        finally:
-            torch.set_num_threads(threads)
 
     on_device()  # warm-up (kernels, allocator)
     (t_dev, t_cpu), (got, ref) = interleaved([on_device, on_one_core], repeats)
