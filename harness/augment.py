@@ -13,7 +13,7 @@ the loader, from a generator seeded by ``(epoch seed, batch number)``
 workers nor on the device, and the same batch gets the same crops and
 colours on CPU and GPU (to float tolerance). Horizontal flips, which also
 swap left/right AU columns, stay with the loader (see
-``harness.engine.CropBatches``). Prediction never augments.
+``harness.training.CropBatches``). Prediction never augments.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from harness import recipe as recipes
-from harness.engine import load_exact, predict_logits, resolve_device
+from harness.training import load_exact, predict_logits, resolve_device
 from harness.errors import UserError
 from harness.fileio import sha256_file
 from harness.images import IMAGE_SUFFIXES, read_image

@@ -82,7 +82,7 @@ def auh_add_commands(subparsers: Any) -> None:
     the command's help (first line) and description (the rest).
 
     The only way a command is added, the built-in ones included (``auh run``
-    comes from :mod:`harness.commands`); plugins are asked in registration order."""
+    comes from :mod:`harness.core_cli`); plugins are asked in registration order."""
 
 
 @hookspec(firstresult=True)

@@ -25,7 +25,7 @@ from harness import distributed, threads
 from harness import recipe as recipes
 from harness.augment import Augment
 from harness.data import AUDataset, LabelledImages, cache_root
-from harness.engine import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
+from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
                             train_stage)
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
@@ -63,7 +63,7 @@ class RunView:
 
 
 @dataclass
-class RunInfo:
+class RunContext:
     """The pipeline's own record of a run; lifecycle hooks get its :attr:`view`."""
 
     recipe: dict[str, Any]
@@ -107,7 +107,7 @@ def recipe_digest(recipe: dict[str, Any]) -> str:
     return hashlib.sha256(recipes.dumps(recipe).encode()).hexdigest()
 
 
-def prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
+def prepare_run(recipe: dict[str, Any], resume: bool) -> RunContext:
     """Pick the run folder: a new ``output/name[-k]``, or with ``resume`` the latest one.
 
     Under torchrun rank 0 decides and every rank gets the same folder and id.
@@ -126,7 +126,7 @@ def run_folders(recipe: dict[str, Any]) -> list[Path]:
     return [p for p in existing if (p / STATE_FILE).is_file()]
 
 
-def _prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
+def _prepare_run(recipe: dict[str, Any], resume: bool) -> RunContext:
     base = Path(recipe["run"]["output"]) / recipe["run"]["name"]
     existing = run_folders(recipe)
     digest = recipe_digest(recipe)
@@ -141,14 +141,14 @@ def _prepare_run(recipe: dict[str, Any], resume: bool) -> RunInfo:
         if state.get("recipe_sha256") != digest:
             raise UserError(f"--resume: {out_dir} was started with a different recipe; "
                             f"resume with the same recipe and --set values")
-        return RunInfo(recipe, out_dir, state["run_id"], True, recipe["run"]["tracking_uri"], state)
+        return RunContext(recipe, out_dir, state["run_id"], True, recipe["run"]["tracking_uri"], state)
     out_dir, k = base, 1
     while out_dir.exists():
         k += 1
         out_dir = base.with_name(f"{base.name}-{k}")
     out_dir.mkdir(parents=True)
     run_id = hashlib.sha1(f"{out_dir.resolve()}/{time.time_ns()}".encode()).hexdigest()[:16]
-    info = RunInfo(recipe, out_dir, run_id, False, recipe["run"]["tracking_uri"],
+    info = RunContext(recipe, out_dir, run_id, False, recipe["run"]["tracking_uri"],
                    {"run_id": run_id, "recipe_sha256": digest, "finished": False})
     with atomic_open(out_dir / "recipe.toml") as fh:
         fh.write(recipes.dumps(recipe))
@@ -336,7 +336,7 @@ def new_backbone(recipe: dict[str, Any], view: str, num_classes: int, stage: str
                          input_size=recipe["train"]["input_size"])
 
 
-def pretrain_view(info: RunInfo, view: str, dataset: AUDataset) -> Path | None:
+def pretrain_view(info: RunContext, view: str, dataset: AUDataset) -> Path | None:
     """The view's starting weights: a pretraining stage, an ``init`` checkpoint, or none.
 
     Pretraining does not depend on the AU folds, so it runs once per view.
@@ -370,7 +370,7 @@ def classification_task(companion: LabelledImages, faces: Any, recipe: dict[str,
                 loss=torch.nn.CrossEntropyLoss(), flip_perm=[] if recipe["train"]["flip"] else None)
 
 
-def run_split(info: RunInfo, split: Split, dataset: AUDataset, faces: Any,
+def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
               pretrained: dict[str, Path | None]) -> FoldResult:
     """Fine-tune every view on one split, ensemble, fit thresholds on val, score test."""
     recipe = info.recipe
@@ -417,7 +417,7 @@ def fit_thresholds(recipe: dict[str, Any], val_probs: np.ndarray, val_labels: np
     return np.asarray(thresholder.thresholds_, dtype=float)
 
 
-def finetune_view(info: RunInfo, stage: str, view: str, split: Split, dataset: AUDataset,
+def finetune_view(info: RunContext, stage: str, view: str, split: Split, dataset: AUDataset,
                   faces: Any, start: Path | None) -> dict[str, np.ndarray]:
     """The view's validation and test logits, and ``normalization`` (``[2, 3]``: the
     backbone's input mean and std), from a fine-tuning stage or its saved result."""
@@ -503,7 +503,7 @@ def _init_weights(model: torch.nn.Module, path: str | Path, field: str,
         print(f"auh: {field} = {str(path)!r}: {report.summary()}", file=sys.stderr)
 
 
-def _stage(info: RunInfo, stage: str, body: Any) -> None:
+def _stage(info: RunContext, stage: str, body: Any) -> None:
     hook = hooks()
     hook.auh_stage_start(run=info.view, stage=stage)
     info.save_state()
@@ -512,7 +512,7 @@ def _stage(info: RunInfo, stage: str, body: Any) -> None:
     info.save_state()
 
 
-def _epoch_hook(info: RunInfo, stage: str, epochs: int) -> Any:
+def _epoch_hook(info: RunContext, stage: str, epochs: int) -> Any:
     def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
         note(epoch_line(stage, epoch, epochs, metrics))
         hooks().auh_epoch_end(run=info.view, stage=stage, epoch=epoch, metrics=read_only(metrics))
@@ -576,7 +576,7 @@ def baselines(dataset: AUDataset, splits: list[Split], seed: int) -> dict[str, d
             "prior": challenge_score(np.concatenate(draws), labels[test], aus)}
 
 
-def summarize(info: RunInfo, splits: list[Split], folds: list[FoldResult], dataset: AUDataset,
+def summarize(info: RunContext, splits: list[Split], folds: list[FoldResult], dataset: AUDataset,
               aus: list[str], faces: Any) -> RunResult:
     """Pool the test predictions of every split, score them with a CI, save the bundle."""
     recipe = info.recipe

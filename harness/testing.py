@@ -300,7 +300,7 @@ def _backbone_deterministic_under_a_seed(build: Callable[..., Any]) -> None:
 def _backbone_bundle_round_trip(build: Callable[..., Any]) -> None:
     import torch
 
-    from harness.engine import load_exact
+    from harness.training import load_exact
     from harness.weights import save_weights
 
     model, x = _seeded(build, 0), _backbone_input()

@@ -3,7 +3,7 @@
 A reader (``auh_readers``) parses the file(s) a tool wrote and maps its
 columns onto the ENC AUs it covers. Every array has one entry per row of
 the tool's output; nothing is matched to truth images or binarized here
-(that is :mod:`leaderboard.crosstool`, the same for every tool).
+(that is :mod:`leaderboard.other_tools`, the same for every tool).
 """
 from __future__ import annotations
 

@@ -5,5 +5,5 @@
 * :mod:`leaderboard.ledger`: the immutable MLflow ledger.
 * :mod:`leaderboard.ranking`: one row per team, ties, significance of gaps.
 * :mod:`leaderboard.render`: Markdown, CSV and a self-contained HTML page.
-* :mod:`leaderboard.commands`: ``auh check``, ``auh score``, ``auh leaderboard``.
+* :mod:`leaderboard.scoring_cli`: ``auh check``, ``auh score``, ``auh leaderboard``.
 """

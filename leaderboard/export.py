@@ -1,6 +1,6 @@
 """``auh export codabench|evalai`` and ``auh blind``: a challenge on a real platform.
 
-Both bundles carry this project's scorer, :mod:`leaderboard.platform` and the
+Both bundles carry this project's scorer, :mod:`leaderboard.scoring_program` and the
 modules it imports, copied file by file from the installed package
 (:data:`SCORER_MODULES`): numpy and the standard library are all they need.
 Everything is validated (the challenge, every truth file, the platforms'
@@ -33,12 +33,12 @@ if TYPE_CHECKING:  # imported by the commands that need them: `auh --help` stays
 # The scorer's modules, in dependency order; `platform` imports the rest.
 SCORER_MODULES: tuple[str, ...] = (
     "harness.errors", "harness.schema", "harness.fileio", "harness.labels", "harness.metrics",
-    "leaderboard", "leaderboard.challenge", "leaderboard.scoring", "leaderboard.platform",
+    "leaderboard", "leaderboard.challenge", "leaderboard.scoring", "leaderboard.scoring_program",
 )
 # `harness/__init__.py` loads the plugin system (pluggy): the bundle gets this instead.
 _HARNESS_INIT = '"""The scorer of au-harness, packaged by `auh export` (numpy and the standard library only)."""\n'
 CODABENCH_IMAGE = "codalab/codalab-legacy:py39"
-CODABENCH_COMMAND = "python3 -m leaderboard.platform ../input ../output"  # run in the program folder
+CODABENCH_COMMAND = "python3 -m leaderboard.scoring_program ../input ../output"  # run in the program folder
 KEY_MAX, TITLE_MAX, BOARD_TITLE_MAX = 36, 36, 64  # Codabench's column and leaderboard limits
 PRECISION = 4
 NO_CAP = 100_000  # EvalAI needs a number where the challenge sets no cap
@@ -138,7 +138,7 @@ def _zip_path(out: Path) -> Path:
 
 def columns(schema: AUSchema) -> list[tuple[str, str]]:
     """``(key, title)`` of the leaderboard columns, checked against Codabench's limits."""
-    from leaderboard.platform import column_keys
+    from leaderboard.scoring_program import column_keys
 
     cols = column_keys(schema)
     keys = [key for key, _ in cols]
@@ -154,7 +154,7 @@ def columns(schema: AUSchema) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------ Codabench
 def codabench_files(checked: Checked) -> dict[str, bytes]:
     """The competition bundle: competition.yaml, pages, logo, scoring program, reference data."""
-    from leaderboard.platform import CONFIG, PRIVATE
+    from leaderboard.scoring_program import CONFIG, PRIVATE
 
     challenge = checked.challenge
     title = f"{challenge.name}: facial action unit detection"[:BOARD_TITLE_MAX]
@@ -222,7 +222,7 @@ def _check_sequential(challenge: Challenge) -> None:
 # --------------------------------------------------------------------- EvalAI
 def evalai_files(checked: Checked) -> dict[str, bytes]:
     """The challenge zip: challenge_config.yaml, templates, logo, annotations, evaluation script."""
-    from leaderboard.platform import CONFIG
+    from leaderboard.scoring_program import CONFIG
 
     challenge = checked.challenge
     script = {**_scorer(""), "__init__.py": _EVALAI_INIT.encode()}
@@ -272,7 +272,7 @@ import sys
 # The packaged modules import each other as `harness.*` and `leaderboard.*`.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from leaderboard.platform import evaluate  # noqa: E402,F401
+from leaderboard.scoring_program import evaluate  # noqa: E402,F401
 '''
 
 

@@ -182,7 +182,7 @@ def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pi
 def _as_scored(pred: np.ndarray, entry: Entry, truth: np.ndarray, aus: Sequence[str]) -> np.ndarray:
     """A tool's stored submission (uncovered AUs 0) as it was scored: "not predicted" AUs
     get no credit, exactly as in its scorecard."""
-    from leaderboard.crosstool import full_predictions
+    from leaderboard.other_tools import full_predictions
 
     if "coverage" not in entry.tags:
         return pred

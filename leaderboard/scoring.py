@@ -25,7 +25,7 @@ from harness.schema import AUSchema
 from leaderboard.challenge import Challenge, Phase
 
 if TYPE_CHECKING:  # the recording side's modules load only when a score is recorded
-    from leaderboard import crosstool
+    from leaderboard import other_tools
 
 VIEWS = ("public", "private")
 
@@ -106,12 +106,12 @@ def score_submission(challenge: Challenge, phase: Phase, submission: Path, team:
 
 
 def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team: str,
-               rules: crosstool.Rules, *, fit: tuple[Path, Path] | None = None,
+               rules: other_tools.Rules, *, fit: tuple[Path, Path] | None = None,
                tool_version: str = "", tracking_uri: str | None = None,
                resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Result:
     """Score another tool's output like a submission: coverage in the scorecard, the tool, its
     version and the rules as ledger tags, its 0/1 predictions as the run's submission file."""
-    from leaderboard import crosstool, ledger
+    from leaderboard import other_tools, ledger
 
     _check_request(team, Path(output), tracking_uri)
     ledger.check_text("--tool-version", tool_version, ledger.TEAM_MAX)
@@ -135,34 +135,34 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
 
 
 def tool_prediction(schema: AUSchema, truth: Truth, tool: str, output: Path,
-                    rules: crosstool.Rules, fit: tuple[Path, Path] | None) -> crosstool.Prediction:
+                    rules: other_tools.Rules, fit: tuple[Path, Path] | None) -> other_tools.Prediction:
     """The tool's predictions for ``truth``, with thresholds fitted on ``fit`` = (val truth, val output)."""
-    from leaderboard import crosstool
+    from leaderboard import other_tools
 
     fitted = None
     if fit is not None:
         val = load_truth(fit[0], schema)
-        fitted = crosstool.fit_thresholds(tool, fit[1], val.names, val.labels, schema.aus, rules)
-    return crosstool.predict(tool, output, truth.names, schema.aus, rules, fitted)
+        fitted = other_tools.fit_thresholds(tool, fit[1], val.names, val.labels, schema.aus, rules)
+    return other_tools.predict(tool, output, truth.names, schema.aus, rules, fitted)
 
 
-def submission_matrix(p: crosstool.Prediction, truth: Truth, aus: tuple[str, ...]) -> np.ndarray:
+def submission_matrix(p: other_tools.Prediction, truth: Truth, aus: tuple[str, ...]) -> np.ndarray:
     """The tool's predictions as a submission: uncovered AUs and missing images 0."""
-    from leaderboard import crosstool
+    from leaderboard import other_tools
 
-    return crosstool.full_predictions(p.pred, p.covered, truth.labels, aus, "zeros")
+    return other_tools.full_predictions(p.pred, p.covered, truth.labels, aus, "zeros")
 
 
-def tool_scorecard(p: crosstool.Prediction, truth: np.ndarray, aus: Sequence[str], rows: np.ndarray,
+def tool_scorecard(p: other_tools.Prediction, truth: np.ndarray, aus: Sequence[str], rows: np.ndarray,
                    resamples: int, seed: int) -> dict[str, Any]:
     """The scorecard on all AUs (uncovered ones by the rule) of the truth ``rows`` that are
     kept, plus the covered-AU score, the coverage and the missing images."""
-    from leaderboard import crosstool
+    from leaderboard import other_tools
 
     rows = rows & p.keep
     truth, pred = truth[rows], p.pred[rows]
     uncovered = p.settings.uncovered
-    card = scorecard(crosstool.full_predictions(pred, p.covered, truth, aus, uncovered), truth, aus,
+    card = scorecard(other_tools.full_predictions(pred, p.covered, truth, aus, uncovered), truth, aus,
                      resamples, seed)
     not_covered = [au for au in aus if au not in p.covered]
     if uncovered == "not-predicted":
@@ -175,7 +175,7 @@ def tool_scorecard(p: crosstool.Prediction, truth: np.ndarray, aus: Sequence[str
     for au in p.derived:
         card["per_au"][au]["derived_from_pose"] = True
     card["coverage"] = {"tool": p.tool, "covered": list(p.covered), "not_predicted": not_covered,
-                        "derived_from_pose": list(p.derived), "uncovered": crosstool.UNCOVERED_TEXT[uncovered]}
+                        "derived_from_pose": list(p.derived), "uncovered": other_tools.UNCOVERED_TEXT[uncovered]}
     card["missing"] = {"count": len(p.missing), "rule": p.settings.missing, "images": p.missing}
     card["rules"] = p.rules
     card["thresholds"] = p.thresholds

@@ -7,7 +7,7 @@ the organizer side's and ``auh bench``, in the order ``auh --help`` lists them.
 """
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
-    "harness.commands",
+    "harness.core_cli",
     "plugins.aligners",
     "plugins.backbones",
     "plugins.samplers",
@@ -18,7 +18,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.datasets",
     "plugins.readers",
     "plugins.recipes.ablation",
-    "leaderboard.commands",
+    "leaderboard.scoring_cli",
     "leaderboard.export",
     "plugins.bench.cli",
 )

@@ -8,7 +8,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from harness.augment import Augment, model_input
 from harness.protocols import IR_NORMALIZATION
-from harness.engine import CropBatches, loader
+from harness.training import CropBatches, loader
 
 
 def ramp(n: int = 2, size: int = 32) -> torch.Tensor:

@@ -12,7 +12,7 @@ from harness.errors import UserError
 from plugins.bench.bench_demo import run_child
 from plugins.bench.bench_training import Lockstep
 from plugins.bench.cli import BENCHMARKS, DEVICE_BENCHMARKS, markdown, selected
-from plugins.bench.common import format_table, interleaved, row, times
+from plugins.bench.rows import format_table, interleaved, row, times
 
 
 

@@ -309,10 +309,10 @@ def test_evalai_config_follows_the_platform_rules(capsys, demo):
 
 # ------------------------------------------------------------ packaged files
 def test_the_packaged_scorer_is_the_installed_modules(capsys, demo):
-    import leaderboard.platform
+    import leaderboard.scoring_program
 
     bundle = export(capsys, demo, "codabench")
-    root = Path(leaderboard.platform.__file__).resolve().parents[1]
+    root = Path(leaderboard.scoring_program.__file__).resolve().parents[1]
     packaged = [n for n in bundle.namelist() if n.startswith("scoring_program/") and n.endswith(".py")]
     for name in packaged:
         rel = name[len("scoring_program/"):]
@@ -380,7 +380,7 @@ def test_organizer_commands_never_import_torch(demo, argv):
 ])
 def test_codabench_upload_must_hold_one_csv(tmp_path, files, message):
     from harness.errors import UserError
-    from leaderboard.platform import _submission
+    from leaderboard.scoring_program import _submission
 
     for name in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -565,7 +565,7 @@ def toy_output(keys: list[str], area=None, conf=None, failed=None) -> ToolOutput
 
 def test_matching_by_basename_then_unique_stem():
     from harness.errors import UserError
-    from leaderboard.crosstool import assign
+    from leaderboard.other_tools import assign
 
     names = ["a.jpg", "b.jpg", "b.png", "c.jpg"]
     out = toy_output(["/x/a.jpg", "C:\\data\\c.jpg", "dir/b.png", "a"])  # a Windows path too
@@ -575,7 +575,7 @@ def test_matching_by_basename_then_unique_stem():
 
 
 def test_face_choice_and_ties():
-    from leaderboard.crosstool import choose_faces
+    from leaderboard.other_tools import choose_faces
 
     rows = np.array([0, 0, 0, 1, 2])
     out = toy_output(["a"] * 5, area=[10, 30, 30, 5, 1], conf=[0.9, 0.1, 0.2, 0.5, 0.7],
@@ -588,7 +588,7 @@ def test_face_choice_and_ties():
 
 def test_not_predicted_scores_zero_accuracy_and_f1():
     from harness.metrics import challenge_score
-    from leaderboard.crosstool import not_predicted
+    from leaderboard.other_tools import not_predicted
 
     truth = np.array([[1, 0], [0, 999], [1, 1], [0, 0]])
     per_au = challenge_score(not_predicted(truth), truth, ("A", "B"))["per_au"]

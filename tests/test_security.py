@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.engine import Checkpoint
+from harness.training import Checkpoint
 from harness.errors import UserError
 from harness.weights import load_weights
 

@@ -135,7 +135,7 @@ def test_every_command_comes_from_a_plugins_auh_add_commands():
     assert {"run", "predict", "ablate", "plugins", "align", "synth", "score", "check",
             "leaderboard", "export", "blind", "bench"} <= everything
     # without the organizer's plugin its commands are gone, and nothing else
-    registry.pm.unregister(name="leaderboard.commands")
+    registry.pm.unregister(name="leaderboard.scoring_cli")
     assert everything - _subcommands(registry) == {"score", "check", "convert", "leaderboard"}
 
 

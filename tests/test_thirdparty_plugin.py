@@ -134,7 +134,7 @@ READER_SOURCE = textwrap.dedent('''
     import numpy as np
     from harness import hookimpl
     from harness.tooloutput import ToolOutput
-    from plugins.readers import common
+    from plugins.readers import tables
 
 
     class SmileReader:
@@ -143,11 +143,11 @@ READER_SOURCE = textwrap.dedent('''
         rules = "smile probability as AU12"
 
         def read(self, path):
-            frame = common.read_table(path)
-            common.require(frame, ["file", "smile"], path, "'file,smile'")
-            smile = common.numbers(frame, "smile", path, 0, 1)
+            frame = tables.read_table(path)
+            tables.require(frame, ["file", "smile"], path, "'file,smile'")
+            smile = tables.numbers(frame, "smile", path, 0, 1)
             return ToolOutput(source=str(path), keys=frame["file"].tolist(),
-                              where=common.where(frame, path), failed=np.isnan(smile),
+                              where=tables.where(frame, path), failed=np.isnan(smile),
                               probability={"AU12": smile}, rules=self.rules)
 
 

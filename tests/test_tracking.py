@@ -1,4 +1,4 @@
-"""MLflow tracking plugin and the shared store: hooks driven directly with a fake RunInfo."""
+"""MLflow tracking plugin and the shared store: hooks driven directly with a fake RunContext."""
 from __future__ import annotations
 
 import hashlib

@@ -2,5 +2,5 @@
 
 One module per topic (``bench_components``, ``bench_training``,
 ``bench_alignment``, ``bench_demo``), rows in the format of
-:mod:`plugins.bench.common`, the command in :mod:`plugins.bench.cli`.
+:mod:`plugins.bench.rows`, the command in :mod:`plugins.bench.cli`.
 """

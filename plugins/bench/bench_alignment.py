@@ -7,7 +7,7 @@
   (batched convolutions round differently in the last float bits).
 * ``facecache``: the data time of one training epoch reading crops from the
   aligned-face cache (:mod:`harness.facecache`, through the engine's
-  :class:`~harness.engine.CropBatches` loader) vs decoding and aligning
+  :class:`~harness.training.CropBatches` loader) vs decoding and aligning
   every image again each epoch (batched, the fast way). Equality: the
   model-ready input tensors are bit-identical. The one-time cost of
   building the cache is reported in the note.
@@ -28,11 +28,11 @@ from PIL import Image
 
 import harness
 from harness.augment import model_input
-from harness.engine import CropBatches, loader
+from harness.training import CropBatches, loader
 from harness.facecache import build_cache
 from harness.images import read_image
 from harness.protocols import IR_NORMALIZATION
-from plugins.bench.common import best_time, interleaved, row
+from plugins.bench.rows import best_time, interleaved, row
 
 SIZE = 112
 BATCH = 32

@@ -34,7 +34,7 @@ import torch
 from sklearn.metrics import precision_recall_curve
 
 from harness.metrics import per_au_counts
-from plugins.bench.common import best_time, format_table, row
+from plugins.bench.rows import best_time, format_table, row
 from plugins.losses.modules import SelectiveLoss
 from plugins.samplers import LabelDraws, MLROSSampler, imbalance_ratios
 from plugins.thresholders import SearchThresholder, challenge_objective

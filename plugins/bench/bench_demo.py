@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from plugins.bench.common import row
+from plugins.bench.rows import row
 
 LOG_TAIL = 2000  # characters of the child's output shown when it fails
 

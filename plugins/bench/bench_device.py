@@ -13,7 +13,7 @@
   a bare loop, interleaved step by step (see :mod:`plugins.bench.bench_training`);
   with ``--device cuda``: IR-152 at 224 px, bf16 autocast, channels-last.
 * ``predict``: images per second of batched prediction
-  (:func:`harness.engine.predict_logits`) against calling the model on one
+  (:func:`harness.training.predict_logits`) against calling the model on one
   image at a time, same model and crops, same logits.
 
 ``auh bench --device cuda`` runs these three at the paper's sizes;
@@ -29,11 +29,11 @@ import torch
 
 import harness
 from harness.augment import Augment, model_input
-from harness.engine import CropBatches, predict_logits
+from harness.training import CropBatches, predict_logits
 from harness.protocols import IR_NORMALIZATION
 from harness.schema import ENC2020
 from plugins.bench.bench_training import compare_training
-from plugins.bench.common import interleaved, row
+from plugins.bench.rows import interleaved, row
 
 SIZE = 224
 

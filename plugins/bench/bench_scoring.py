@@ -39,7 +39,7 @@ from harness import metrics
 from harness.labels import read_labels, read_submission, write_labels
 from harness.schema import ENC2020
 from plugins.bench.bench_components import synthetic_labels
-from plugins.bench.common import RESULTS
+from plugins.bench.rows import RESULTS
 
 
 def sklearn_final(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from plugins.bench.common import AUH_MAIN, ROOT, interleaved, row, tree_at
+from plugins.bench.rows import AUH_MAIN, ROOT, interleaved, row, tree_at
 
 BEFORE = "84f4c6c"
 EXAMPLES = ROOT / "submissions" / "examples"

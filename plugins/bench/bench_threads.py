@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from plugins.bench.bench_demo import run_child
-from plugins.bench.common import AUH_MAIN, ROOT, row, tree_at
+from plugins.bench.rows import AUH_MAIN, ROOT, row, tree_at
 
 BEFORE = "c0aec4c"  # the commit before the thread plan
 PLAN = "0da26b2"  # the commit that brought it

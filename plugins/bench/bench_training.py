@@ -3,8 +3,8 @@
 Both train the same timm ``resnet18`` (23 outputs, 112 px input) from the
 same initial weights, on the same in-memory uint8 crops, in the same batch
 order, with the same SGD settings and loss. The harness side is
-:func:`harness.engine.train_stage` (its DataLoader over
-:class:`~harness.engine.CropBatches`, channels-last, progress and loss
+:func:`harness.training.train_stage` (its DataLoader over
+:class:`~harness.training.CropBatches`, channels-last, progress and loss
 bookkeeping); the bare side is the loop a PyTorch user would write by hand
 around the same model. Flips are off (``flip_perm=None``), so both see
 identical batches and must end with bit-identical weights: that is the
@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 import harness
-from harness.engine import Checkpoint, StageConfig, Task, train_stage
+from harness.training import Checkpoint, StageConfig, Task, train_stage
 from plugins.bench.bench_components import ENC_POSITIVE_RATE
-from plugins.bench.common import interleaved, row
+from plugins.bench.rows import interleaved, row
 
 SIZE = 112
 MODEL = "resnet18"

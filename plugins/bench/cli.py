@@ -1,7 +1,7 @@
 """``auh bench``: every benchmark in one run, as a table, JSON and a Markdown page.
 
 Each benchmark is a function ``fn(quick: bool) -> list[row]`` (rows as in
-:mod:`plugins.bench.common`), named in :data:`BENCHMARKS` and imported only when it
+:mod:`plugins.bench.rows`), named in :data:`BENCHMARKS` and imported only when it
 runs, so ``auh --help`` stays fast.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from harness.cli import add_command
 from harness.errors import UserError
 from harness.fileio import atomic_open
 from harness.registry import unknown_message
-from plugins.bench.common import RESULTS, format_notes, format_table, machine, row, seconds
+from plugins.bench.rows import RESULTS, format_notes, format_table, machine, row, seconds
 
 # name -> (module, function), in the order of the table.
 BENCHMARKS: dict[str, tuple[str, str]] = {
@@ -173,7 +173,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     same machine, gives the ratio, and checks that both give the same answer. Prints a Markdown
     table, writes it as JSON and as a Markdown page. Exit status 1 when an equality check fails.
     """
-    from harness.engine import resolve_device
+    from harness.training import resolve_device
 
     device = resolve_device(args.device, "--device")
     report = run_bench(selected(args.only, device), args.quick, device)

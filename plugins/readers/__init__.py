@@ -2,7 +2,7 @@
 
 Each maps the tool's columns onto the ENC-2020 AUs it covers; matching rows
 to truth images, choosing a face and binarizing are the same for every tool
-(:mod:`leaderboard.crosstool`). A third-party reader is one file with an
+(:mod:`leaderboard.other_tools`). A third-party reader is one file with an
 ``auh_readers`` hook returning ``{name: factory}``.
 """
 from harness import hookimpl

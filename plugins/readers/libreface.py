@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.tooloutput import ToolOutput
-from plugins.readers import common
+from plugins.readers import tables
 
 _AU = re.compile(r"^au_(\d+)(_intensity)?$")
 
@@ -27,21 +27,21 @@ class LibreFaceReader:
              "threshold; a row without AU values is a failed detection")
 
     def read(self, path: str | Path) -> ToolOutput:
-        frame = common.read_table(path)
+        frame = tables.read_table(path)
         presence, intensity = {}, {}
         for col in frame.columns:
             m = _AU.match(col)
-            au = common.enc_au(m.group(1)) if m else None
+            au = tables.enc_au(m.group(1)) if m else None
             if au is None:
                 continue
             if m.group(2):
-                intensity[au] = common.numbers(frame, col, path, 0, 5)
+                intensity[au] = tables.numbers(frame, col, path, 0, 5)
             else:
-                presence[au] = common.numbers(frame, col, path, 0, 1)
+                presence[au] = tables.numbers(frame, col, path, 0, 1)
         if not presence and not intensity:
             raise UserError(f"{path}: line 1: no au_k or au_k_intensity columns; expected "
                             f"LibreFace output")
-        failed = common.empty_rows(frame, path, {**presence, **intensity})
-        return ToolOutput(source=str(path), keys=common.image_keys(frame, path),
-                          where=common.where(frame, path), failed=failed, presence=presence,
+        failed = tables.empty_rows(frame, path, {**presence, **intensity})
+        return ToolOutput(source=str(path), keys=tables.image_keys(frame, path),
+                          where=tables.where(frame, path), failed=failed, presence=presence,
                           intensity=intensity, rules=self.rules)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.tooloutput import ToolOutput
-from plugins.readers import common
+from plugins.readers import tables
 
 _AU = re.compile(r"^AU(\d+)_([cr])$")
 # What is read of the hundreds of columns (gaze, 3D landmarks, shape parameters are not)
@@ -49,53 +49,53 @@ class OpenFace2Reader:
             raise UserError(f"{sequence.source}: a FeatureExtraction CSV in a folder of "
                             f"per-image CSVs; expected FaceLandmarkImg output here, or give the "
                             f"FeatureExtraction CSV itself")
-        return common.concat([out for out, _ in parts], str(path), self.rules)
+        return tables.concat([out for out, _ in parts], str(path), self.rules)
 
 
 def _read_file(path: Path) -> tuple[ToolOutput, bool]:
     """One CSV, and whether it is a sequence (frame numbers) rather than one image's faces."""
-    frame = common.read_table(path, want=lambda column: bool(_READ.match(column)))
+    frame = tables.read_table(path, want=lambda column: bool(_READ.match(column)))
     aus = {m.groups(): col for col in frame.columns if (m := _AU.match(col))}
     if not aus:
         raise UserError(f"{path}: line 1: no AUxx_c or AUxx_r columns; expected OpenFace 2 "
                         f"output written with its AUs (-aus)")
     sequence = "success" in frame.columns or "frame" in frame.columns
-    common.require(frame, _SEQUENCE if sequence else _IMAGE, path,
+    tables.require(frame, _SEQUENCE if sequence else _IMAGE, path,
                    "OpenFace 2 columns 'frame, face_id, timestamp, confidence, success' "
                    "(FeatureExtraction) or 'face, confidence' (FaceLandmarkImg)")
     presence, intensity = {}, {}
     for (number, kind), col in aus.items():
-        au = common.enc_au(number)
+        au = tables.enc_au(number)
         if au is None:
             continue
         if kind == "c":
             presence[au] = _presence(frame, col, path)
         else:
-            intensity[au] = common.numbers(frame, col, path, 0, 5)
+            intensity[au] = tables.numbers(frame, col, path, 0, 5)
     n = len(frame)
-    failed = common.empty_rows(frame, path, {**presence, **intensity})
+    failed = tables.empty_rows(frame, path, {**presence, **intensity})
     if sequence:
-        failed |= common.numbers(frame, "success", path, 0, 1) == 0
+        failed |= tables.numbers(frame, "success", path, 0, 1) == 0
         keys = frame["frame"].tolist()
-        common.numbers(frame, "frame", path)
+        tables.numbers(frame, "frame", path)
     else:
         keys = [path.stem] * n
     # pose_Rx/Ry/Rz: pitch, yaw and roll in radians (FeatureExtraction's -pose)
-    head = common.pose(frame, path, {"pitch": "pose_Rx", "yaw": "pose_Ry", "roll": "pose_Rz"},
+    head = tables.pose(frame, path, {"pitch": "pose_Rx", "yaw": "pose_Ry", "roll": "pose_Rz"},
                        scale=180 / np.pi)
-    out = ToolOutput(source=str(path), keys=keys, where=common.where(frame, path), failed=failed,
+    out = ToolOutput(source=str(path), keys=keys, where=tables.where(frame, path), failed=failed,
                      presence=presence, intensity=intensity, box_area=_landmark_box(frame, path),
-                     confidence=common.numbers(frame, "confidence", path), pose=head)
+                     confidence=tables.numbers(frame, "confidence", path), pose=head)
     return out, sequence
 
 
 def _presence(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    values = common.numbers(frame, column, path, 0, 1)
+    values = tables.numbers(frame, column, path, 0, 1)
     odd = ~np.isnan(values) & (values != 0) & (values != 1)
     if odd.any():
         row = int(np.argmax(odd))
-        raise UserError(f"{path}: line {common.line(frame, row)}, column {column}: value "
-                        f"{common.cell(frame, column, row)}, expected 0 or 1 (a presence column)")
+        raise UserError(f"{path}: line {tables.line(frame, row)}, column {column}: value "
+                        f"{tables.cell(frame, column, row)}, expected 0 or 1 (a presence column)")
     return values
 
 
@@ -104,6 +104,6 @@ def _landmark_box(frame: pd.DataFrame, path: Path) -> np.ndarray | None:
     ys = [c for c in frame.columns if re.fullmatch(r"y_\d+", c)]
     if not xs or not ys:
         return None
-    x = np.column_stack([common.numbers(frame, c, path) for c in xs])
-    y = np.column_stack([common.numbers(frame, c, path) for c in ys])
+    x = np.column_stack([tables.numbers(frame, c, path) for c in xs])
+    y = np.column_stack([tables.numbers(frame, c, path) for c in ys])
     return np.ptp(x, axis=1) * np.ptp(y, axis=1)

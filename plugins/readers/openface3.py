@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.errors import UserError
 from harness.tooloutput import ToolOutput
-from plugins.readers import common
+from plugins.readers import tables
 
 AUS = ("AU1", "AU2", "AU4", "AU6", "AU9", "AU12", "AU25", "AU26")
 
@@ -28,8 +28,8 @@ class OpenFace3Reader:
     rules = "action_units[i] >= the threshold; an empty list is a failed detection"
 
     def read(self, path: str | Path) -> ToolOutput:
-        frame = common.read_table(path, sep="\t")
-        common.require(frame, ["image_path", "action_units"], path,
+        frame = tables.read_table(path, sep="\t")
+        tables.require(frame, ["image_path", "action_units"], path,
                        "OpenFace 3.0 output (tab-separated) with image_path and action_units")
         units = _lists(frame, "action_units", path, len(AUS))
         box, confidence = None, None
@@ -38,7 +38,7 @@ class OpenFace3Reader:
             box = (det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1])
             confidence = det[:, 4]
         return ToolOutput(source=str(path), keys=frame["image_path"].tolist(),
-                          where=common.where(frame, path), failed=np.isnan(units).any(axis=1),
+                          where=tables.where(frame, path), failed=np.isnan(units).any(axis=1),
                           probability={au: units[:, i] for i, au in enumerate(AUS)},
                           box_area=box, confidence=confidence, rules=self.rules)
 
@@ -53,7 +53,7 @@ def _lists(frame, column: str, path: str | Path, size: int) -> np.ndarray:
         except ValueError:
             values = []
         if items and (len(values) != size or not np.isfinite(values).all()):
-            raise UserError(f"{path}: line {common.line(frame, row)}, column {column}: {text!r}; "
+            raise UserError(f"{path}: line {tables.line(frame, row)}, column {column}: {text!r}; "
                             f"expected a list of {size} numbers")
         if items:
             out[row] = values

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.tooloutput import ToolOutput
-from plugins.readers import common
+from plugins.readers import tables
 
 BOTH_SIDES = (1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 23, 24, 25,
               26, 27, 32, 38, 39)
@@ -34,16 +34,16 @@ class OpenGraphAUReader:
              "failed detection")
 
     def read(self, path: str | Path) -> ToolOutput:
-        frame = common.read_table(path)
-        common.require(frame, COLUMNS, path, "the 41 OpenGraphAU outputs " + ", ".join(COLUMNS))
-        raw = {col: common.numbers(frame, col, path, 0, 1) for col in COLUMNS}
+        frame = tables.read_table(path)
+        tables.require(frame, COLUMNS, path, "the 41 OpenGraphAU outputs " + ", ".join(COLUMNS))
+        raw = {col: tables.numbers(frame, col, path, 0, 1) for col in COLUMNS}
         probability = {}
         for k in BOTH_SIDES:
-            au = common.enc_au(k)
+            au = tables.enc_au(k)
             if au is not None:
                 sides = [raw[c] for c in (f"AU{k}", f"AUL{k}", f"AUR{k}") if c in raw]
                 probability[au] = np.max(sides, axis=0)  # NaN anywhere stays NaN: failed
-        return ToolOutput(source=str(path), keys=common.image_keys(frame, path),
-                          where=common.where(frame, path),
-                          failed=common.empty_rows(frame, path, raw), probability=probability,
+        return ToolOutput(source=str(path), keys=tables.image_keys(frame, path),
+                          where=tables.where(frame, path),
+                          failed=tables.empty_rows(frame, path, raw), probability=probability,
                           rules=self.rules)

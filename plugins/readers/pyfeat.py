@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.errors import UserError
 from harness.tooloutput import ToolOutput
-from plugins.readers import common
+from plugins.readers import tables
 
 _AU = re.compile(r"^AU(\d+)$")
 _FACE = ("FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "FaceScore")
@@ -30,17 +30,17 @@ class PyFeatReader:
     rules = "AUxx probability >= the threshold; a row of NaN AUs (no face) is a failed detection"
 
     def read(self, path: str | Path) -> ToolOutput:
-        frame = common.read_table(path, want=lambda column: bool(_READ.match(column)))
-        common.require(frame, _FACE, path, "py-feat Fex columns " + ", ".join(_FACE))
+        frame = tables.read_table(path, want=lambda column: bool(_READ.match(column)))
+        tables.require(frame, _FACE, path, "py-feat Fex columns " + ", ".join(_FACE))
         columns = {au: col for col in frame.columns
-                   if (m := _AU.match(col)) and (au := common.enc_au(m.group(1)))}
+                   if (m := _AU.match(col)) and (au := tables.enc_au(m.group(1)))}
         if not columns:
             raise UserError(f"{path}: line 1: no AU01 ... AU43 columns; expected a py-feat Fex CSV")
-        probability = {au: common.numbers(frame, col, path, 0, 1) for au, col in columns.items()}
-        width, height, score = (common.numbers(frame, c, path)
+        probability = {au: tables.numbers(frame, col, path, 0, 1) for au, col in columns.items()}
+        width, height, score = (tables.numbers(frame, c, path)
                                 for c in ("FaceRectWidth", "FaceRectHeight", "FaceScore"))
-        failed = common.empty_rows(frame, path, probability) | np.isnan(width) | np.isnan(score)
-        head = common.pose(frame, path, {"pitch": "Pitch", "yaw": "Yaw", "roll": "Roll"})  # degrees
-        return ToolOutput(source=str(path), keys=common.image_keys(frame, path),
-                          where=common.where(frame, path), failed=failed, probability=probability,
+        failed = tables.empty_rows(frame, path, probability) | np.isnan(width) | np.isnan(score)
+        head = tables.pose(frame, path, {"pitch": "Pitch", "yaw": "Yaw", "roll": "Roll"})  # degrees
+        return ToolOutput(source=str(path), keys=tables.image_keys(frame, path),
+                          where=tables.where(frame, path), failed=failed, probability=probability,
                           box_area=width * height, confidence=score, pose=head, rules=self.rules)

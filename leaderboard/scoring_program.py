@@ -9,7 +9,7 @@ standard library: a submission is validated and scored there exactly as by
 The export writes :data:`CONFIG` next to the truth: the challenge's schema,
 split salt and, per phase, the truth file and its public share.
 
-* Codabench runs ``python3 -m leaderboard.platform ../input ../output`` in the
+* Codabench runs ``python3 -m leaderboard.scoring_program ../input ../output`` in the
   program folder: the truth is in ``input/ref``, the participant's files in
   ``input/res``; it writes ``output/scores.json`` and
   ``output/detailed_results.html``. A refused submission exits with status 2
@@ -151,10 +151,10 @@ def evaluate(test_annotation_file: str, user_submission_file: str, phase_codenam
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m leaderboard.platform INPUT OUTPUT`` (the Codabench command)."""
+    """``python -m leaderboard.scoring_program INPUT OUTPUT`` (the Codabench command)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m leaderboard.platform INPUT_DIR OUTPUT_DIR", file=sys.stderr)
+        print("usage: python -m leaderboard.scoring_program INPUT_DIR OUTPUT_DIR", file=sys.stderr)
         return 2
     try:
         scores = codabench(Path(args[0]), Path(args[1]))

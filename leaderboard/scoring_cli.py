@@ -17,7 +17,7 @@ from harness.fileio import check_output_file
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, MAX_RESAMPLES
 from harness.schema import SCHEMAS, get_schema
 from leaderboard.challenge import DEFAULT_PHASE, Challenge, Phase, adhoc, load_challenge
-from leaderboard.crosstool import (DEFAULT_INTENSITY, DEFAULT_THRESHOLD, FACE_RULES, MISSING_RULES,
+from leaderboard.other_tools import (DEFAULT_INTENSITY, DEFAULT_THRESHOLD, FACE_RULES, MISSING_RULES,
                                    UNCOVERED_RULES, Rules)
 from leaderboard.ranking import PICKS
 
