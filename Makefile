@@ -26,9 +26,9 @@ test: install browser
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-## bench: measure the harness against baselines; writes bench/results/latest.json and docs/readme/bench.md
+## bench: measure the harness against baselines; writes bench/results/latest.json and docs/bench.md
 bench: install
-	$(BIN)/auh bench --markdown docs/readme/bench.md
+	$(BIN)/auh bench --markdown docs/bench.md
 
 browser:
 	@tools/install-chromium.sh

@@ -75,7 +75,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     Write a bundle to upload to Codabench (competition bundle, v2) or EvalAI (challenge
     configuration zip). Its scoring program is this project's scorer, needing only numpy. See
-    docs/readme/organizer.md.
+    docs/organizer.md.
     """
     out = _zip_path(args.out)
     checked = check_challenge(args.challenge)

@@ -1,4 +1,4 @@
-"""Figures of the synthetic benchmark for docs/readme/synth.md.
+"""Figures of the synthetic benchmark for docs/synth.md.
 
     python tools/synth_figures.py sheet   [--out docs/synth_contact_sheet.png]
     python tools/synth_figures.py mtcnn   [--n 500] [--size 112]

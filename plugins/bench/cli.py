@@ -131,7 +131,7 @@ def run_bench(names: list[str], quick: bool, device: str = "cpu",
 
 
 def markdown(report: dict[str, Any], command: str) -> str:
-    """The report as a Markdown page (for ``docs/readme/bench.md``)."""
+    """The report as a Markdown page (for ``docs/bench.md``)."""
     m, load = report["machine"], report["load_average"]
     busy = ""
     if max(load.values()) > m["cores"]:  # the threads row's own busy loops raise the load at the end

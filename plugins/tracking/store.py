@@ -264,7 +264,7 @@ def check_server(uri: str) -> None:
         response.raise_for_status()
     except requests.RequestException as exc:
         raise UserError(f"MLflow tracking server {uri} does not answer ({type(exc).__name__}); "
-                        f"start it (docs/readme/tracking.md) or pass another --tracking-uri") from None
+                        f"start it (docs/tracking.md) or pass another --tracking-uri") from None
 
 
 def get_or_create_experiment(name: str, tracking_uri: str | None = None) -> str:
