@@ -386,3 +386,31 @@ def test_a_failed_child_run_is_raised_as_child_run_failed(tiny, monkeypatch):
                                              r"run folder .*seed-3, log .*seed-3\.log$") as caught:
         harness.compare(tiny, vs=["loss.name=bce"], overrides=FAST[1::2], seeds=2, jobs=2, resamples=50)
     assert caught.value.exit_code == 1 and isinstance(caught.value, UserError)
+
+
+def test_ablate_python_api_runs_each_row_and_writes_its_table(tiny, monkeypatch):
+    """harness.ablate beside harness.compare: each row (a resolved Recipe) run once, in order;
+    the table's numbers are the runs' own (here stand-ins with hand-set scores)."""
+    import types
+
+    from harness import pipeline
+    from harness.recipe import Recipe
+
+    ran: list[Recipe] = []
+
+    def fake_run(recipe: Recipe, resume: bool = False) -> types.SimpleNamespace:
+        ran.append(recipe)
+        k = len(ran)
+        return types.SimpleNamespace(scores={"accuracy": 0.5 + k / 100, "f1": 0.25 + k / 100, "final": k / 10})
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    result = harness.ablate(tiny, overrides=["train.epochs=1"], out=tiny.parent / "table.md")
+    assert [r.run.name for r in ran] == [f"tiny-ablate-{s}" for s in (
+        "f_face", "f_emotion", "f_face+f_emotion", "align+f_face+f_emotion", "align+f_face+f_emotion+balancing")]
+    assert all(isinstance(r, Recipe) and r.train.epochs == 1 for r in ran)
+    assert [list(r.views) for r in ran] == [["face"], ["emotion"]] + [["face", "emotion"]] * 3
+    assert [r.aligner.name for r in ran] == ["none"] * 3 + ["center"] * 2
+    assert [(r.sampler.name, r.loss.name) for r in ran] == [("uniform", "bce")] * 4 + [("mlros", "selective")]
+    assert result.rows[0] == "F_face" and list(result.results) == list(result.rows)
+    assert result.path.read_text() == result.table + "\n"
+    assert "| Align + F_face + F_emotion + balancing | 0.550 | 0.300 | 0.500 |" in result.table
