@@ -95,11 +95,16 @@ class Benchmark:
                    data["frame_name"], data["description"])
 
 
+def default_benchmark() -> Benchmark:
+    """The benchmark of callers that name none (:data:`DEFAULT_BENCHMARK`)."""
+    return get_benchmark(DEFAULT_BENCHMARK)
+
+
 def get_benchmark(name: str) -> Benchmark:
     """The registered benchmark ``name`` (``auh plugins --kind benchmark`` lists them)."""
-    import harness
+    from harness.registry import get_registry
 
-    benchmark = harness.get_registry().create("benchmark", name)
+    benchmark = get_registry().create("benchmark", name)
     if not isinstance(benchmark, Benchmark):
         from harness.errors import UserError
 

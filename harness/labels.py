@@ -63,9 +63,9 @@ _ENDS_CELL[1, [ord(","), ord("\n")]] = True
 # ------------------------------------------------------------------ public API
 def default_schema() -> AUSchema:
     """The default benchmark's schema, for callers that name none."""
-    from plugins.benchmarks.enc2020 import SCHEMA
+    from harness.benchmark import default_benchmark
 
-    return SCHEMA
+    return default_benchmark().schema
 
 
 def read_labels(path: str | os.PathLike, schema: AUSchema | None = None,

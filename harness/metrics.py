@@ -69,9 +69,10 @@ class Metric:
 
 def default_metric() -> Metric:
     """The metric of the default benchmark, for callers that name none."""
-    from plugins.metrics import ENC2020
+    from harness.benchmark import default_benchmark
+    from harness.registry import get_registry
 
-    return ENC2020
+    return get_registry().create("metric", default_benchmark().metric)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -69,9 +69,10 @@ class Challenge:
 
     def __post_init__(self) -> None:
         if self.metric is None:
-            import harness  # the plugin registry: the packaged scorer passes its metric instead
+            # the plugin registry: the packaged scorer passes its metric instead
+            from harness.registry import get_registry
 
-            object.__setattr__(self, "metric", harness.get_registry().create("metric", self.benchmark.metric))
+            object.__setattr__(self, "metric", get_registry().create("metric", self.benchmark.metric))
 
     @property
     def schema(self) -> AUSchema:
