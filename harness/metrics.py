@@ -70,9 +70,17 @@ class Metric:
 def default_metric() -> Metric:
     """The metric of the default benchmark, for callers that name none."""
     from harness.benchmark import default_benchmark
+
+    return get_metric(default_benchmark().metric)
+
+
+def get_metric(name: str | None) -> Metric:
+    """The registered metric ``name`` (``auh plugins --kind metric``); None: :func:`default_metric`."""
+    if name is None:
+        return default_metric()
     from harness.registry import get_registry
 
-    return get_registry().create("metric", default_benchmark().metric)
+    return get_registry().create("metric", name)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 from harness.benchmark import DEFAULT_BENCHMARK, Benchmark
 from harness.errors import UserError
 from harness.layouts import Videos
-from harness.metrics import Metric
+from harness.metrics import Metric, get_metric
 from harness.schema import AUSchema
 
 TIE_KEYS = ("final", "f1", "accuracy", "time")
@@ -68,11 +68,8 @@ class Challenge:
     metric: Metric | None = None  # the benchmark's metric, resolved (None: look it up by name)
 
     def __post_init__(self) -> None:
-        if self.metric is None:
-            # the plugin registry: the packaged scorer passes its metric instead
-            from harness.registry import get_registry
-
-            object.__setattr__(self, "metric", get_registry().create("metric", self.benchmark.metric))
+        if self.metric is None:  # from the plugin registry: the packaged scorer passes its metric
+            object.__setattr__(self, "metric", get_metric(self.benchmark.metric))
 
     @property
     def schema(self) -> AUSchema:
