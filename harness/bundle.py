@@ -63,6 +63,8 @@ def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights:
                       "sha256": sha256_file(path)} for v, path in weights.items()},
         "ensembler": {**recipe["ensembler"], "fitted": fitted_state(ensembler)},
         "thresholds": [float(t) for t in thresholds],
+        # the thresholds were fitted on probabilities smoothed by it: auh predict smooths videos alike
+        "smoother": recipe.get("smoother", {"name": "none"}),
         "versions": package_versions(),
     }
     (tmp / "bundle.json").write_text(json.dumps(meta, indent=1))
@@ -106,6 +108,10 @@ class Bundle:
 
     def aligner(self) -> Any:
         return recipes.build("aligner", self.meta["aligner"], size=self.meta["input_size"])
+
+    def smoother(self) -> Any:
+        """The recipe's temporal smoother (``none`` for a bundle saved before smoothers existed)."""
+        return recipes.build("smoother", self.meta.get("smoother", {"name": "none"}))
 
     def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 crops ``[N,S,S,3]`` -> ``(probs, preds)``."""
@@ -183,7 +189,9 @@ def read_meta(folder: Path) -> dict[str, Any]:
     if not (isinstance(thresholds, list) and len(thresholds) == len(schema["aus"])
             and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds)):
         raise bad("thresholds", f"{len(schema['aus'])} numbers, one per AU")
-    for key in ("aligner", "ensembler"):
+    for key in ("aligner", "ensembler", "smoother"):
+        if key == "smoother" and key not in meta:  # written before smoothers existed
+            continue
         if not (isinstance(meta.get(key), dict) and isinstance(meta[key].get("name"), str)):
             raise bad(key, "a component table with a name")
     views = meta.get("views")

@@ -122,7 +122,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
 }
 
 # Recipe sections that name a component of the kind of the same name.
-COMPONENTS: tuple[str, ...] = ("dataset", "aligner", "sampler", "loss", "ensembler", "thresholder")
+COMPONENTS: tuple[str, ...] = ("dataset", "aligner", "sampler", "loss", "ensembler", "thresholder",
+                               "smoother")
 VIEW_FIELDS: dict[str, Field] = {
     # a pretraining task is a companion set the dataset provides (checked against the
     # dataset before a run starts); "none" trains the view from its init or from scratch
