@@ -277,7 +277,7 @@ class _SmoothedRows:
 
     @staticmethod
     def _assign(waiting: deque[list[Any]], smoothed: np.ndarray) -> None:
-        for values in np.asarray(smoothed, dtype=np.float64).reshape(len(smoothed), -1):
+        for values in np.asarray(smoothed, dtype=np.float64)[:len(waiting)] if len(smoothed) else ():
             entry = waiting.popleft()
             entry[1], entry[2] = values, False
 
