@@ -7,6 +7,7 @@ images, and from brute-force medians.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -78,12 +79,8 @@ def setup(tmp_path_factory):
 
 
 def predict(root: Path, *args: str) -> int:
-    old = os.getcwd()
-    os.chdir(root)
-    try:
+    with contextlib.chdir(root):
         return main(["predict", *args])
-    finally:
-        os.chdir(old)
 
 
 def read(root: Path, name: str):
