@@ -20,7 +20,8 @@ Columns of the table (Parquet or CSV):
 Positions are empty where the aligner does not know them (a fallback crop);
 an unreadable or unsupported image has one row with ``found`` false, its
 reason in ``error`` and no prediction. The file's metadata (the Parquet
-file's key-value metadata, key ``au_harness``, or ``<out>.json`` beside a CSV) holds the bundle's id (the sha256
+file's key-value metadata, key ``au_harness``, or ``<out>.json`` beside a
+CSV) holds the bundle's id (the sha256
 of its ``bundle.json``), where it came from, the AU list, the thresholds and
 the skipped files.
 """
