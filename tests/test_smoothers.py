@@ -132,3 +132,52 @@ def test_plugins_lists_the_kind(capsys):
     assert main(["plugins", "--kind", "smoother"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("none", "median", "ema"))
+
+
+FRAMES_PLUGIN = '''
+import dataclasses
+import numpy as np
+from harness import hookimpl
+
+
+@hookimpl
+def auh_datasets():
+    def synth_frames(**params):
+        """The synthetic benchmark read as videos of 8 consecutive rows (a frame-level dataset)."""
+        import harness
+        ds = harness.create("dataset", "synth", **params)
+        return dataclasses.replace(ds, groups=np.arange(len(ds)) // 8)
+    return {"synth_frames": synth_frames}
+'''
+
+
+def test_run_fits_thresholds_on_validation_probabilities_smoothed_per_video(in_tmp, monkeypatch):
+    """`auh run` on a frame-level dataset with a median smoother: the ensemble's validation
+    probabilities are the view's, median-smoothed within each video (brute force from the
+    view's saved logits), and the thresholds are the search thresholder's on those."""
+    from conftest import TINY_RECIPE
+
+    monkeypatch.setattr(harness.registry, "_REGISTRY", None)  # the plugin's registry is this test's own
+    (in_tmp / "frames.py").write_text(FRAMES_PLUGIN)
+    dataset = {**TINY_RECIPE["dataset"], "name": "synth_frames"}
+    recipe = recipes.dumps({**TINY_RECIPE, "dataset": dataset, "smoother": {"name": "median", "window": 3},
+                            "views": {"face": {"pretrain": "none", "backbone": {"name": "timm:resnet10t"}}}})
+    (in_tmp / "frames.toml").write_text(recipe)
+    assert main(["--plugin", str(in_tmp / "frames.py"), "run", str(in_tmp / "frames.toml"),
+                 "--set", "train.epochs=1", "--set", "pretrain.epochs=0"]) == 0
+    run = in_tmp / "runs" / "tiny" / "split"
+    saved = np.load(run / "ensemble" / "val_probs.npz")
+    view = 1 / (1 + np.exp(-np.load(run / "face" / "finetune" / "logits.npz")["val"]))
+    ds = harness.create("dataset", "synth_frames", **{k: v for k, v in dataset.items() if k != "name"})
+    groups = ds.groups[[ds.names.index(n) for n in saved["names"]]]
+    expected = np.empty_like(view)
+    for g in np.unique(groups):
+        expected[groups == g] = brute_median(view[groups == g], 3)
+    assert not np.allclose(expected, view)  # the smoothing did something
+    np.testing.assert_allclose(saved["probs"], expected, rtol=1e-6, atol=1e-7)
+    import json
+    thresholds = json.loads((run / "ensemble" / "thresholds.json").read_text())
+    search = harness.create("thresholder", "search").fit(expected, saved["labels"]).thresholds_
+    np.testing.assert_allclose(list(thresholds.values()), search, rtol=1e-6, atol=1e-7)
+    assert json.loads((in_tmp / "runs" / "tiny" / "bundle" / "bundle.json").read_text())["smoother"] == {
+        "name": "median", "window": 3}
