@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from harness import recipe as recipes
+from harness.recipe import Recipe
 from harness.training import load_exact, predict_logits, resolve_device
 from harness.errors import UserError
 from harness.fileio import sha256_file
@@ -41,7 +42,7 @@ FORMAT = 2
 READS = (1, 2)  # formats this version loads
 
 
-def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights: dict[str, Path],
+def save_bundle(folder: Path, recipe: Recipe, schema: AUSchema, weights: dict[str, Path],
                 thresholds: np.ndarray, ensembler: Any, normalization: dict[str, Any]) -> Path:
     """Write the bundle into ``folder`` (replaced as a whole, never half-written).
 
@@ -56,16 +57,16 @@ def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights:
     meta = {
         "format": FORMAT,
         "schema": {"name": schema.name, "aus": list(schema.aus), "flip_pairs": [list(p) for p in schema.flip_pairs]},
-        "input_size": recipe["train"]["input_size"],
-        "aligner": recipe["aligner"],
+        "input_size": recipe.train.input_size,
+        "aligner": recipe.aligner.to_dict(),
         # The weights' sha256 makes bundle.json's own sha256 the bundle's id.
-        "views": {v: {"backbone": recipe["views"][v]["backbone"], "weights": f"views/{v}.safetensors",
+        "views": {v: {"backbone": recipe.views[v].backbone.to_dict(), "weights": f"views/{v}.safetensors",
                       "normalization": dict(zip(("mean", "std"), np.asarray(normalization[v]).tolist())),
                       "sha256": sha256_file(path)} for v, path in weights.items()},
-        "ensembler": {**recipe["ensembler"], "fitted": fitted_state(ensembler)},
+        "ensembler": {**recipe.ensembler.to_dict(), "fitted": fitted_state(ensembler)},
         "thresholds": [float(t) for t in thresholds],
         # the thresholds were fitted on probabilities smoothed by it: auh predict smooths videos alike
-        "smoother": recipe.get("smoother", {"name": "none"}),
+        "smoother": recipe.smoother.to_dict(),
         "versions": package_versions(),
     }
     (tmp / "bundle.json").write_text(json.dumps(meta, indent=1))

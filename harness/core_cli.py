@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,8 @@ from harness import hookimpl
 from harness.cli import add_command
 from harness import recipe as recipes
 from harness.errors import UserError
-from harness.fileio import check_output_file, check_output_folder
+from harness.fileio import check_output_file
+from harness.recipe import Recipe
 from harness.results import RunResult
 
 
@@ -107,11 +107,16 @@ def _kinds() -> list[str]:
     return list(KINDS)
 
 
-def load_recipe(args: argparse.Namespace) -> dict[str, Any]:
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items, and ``--tracking-uri`` as the one it stands for."""
     overrides = list(args.overrides)
     if args.tracking_uri:
         overrides.append(f"run.tracking_uri={args.tracking_uri}")
-    return recipes.load(args.recipe or recipes.demo_recipe(), overrides)
+    return overrides
+
+
+def load_recipe(args: argparse.Namespace) -> Recipe:
+    return recipes.load(args.recipe or recipes.demo_recipe(), _overrides(args))
 
 
 # --------------------------------------------------------------------- run
@@ -133,10 +138,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def scorecard(result: RunResult, recipe: dict[str, Any]) -> str:
+def scorecard(result: RunResult, recipe: Recipe) -> str:
     """The readable end-of-run report: per-AU table, final score, baselines, where to look."""
     s = result.scores
-    lines = [f"run {recipe['run']['name']!r}: {result.out_dir}", "",
+    lines = [f"run {recipe.run.name!r}: {result.out_dir}", "",
              f"{'AU':<6}{'n':>7}{'accuracy':>10}{'F1':>8}"]
     for au, v in s["per_au"].items():
         if v["accuracy"] is None:
@@ -249,15 +254,6 @@ def _check_predict_args(args: argparse.Namespace) -> tuple[list[Path], dict[str,
 
 
 # ------------------------------------------------------------------ ablate
-def ablation(base: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], str]:
-    """``auh ablate``'s rows for ``base`` and the legend under the table, from the
-    plugin that derives them (``auh_ablation``; the paper's: :mod:`plugins.recipes.ablation`)."""
-    found = harness.get_registry().hook.auh_ablation(recipe=base)
-    if found is None:
-        raise UserError("auh ablate: no plugin derives ablation rows (auh_ablation)")
-    return found
-
-
 def cmd_ablate(args: argparse.Namespace) -> int:
     """the paper's Table 2 for a recipe: views, alignment, balancing
 
@@ -265,85 +261,13 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     balancing, each a recipe derived from RECIPE; prints the Acc / F1 / Avg table in markdown
     and writes it next to the runs.
     """
-    from harness.fileio import atomic_open
-    from harness.pipeline import preflight, run
+    from harness.ablation import ablate
 
-    base = load_recipe(args)
-    rows, legend = ablation(base)
-    variants = {row: recipes.resolve(r) for row, r in rows}
-    out = args.out or Path(base["run"]["output"]) / f"{base['run']['name']}-ablation.md"
-    check_output_folder(out.parent, "--out folder")
-    if args.seeds is not None:
-        table = seeded_ablation(base, variants, legend, args)
-    else:
-        for r in variants.values():  # every row refused before the first one runs
-            preflight(r)
-        rows = []
-        for row, r in variants.items():
-            s = run(r).scores
-            rows.append((row, s["accuracy"], s["f1"], s["final"]))
-        table = "\n".join(["| method | Acc | F1 | Avg |", "|---|---|---|---|"] +
-                          [f"| {m} | {a:.3f} | {f:.3f} | {v:.3f} |" for m, a, f, v in rows] +
-                          ["", legend])
-    with atomic_open(out) as fh:
-        fh.write(table + "\n")
-    print(table)
-    print(f"\nwritten to {out}")
+    result = ablate(args.recipe, seeds=args.seeds, jobs=args.jobs, resamples=args.resamples,
+                    overrides=_overrides(args), out=args.out, plugins=args.plugin)
+    print(result.table)
+    print(f"\nwritten to {result.path}")
     return 0
-
-
-def seeded_ablation(base: dict[str, Any], variants: dict[str, dict[str, Any]], legend: str,
-                    args: argparse.Namespace) -> str:
-    """The ablation on several seeds: each row's mean and 95% t-interval across seeds,
-    and the paired verdict of each row against the row above and against the first row."""
-    from harness import comparison
-
-    comparison.check_options(args.seeds, args.jobs, args.resamples)
-    labels = {row: f"row{k}" for k, row in enumerate(variants)}
-    # Each row under the base recipe's name: a row is then the same arm as the recipe
-    # it equals, and a later `auh compare` of two rows reuses their runs.
-    arms = {labels[row]: {**r, "run": {**r["run"], "name": base["run"]["name"]}} for row, r in variants.items()}
-    study = comparison.Study(comparison.study_root("ablate", {"base": base}), arms,
-                             comparison.seed_list(args.seeds, base["run"]["seed"]), tuple(args.plugin))
-    comparison.check_study(study)
-    study.prepare()
-    study.run(args.jobs)
-    rows = list(variants)
-    verdicts: dict[str, Any] = {}
-    for k, row in enumerate(rows[1:], 1):
-        for other in dict.fromkeys([rows[k - 1], rows[0]]):
-            verdicts[f"{row} vs {other}"] = study.verdict(labels[other], labels[row], a_name=other, b_name=row,
-                                                          resamples=args.resamples)
-    comparison.finish(study, verdicts)
-    return ablation_table(rows, verdicts, legend, len(study.seeds))
-
-
-def ablation_table(rows: list[str], verdicts: dict[str, Any], legend: str, n_seeds: int) -> str:
-    """Markdown: mean +- t half-width across seeds of Acc / F1 / Avg per row, and each
-    row's verdict on Avg against the row above and the first row."""
-    from harness.verdict import t_interval
-
-    def cell(values: tuple[float, ...]) -> str:
-        lo, hi = t_interval(values)
-        return f"{(lo + hi) / 2:.3f} +- {(hi - lo) / 2:.3f}"
-
-    def step(v: Any) -> str:
-        m = v.metrics["final"]
-        return (f"{m.mean_diff:+.3f} [{m.bootstrap_interval[0]:+.3f}, {m.bootstrap_interval[1]:+.3f}], "
-                f"P={m.p_b_better:.2f}: {m.verdict.replace('B ', '')}")
-
-    lines = ["| method | Acc | F1 | Avg | vs row above | vs first row |", "|---|---|---|---|---|---|"]
-    for k, row in enumerate(rows):
-        # A row's per-seed values: arm B of its step, or arm A of the first step for the first row.
-        step_of = verdicts[f"{rows[max(k, 1)]} vs {rows[max(k, 1) - 1]}"]
-        arm = "b" if k else "a"
-        cells = [cell(getattr(step_of.metrics[m], arm)) for m in ("accuracy", "f1", "final")]
-        above = step(verdicts[f"{row} vs {rows[k - 1]}"]) if k else ""
-        first = step(verdicts[f"{row} vs {rows[0]}"]) if k > 1 else ""
-        lines.append(f"| {row} | {' | '.join(cells)} | {above} | {first} |")
-    return "\n".join(lines + ["", f"{n_seeds} seeds; mean +- 95% t-interval across seeds. Steps: "
-                                   f"mean difference of Avg, two-level bootstrap 95% interval (seeds "
-                                   f"and test images), P(B > A), verdict.", legend])
 
 
 # ----------------------------------------------------------------- compare
@@ -361,9 +285,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     comparison.check_options(args.seeds, args.jobs, args.resamples)
     if args.plan and args.collect:
         raise UserError("--plan and --collect: give one")
-    overrides = list(args.overrides)
-    if args.tracking_uri:
-        overrides.append(f"run.tracking_uri={args.tracking_uri}")
+    overrides = _overrides(args)
     recipe_a = args.recipe or recipes.demo_recipe()
     if args.plan:
         study, _, _ = comparison.plan_compare(recipe_a, args.recipe_b, vs=args.vs, overrides=overrides,
@@ -376,13 +298,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for item in pending:
             print(" ".join(study.command(*item)))
         return 0
-    try:
-        verdict = comparison.compare(recipe_a, args.recipe_b, vs=args.vs, overrides=overrides,
-                                     seeds=args.seeds, jobs=args.jobs, resamples=args.resamples,
-                                     collect=args.collect, plugins=args.plugin)
-    except RuntimeError as exc:  # an arm-seed's run failed in its child process
-        print(f"auh: error: {exc}", file=sys.stderr)
-        return 1
+    verdict = comparison.compare(recipe_a, args.recipe_b, vs=args.vs, overrides=overrides,
+                                 seeds=args.seeds, jobs=args.jobs, resamples=args.resamples,
+                                 collect=args.collect, plugins=args.plugin)
     print(json.dumps(verdict.to_dict(), indent=1) if args.json else verdict.render())
     return 0
 
@@ -491,7 +409,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         overrides.append(f"train.workers={args.workers}")
     recipe = recipes.load(args.source if is_recipe else None, overrides)
     distributed.setup("cpu")  # under torchrun: ranks split the shards (a no-op otherwise)
-    dataset = recipes.build("dataset", recipe["dataset"])
+    dataset = recipes.build("dataset", recipe.dataset)
     sets = {dataset.name: (dataset.images, dataset.landmarks)}
     sets.update({f"{dataset.name}/{task}": (c.images, c.landmarks) for task, c in dataset.companions.items()})
     for label, (images, landmarks) in sets.items():

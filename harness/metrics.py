@@ -30,6 +30,7 @@ from harness.schema import POSITIVE, UNKNOWN
 DEFAULT_RESAMPLES = 1000
 MAX_RESAMPLES = 100_000  # far past where an interval stops moving; more only exhausts memory
 DEFAULT_SEED = 0
+SCORE_KEYS = ("final", "accuracy", "f1")  # the headline keys of a challenge scorecard, in order
 # Cells of one resample chunk's multiplicity matrix: ~12 resamples of 325,000
 # rows. Small enough for bincount to stay cache-friendly and memory bounded
 # (~100 MB whatever the number of rows), large enough that the matrix product

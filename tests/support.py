@@ -38,6 +38,7 @@ DRIVER = textwrap.dedent('''
 
 # A one-view bundle with a tiny timm model and the resize aligner, for `auh predict`.
 MAKE_BUNDLE = textwrap.dedent('''
+    import dataclasses
     import sys
     import numpy as np
     import harness
@@ -48,7 +49,7 @@ MAKE_BUNDLE = textwrap.dedent('''
 
     recipe = recipes.load(None, ["train.input_size=32", "aligner.name=none", "views.face.pretrain=none",
                                  "views.face.backbone.name=timm:test_resnet"])
-    recipe["views"] = {"face": recipe["views"]["face"]}
+    recipe = dataclasses.replace(recipe, views={"face": recipe.views["face"]})
     model = harness.create("backbone", "timm:test_resnet", num_classes=len(ENC2020), input_size=32)
     weights = save_weights(model, sys.argv[1] + ".safetensors")
     save_bundle(sys.argv[1], recipe, ENC2020, {"face": weights}, np.full(len(ENC2020), 0.5),

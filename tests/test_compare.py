@@ -202,10 +202,10 @@ def test_interrupted_compare_resumes_and_extends_reusing_finished_arm_seeds(tiny
     interrupted: list[str] = []
 
     study = comparison.plan_compare(tiny, vs=["sampler.name=uniform"], overrides=FAST[1::2], seeds=3)[0]
-    label_of = {study.recipe(arm, s)["run"]["name"]: f"{arm}/seed-{s}" for arm in "AB" for s in (3, 4, 5)}
+    label_of = {study.recipe(arm, s).run.name: f"{arm}/seed-{s}" for arm in "AB" for s in (3, 4, 5)}
 
     def counting_run(recipe, resume=False):
-        name = label_of[recipe["run"]["name"]]
+        name = label_of[recipe.run.name]
         calls.append(name)
         if name == "B/seed-4" and not interrupted:
             interrupted.append(name)
@@ -235,7 +235,7 @@ def test_unpaired_arms_are_refused_at_the_first_seed(tiny, monkeypatch):
 
     real_run = pipeline.run
     ran: list[int] = []
-    monkeypatch.setattr(pipeline, "run", lambda recipe, resume=False: (ran.append(recipe["run"]["seed"]),
+    monkeypatch.setattr(pipeline, "run", lambda recipe, resume=False: (ran.append(recipe.run.seed),
                                                                         real_run(recipe, resume=resume))[1])
     with pytest.raises(UserError, match="seed 3: the arms were tested on different images"):
         harness.compare(tiny, vs=["dataset.n=150"], overrides=FAST[1::2], seeds=3, resamples=50)

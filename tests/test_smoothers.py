@@ -120,10 +120,10 @@ def test_bad_parameters_are_one_line(params, expected):
 
 
 def test_recipe_section_defaults_to_none_and_takes_params():
-    assert recipes.load(None)["smoother"] == {"name": "none"}
+    assert recipes.load(None).smoother.to_dict() == {"name": "none"}
     recipe = recipes.load(None, ["smoother.name=median", "smoother.window=5"])
-    assert recipe["smoother"] == {"name": "median", "window": 5}
-    assert isinstance(recipes.build("smoother", recipe["smoother"]), object)
+    assert recipe.smoother.to_dict() == {"name": "median", "window": 5}
+    assert recipes.build("smoother", recipe.smoother).window == 5
     with pytest.raises(UserError, match="smoother"):
         recipes.load(None, ["smoother.name=medain"])
 

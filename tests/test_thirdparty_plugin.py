@@ -43,7 +43,7 @@ USE_IT = textwrap.dedent('''
     import harness
     from harness import recipe
     r = recipe.load(sys.argv[1])
-    name, params = recipe.component_params(r["sampler"])
+    name, params = r.sampler.name, r.sampler.kwargs()
     rows = harness.create("sampler", name, **params).sample(np.zeros((7, 23), int), seed=0)
     print(json.dumps(rows.tolist()))
 ''')

@@ -7,6 +7,7 @@ images, and from brute-force medians.
 """
 from __future__ import annotations
 
+import dataclasses
 import contextlib
 import os
 from pathlib import Path
@@ -64,7 +65,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("video")
     recipe = recipes.load(None, ["train.input_size=32", "aligner.name=mtcnn", "views.face.pretrain=none",
                                  "views.face.backbone.name=timm:test_resnet"])
-    recipe["views"] = {"face": recipe["views"]["face"]}
+    recipe = dataclasses.replace(recipe, views={"face": recipe.views["face"]})
     torch.manual_seed(0)
     model = harness.create("backbone", "timm:test_resnet", num_classes=len(AUS), input_size=32)
     folder = save_bundle(root / "bundle", recipe, ENC2020, {"face": save_weights(model, root / "face.safetensors")},

@@ -18,6 +18,7 @@ must hold the same probabilities.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -59,7 +60,7 @@ def make_bundle(folder: Path) -> Path:
 
     recipe = recipes.load(None, ["train.input_size=32", "aligner.name=none", "views.face.pretrain=none",
                                  "views.face.backbone.name=timm:test_resnet"])
-    recipe["views"] = {"face": recipe["views"]["face"]}
+    recipe = dataclasses.replace(recipe, views={"face": recipe.views["face"]})
     model = harness.create("backbone", "timm:test_resnet", num_classes=len(ENC2020), input_size=32)
     weights = save_weights(model, folder / "face.safetensors")
     return save_bundle(folder / "bundle", recipe, ENC2020, {"face": weights}, np.full(len(ENC2020), 0.5),
