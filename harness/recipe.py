@@ -38,7 +38,7 @@ method, so a field's declaration lives with whoever owns its meaning:
   :class:`EvaluationSettings`) is that one line; a new section is one more
   dataclass and one line in :class:`Recipe`.
 * A *component section* (``dataset``, ``aligner``, ``sampler``, ``loss``,
-  ``ensembler``, ``thresholder``, and each view's ``backbone``) is declared
+  ``ensembler``, ``thresholder``, ``smoother``, and each view's ``backbone``) is declared
   here as a stage (:class:`ComponentSpec`: a registry name and the factory's
   parameters, checked against the factory); which component fills the stage
   by default, and the default views, is the method, declared once in the
@@ -250,6 +250,7 @@ class Recipe:
     loss: ComponentSpec
     ensembler: ComponentSpec
     thresholder: ComponentSpec
+    smoother: ComponentSpec  # per video, before thresholds (frame-level datasets, predicted videos)
     views: FrozenMap  # name -> View, in the recipe's order
 
     def __post_init__(self) -> None:

@@ -70,7 +70,7 @@ def test_component_names_and_params_checked_against_registry(monkeypatch):
 
     reg = Registry()
     names = {"dataset": "synth", "aligner": "mtcnn", "sampler": "mlros", "loss": "selective",
-             "ensembler": "mean_prob", "thresholder": "search", "backbone": "ir152"}
+             "ensembler": "mean_prob", "thresholder": "search", "backbone": "ir152", "smoother": "none"}
     hooks = {f"auh_{k}s" if k != "loss" else "auh_losses": (lambda n=n: {n: Mlros}) for k, n in names.items()}
     reg.register(types.SimpleNamespace(**{k: hookimpl(v) for k, v in hooks.items()}), Provider("t"))
     monkeypatch.setattr("harness.registry._REGISTRY", reg)
