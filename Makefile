@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-fast bench browser clean
+.PHONY: install demo test test-fast bench browser postgresql clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,10 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/auh run
 
-## test: set up and run the whole test suite (installs chromium for the leaderboard page test)
-test: install browser
-	$(BIN)/python -m pytest -q
+## test: set up and run the whole test suite (installs chromium for the leaderboard page test
+## and PostgreSQL for the ledger-on-PostgreSQL test when they are missing)
+test: install browser postgresql
+	$(BIN)/python -m pytest -q --durations=20
 
 ## test-fast: skip the tests marked slow
 test-fast: install
@@ -32,6 +33,9 @@ bench: install
 
 browser:
 	@tools/install-chromium.sh
+
+postgresql:
+	@tools/install-postgresql.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -74,6 +74,12 @@ def auh_thresholders() -> Factories:
 
 
 @hookspec
+def auh_smoothers() -> Factories:
+    """Register temporal smoothers of per-frame probabilities: ``{name: factory}``, each a
+    :class:`harness.protocols.Smoother`."""
+
+
+@hookspec
 def auh_datasets() -> Factories:
     """Register datasets: ``{name: factory(**params) -> harness.data.AUDataset}``
     (:class:`harness.protocols.Dataset`)."""
@@ -83,6 +89,19 @@ def auh_datasets() -> Factories:
 def auh_readers() -> Factories:
     """Register readers of other tools' AU outputs (``auh score --from NAME``):
     ``{name: factory}``, each a :class:`harness.protocols.Reader`."""
+
+
+@hookspec
+def auh_benchmarks() -> Factories:
+    """Register benchmarks (``--benchmark NAME``, ``benchmark = "NAME"`` in a challenge):
+    ``{name: factory() -> harness.benchmark.Benchmark}`` (:class:`harness.protocols.BenchmarkFactory`).
+    The factory's docstring is its line in ``auh plugins``."""
+
+
+@hookspec
+def auh_metrics() -> Factories:
+    """Register metrics, the headline score a benchmark names:
+    ``{name: factory() -> harness.metrics.Metric}`` (:class:`harness.protocols.MetricFactory`)."""
 
 
 @hookspec
