@@ -23,7 +23,7 @@ one submission and the paired comparison of two;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -187,18 +187,26 @@ def bootstrap_scores(preds: Sequence[np.ndarray], truth: np.ndarray,
     by processing resamples in chunks. With ``groups`` (``[N]`` ints from 0:
     the video of each frame), a resample draws groups with replacement, each
     bringing all its rows: the frames of one video are not independent draws.
+    A group's rows always come together, so the indicators are summed per
+    group once and a resample weighs those sums: the work per resample is
+    proportional to the number of groups, not of rows.
     """
     truth = np.asarray(truth)
     checked = [_check(p, truth)[0] for p in preds]
     n_rows, n_aus = truth.shape
     if n_rows == 0:
         raise ValueError("cannot bootstrap zero rows")
-    # float32 sums of integers are exact below 2**24: every count is <= N.
-    dtype = np.float32 if n_rows < 2 ** 24 else np.float64
-    indicators = _indicators(checked, truth).astype(dtype)  # [N, (2 + 2K) C]
-    rng = np.random.default_rng(seed)
     units = n_rows if groups is None else int(np.max(groups)) + 1
+    if groups is None:
+        # float32 sums of integers are exact below 2**24: every count is <= N.
+        dtype = np.float32 if n_rows < 2 ** 24 else np.float64
+        sums = _indicators(checked, truth).astype(dtype)  # [N, (2 + 2K) C]
+    else:  # a resample's count can pass N (a large video drawn often): float64, exact to 2**53
+        sums = np.concatenate([_group_sums(block, groups, units)
+                               for block in _indicator_blocks(checked, truth)], axis=1)
+    # Draws of the same shape as ever, whatever the groups: the same seed gives the same resamples.
     chunk = max(1, min(n_resamples, _CHUNK_CELLS // n_rows))
+    rng = np.random.default_rng(seed)
     acc = np.empty((n_resamples, len(checked), n_aus))
     f1 = np.empty_like(acc)
     # Imported here: the scorer packaged by `auh export` runs without it (no bootstrap).
@@ -213,9 +221,7 @@ def bootstrap_scores(preds: Sequence[np.ndarray], truth: np.ndarray,
             draws = rng.integers(0, units, size=(b, units))
             draws += (np.arange(b) * units)[:, None]
             weights = np.bincount(draws.ravel(), minlength=b * units).reshape(b, units)
-            if groups is not None:
-                weights = weights[:, groups]
-            counts = (weights.astype(dtype) @ indicators).astype(np.int64)
+            counts = (weights.astype(sums.dtype) @ sums).astype(np.int64)
             acc[start:start + b], f1[start:start + b] = _scores_from_sums(counts.reshape(b, -1, n_aus))
     return acc, f1
 
@@ -272,18 +278,34 @@ def paired_from_finals(finals_a: np.ndarray, finals_b: np.ndarray, diff: float) 
 
 # ------------------------------------------------------------------- helpers
 def _indicators(preds: Sequence[np.ndarray], truth: np.ndarray) -> np.ndarray:
-    """Per-row 0/1 columns whose weighted sums give every confusion count.
+    """Per-row 0/1 columns whose weighted sums give every confusion count:
+    :func:`_indicator_blocks` side by side."""
+    return np.concatenate(list(_indicator_blocks(preds, truth)), axis=1)
 
-    Blocks of C columns: known, positive, then per submission
-    predicted-positive-and-known and predicted-positive-and-positive.
-    """
+
+def _indicator_blocks(preds: Sequence[np.ndarray], truth: np.ndarray) -> Iterator[np.ndarray]:
+    """Blocks of C boolean columns: known and positive, then per submission
+    predicted-positive-and-known and predicted-positive-and-positive."""
     known = truth != UNKNOWN
     pos = truth == POSITIVE
-    blocks = [known, pos]
+    yield np.concatenate([known, pos], axis=1)
     for pred in preds:
         hit = pred == 1
-        blocks += [hit & known, hit & pos]
-    return np.concatenate(blocks, axis=1)
+        yield np.concatenate([hit & known, hit & pos], axis=1)
+
+
+def _group_sums(block: np.ndarray, groups: np.ndarray, units: int) -> np.ndarray:
+    """``[units, columns]`` float64: the column sums of ``block``'s rows per group."""
+    order = None if (np.diff(groups) >= 0).all() else np.argsort(groups, kind="stable")
+    ordered = groups if order is None else groups[order]
+    rows = block if order is None else block[order]
+    starts = np.searchsorted(ordered, np.arange(units))
+    # A running sum read at the group boundaries: exact (integers), and it
+    # gives 0 for a group without rows, which reduceat would not.
+    running = np.zeros((len(rows) + 1, rows.shape[1]), dtype=np.int32 if len(rows) < 2 ** 31 else np.int64)
+    np.cumsum(rows, axis=0, out=running[1:])
+    ends = np.r_[starts[1:], len(rows)]
+    return (running[ends] - running[starts]).astype(np.float64)
 
 
 def _scores_from_sums(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,8 @@ import numpy as np
 from harness.benchmark import DEFAULT_BENCHMARK
 from harness.errors import UserError
 from harness.layouts import read_predictions
-from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, Metric, PairedResult, paired_bootstrap
+from harness.metrics import (DEFAULT_RESAMPLES, DEFAULT_SEED, Metric, PairedResult, bootstrap_finals,
+                             final_score, paired_from_finals)
 from leaderboard.challenge import DEFAULT_TIE_BREAK, Challenge, Phase
 from leaderboard.ledger import Entry
 
@@ -117,12 +118,24 @@ def add_significance(rows: list[Row], predictions: Callable[[Entry], np.ndarray 
                      groups: np.ndarray | None = None) -> None:
     """Set ``row.gap`` for each row against the next one (paired bootstrap of
     the benchmark's ``metric`` on ``truth``'s rows, or on its videos with
-    ``groups``); a row whose predictions are unavailable gets none."""
-    preds = [predictions(r.entry) for r in rows]
-    for i in range(len(rows) - 1):
-        a, b = preds[i], preds[i + 1]
-        if a is not None and b is not None and resamples > 0:
-            rows[i].gap = paired_bootstrap(a, b, truth, resamples, seed, metric, groups)
+    ``groups``); a row whose predictions are unavailable gets none.
+
+    Every pair is compared on the resamples of the same seed, so each team's
+    ``final`` per resample is computed once, one team at a time, and pairs
+    read them: the same numbers as :func:`~harness.metrics.paired_bootstrap`
+    of each pair, with one submission in memory at a time.
+    """
+    if resamples <= 0:
+        return
+    finals: list[tuple[float, np.ndarray] | None] = []
+    for row in rows:
+        pred = predictions(row.entry)
+        finals.append(None if pred is None else (
+            final_score(pred, truth, metric),
+            bootstrap_finals([pred], truth, resamples, seed, metric, groups)[:, 0]))
+    for i, (a, b) in enumerate(zip(finals, finals[1:])):
+        if a is not None and b is not None:
+            rows[i].gap = paired_from_finals(a[1], b[1], a[0] - b[0])
 
 
 def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pick: str = "best",
