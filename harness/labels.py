@@ -47,6 +47,8 @@ _GAP = re.compile(r"[ \t]+")  # the text format's field separator
 _INTEGER = re.compile(r"\s*([+-]?[0-9]+)(?:\.0+)?\s*")
 # The values nearly every cell holds, parsed once: the rest go through _INTEGER.
 _COMMON = {"0": 0, "1": 1, "999": 999, "-1": -1}
+_BLOCK = 1 << 24  # bytes searched at a time for separators
+_NAMES_AT_ONCE = 1 << 16  # rows whose names are cut at a time
 _NOT_A_NUMBER = -32768  # no label code: codes are in [-32767, 32767]
 # The value of a one-byte cell, by byte: the digits; _NOT_A_NUMBER for every other byte.
 _ONE_BYTE = np.full(256, _NOT_A_NUMBER, dtype=np.int16)
@@ -82,25 +84,26 @@ def read_labels(path: str | os.PathLike, schema: AUSchema | None = None,
     first = _first_line(path)
     is_csv = "," in first
     columns = _csv_columns(path, first, schema, image_column) if is_csv else [IMAGE, *schema.aus]
-    lines = _data_lines(path, skip=int(is_csv))
-    names, codes = _validated(path, lines, is_csv, columns, schema, schema.coding.accepted,
+    names, codes = _validated(path, _data_rows(path, skip=int(is_csv)), is_csv, columns, schema,
+                              schema.coding.accepted,
                               first_row_line=1 + is_csv)
     return names, schema.coding.to_memory(codes)
 
 
-def read_frame_rows(path: str | os.PathLike, schema: AUSchema, allowed: tuple[int, ...]) -> np.ndarray:
+def read_frame_rows(path: str | os.PathLike, schema: AUSchema, allowed: tuple[int, ...],
+                    dtype: type = np.int64) -> np.ndarray:
     """One video's rows: the header exactly ``AU1,AU2,...`` (the schema's AUs),
     then one row of values in ``allowed`` per frame. Returns the values as
-    int64 ``[frames, len(schema)]``, uncoded."""
+    ``dtype`` (int64 unless told: int16 holds every code) ``[frames, len(schema)]``, uncoded."""
     header = ",".join(schema.aus)
     first = _first_line(path)
     if first.strip() != header:
         raise UserError(f"{path}: line 1: header {first.strip()!r}, expected exactly {header!r}")
-    lines = _data_lines(path, skip=1)
-    if not lines:
+    rows = _data_rows(path, skip=1)
+    if not rows.count:
         raise UserError(f"{path}: no frame rows (header only)")
-    cells = _cells(path, lines, True, list(schema.aus), first_row_line=2)
-    return _values(path, cells, list(schema.aus), allowed, first_row_line=2).astype(np.int64)
+    cells = _cells(path, rows, True, list(schema.aus), first_row_line=2)
+    return _values(path, cells, list(schema.aus), allowed, first_row_line=2).astype(dtype)
 
 
 def write_labels(path: str | os.PathLike, names: Sequence[str], labels: np.ndarray,
@@ -156,8 +159,8 @@ def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
     columns = _csv_columns(path, first, schema, image_column)
     # Read to the end (the size check bounds it): a row after a blank line,
     # or a second row for an image, is refused, never left unread.
-    lines = _data_lines(path, skip=1)
-    names, preds = _validated(path, lines, True, columns, schema, (0, 1), first_row_line=2)
+    names, preds = _validated(path, _data_rows(path, skip=1), True, columns, schema, (0, 1),
+                              first_row_line=2, unique=False, expected=truth_names)  # _align refuses a repeated name where it matters
     return _align(path, names, preds, truth_names)
 
 
@@ -248,9 +251,20 @@ class _Cells:
     raw: Callable[[int, int], str]
 
 
-def _data_lines(path: str | os.PathLike, skip: int) -> list[bytes]:
+@dataclass(frozen=True)
+class _Rows:
+    """The data rows of a file: ``data`` holds ``count`` lines, each ended by ``\\n``."""
+
+    data: bytes
+    count: int
+
+    def lines(self) -> list[bytes]:
+        return self.data.split(b"\n")[:-1]
+
+
+def _data_rows(path: str | os.PathLike, skip: int) -> _Rows:
     """The file's lines after ``skip`` header lines, as UTF-8 bytes without
-    line ends, BOM or trailing blank lines."""
+    BOM or trailing blank lines, with ``\\n`` line ends."""
     data = Path(path).read_bytes()
     try:
         data.decode("utf-8")
@@ -259,23 +273,29 @@ def _data_lines(path: str | os.PathLike, skip: int) -> list[bytes]:
         raise UserError(f"{path}: line {line}: not UTF-8 text (byte {exc.start})") from None
     bom = BOM.encode()
     data = (data[len(bom):] if data.startswith(bom) else data).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    lines = data.split(b"\n")[skip:]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
+    for _ in range(skip):
+        data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+    # Cut after the last line that is not blank (that line keeps its trailing spaces).
+    last = len(data.rstrip())
+    if not last:
+        return _Rows(b"", 0)
+    end = data.find(b"\n", last)
+    data = data + b"\n" if end < 0 else data[:end + 1]  # one copy at most: files reach 100 MB
+    return _Rows(data, data.count(b"\n"))
 
 
-def _cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, columns: list[str],
-           first_row_line: int) -> _Cells:
+def _cells(path: str | os.PathLike, rows: _Rows, is_csv: bool, columns: list[str],
+           first_row_line: int, expected: Sequence[str] = ()) -> _Cells:
     """Tokenize: vectorized over the bytes when every row is regular (and, in
     a CSV, nothing is quoted), else row by row, which also explains a bad row.
-    Without an :data:`IMAGE` column (a video's frame rows) ``names`` is empty."""
+    Without an :data:`IMAGE` column (a video's frame rows) ``names`` is empty.
+    Where the names are ``expected``'s, in order, ``names`` holds those very strings."""
     width = len(columns)
     image = columns.index(IMAGE) if IMAGE in columns else None
-    data = b"\n".join(lines) + b"\n"
-    spans = _spans(data, is_csv, width, len(lines))
+    data = rows.data
+    spans = _spans(data, is_csv, width, rows.count)
     if spans is None:
-        return _row_cells(path, lines, is_csv, width, image, first_row_line)
+        return _row_cells(path, rows.lines(), is_csv, width, image, first_row_line)
     starts, line_ends = spans
     text = data.decode("ascii") if data.isascii() else None  # then byte offsets index it
 
@@ -290,9 +310,13 @@ def _cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, columns: l
     if image is None:
         return _Cells([], _codes(data, starts, is_csv), raw)
     ends = starts[:, image + 1] - 1 if image + 1 < width else line_ends
-    bounds = zip(starts[:, image].tolist(), ends.tolist())
-    names = [text[a:b] for a, b in bounds] if text is not None else [data[a:b].decode() for a, b in bounds]
-    names = [name.strip() for name in names] if is_csv else [name.rstrip(" \t") for name in names]
+    names: list[str] = []
+    for at in range(0, len(ends), _NAMES_AT_ONCE):  # bounded lists of offsets: millions of rows
+        bounds = zip(starts[at:at + _NAMES_AT_ONCE, image].tolist(), ends[at:at + _NAMES_AT_ONCE].tolist())
+        cut_names = [text[a:b] for a, b in bounds] if text is not None else [data[a:b].decode() for a, b in bounds]
+        cut_names = [n.strip() for n in cut_names] if is_csv else [n.rstrip(" \t") for n in cut_names]
+        known = expected[at:at + len(cut_names)]
+        names += known if cut_names == known else cut_names  # the expected strings: no second copy
     return _Cells(names, _codes(data, starts, is_csv), raw)
 
 
@@ -302,17 +326,21 @@ def _codes(data: bytes, starts: np.ndarray, is_csv: bool) -> np.ndarray:
     Small dtypes and views, no index arithmetic on the ``[N, width]`` array:
     new large arrays cost more in page faults than in arithmetic.
     """
-    buf = np.frombuffer(data + b"\n\n\n", dtype=np.uint8)  # padded: 4 bytes from any start exist
+    buf = np.frombuffer(data, dtype=np.uint8)  # ends with a line end: a field's next byte exists
     ends_cell = _ENDS_CELL[int(is_csv)]
     first = buf[starts]
     codes = np.where(ends_cell[buf[1:][starts]], _ONE_BYTE[first], _NOT_A_NUMBER)
+
+    def byte(at: np.ndarray) -> np.ndarray:  # past the end: the final line end (no copy to pad)
+        return buf[np.minimum(at, len(buf) - 1)]
+
     maybe = np.flatnonzero(first == ord("9"))  # the few cells that may hold 999
     at = starts.flat[maybe]
-    nines = (buf[at + 1] == ord("9")) & (buf[at + 2] == ord("9")) & ends_cell[buf[at + 3]]
+    nines = (byte(at + 1) == ord("9")) & (byte(at + 2) == ord("9")) & ends_cell[byte(at + 3)]
     codes.flat[maybe[nines]] = 999
     minus = np.flatnonzero(first == ord("-"))  # the few cells that may hold -1
     at = starts.flat[minus]
-    ones = (buf[at + 1] == ord("1")) & ends_cell[buf[at + 2]]
+    ones = (byte(at + 1) == ord("1")) & ends_cell[byte(at + 2)]
     codes.flat[minus[ones]] = -1
     return codes
 
@@ -324,20 +352,34 @@ def _spans(data: bytes, is_csv: bool, width: int, n_rows: int) -> tuple[np.ndarr
     if is_csv and b'"' in data:
         return None
     buf = np.frombuffer(data, dtype=np.uint8)
-    line_ends = np.flatnonzero(buf == ord("\n"))
+    line_ends = _positions(buf, b"\n")
     if is_csv:  # fields lie between commas; "a,,b" has an empty one
-        seps = np.flatnonzero(buf == ord(","))
+        seps = _positions(buf, b",")
         if (np.diff(np.searchsorted(seps, line_ends), prepend=0) != width - 1).any():
             return None
-        starts = np.empty((n_rows, width), dtype=np.int64)
+        starts = np.empty((n_rows, width), dtype=_offset_dtype(data))
         starts[:, 0] = np.r_[0, line_ends[:-1] + 1]
-        starts[:, 1:] = seps.reshape(n_rows, width - 1) + 1
+        np.add(seps.reshape(n_rows, width - 1), 1, out=starts[:, 1:])
         return starts, line_ends
     gap = _IS_GAP[np.frombuffer(b"\n" + data, dtype=np.uint8)]  # gap[i]: is byte i - 1 a gap
     starts = np.flatnonzero(gap[:-1] & ~gap[1:])  # a field starts after a gap
     if (np.diff(np.searchsorted(starts, line_ends), prepend=0) != width).any():
         return None
-    return starts.reshape(n_rows, width), line_ends
+    return starts.astype(_offset_dtype(data)).reshape(n_rows, width), line_ends
+
+
+def _positions(buf: np.ndarray, byte: bytes) -> np.ndarray:
+    """The offsets of ``byte`` in ``buf``, found a block at a time: no file-sized
+    temporary, and :func:`_offset_dtype` offsets (a 3-million-row file has 36 million commas)."""
+    dtype, value = _offset_dtype(buf), ord(byte)
+    found = [np.flatnonzero(buf[at:at + _BLOCK] == value).astype(dtype) + at
+             for at in range(0, len(buf), _BLOCK)]
+    return np.concatenate(found) if found else np.empty(0, dtype=dtype)
+
+
+def _offset_dtype(data: bytes | np.ndarray) -> type:
+    """int32 byte offsets where they fit: half the memory of the ``[N, width]`` table."""
+    return np.int32 if len(data) < 2 ** 31 - 8 else np.int64
 
 
 def _row_cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, width: int,
@@ -367,20 +409,25 @@ def _row_cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, width:
 
 
 # --------------------------------------------------------------- validation
-def _validated(path: str | os.PathLike, lines: list[bytes], is_csv: bool, columns: list[str],
-               schema: AUSchema, allowed: tuple[int, ...],
-               first_row_line: int) -> tuple[list[str], np.ndarray]:
-    """Check field counts, names and values; return ``(names, labels[N, C])`` in schema order."""
-    if not lines:
+def _validated(path: str | os.PathLike, rows: _Rows, is_csv: bool, columns: list[str],
+               schema: AUSchema, allowed: tuple[int, ...], first_row_line: int,
+               unique: bool = True, expected: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:
+    """Check field counts, names, values and (``unique``) that no name repeats;
+    return ``(names, labels[N, C])`` in schema order (see :func:`_cells` for ``expected``)."""
+    if not rows.count:
         raise UserError(f"{path}: no label rows" + (" (header only)" if first_row_line == 2 else ""))
-    cells = _cells(path, lines, is_csv, columns, first_row_line)
-    if not all(cells.names):
-        row = cells.names.index("")
+    cells = _cells(path, rows, is_csv, columns, first_row_line, expected)
+    del rows  # the file's bytes go with the cells, once the values are checked
+    names = cells.names
+    if not all(names):
+        row = names.index("")
         raise UserError(f"{path}: line {row + first_row_line}, image name is empty")
     values = _values(path, cells, columns, allowed, first_row_line)
-    _check_unique(path, cells.names, first_row_line)
+    del cells
+    if unique:
+        _check_unique(path, names, first_row_line)
     order = [columns.index(au) for au in schema.aus]
-    return cells.names, values[:, order].astype(np.int64)
+    return names, values[:, order].astype(np.int64)
 
 
 def _field_count_problem(path: str | os.PathLike, row: list[str], line: int, width: int,
@@ -450,7 +497,11 @@ def _size_limit(truth_names: Sequence[str], schema: AUSchema) -> int:
 
 def _align(path: str | os.PathLike, names: list[str], preds: np.ndarray,
            truth_names: Sequence[str]) -> np.ndarray:
-    """Reorder rows to truth order; refuse images not in the truth or missing from it."""
+    """Reorder rows to truth order; refuse a repeated image, images not in the
+    truth or missing from it (in that order)."""
+    if names == list(truth_names):  # rows in truth order, which a truth's names never repeat
+        return preds
+    _check_unique(path, names, first_row_line=2)
     row_of = {name: row for row, name in enumerate(names)}
     where = np.fromiter((row_of.get(name, -1) for name in truth_names), dtype=np.int64,
                         count=len(truth_names))

@@ -30,6 +30,7 @@ from harness.labels import (MissingRows, read_frame_rows, read_labels, read_subm
 
 SUFFIX = ".txt"
 _PREDICTIONS = (0, 1)
+_FRAME_FIELD = "{frame:05d}"  # the frame number in the usual frame_name template
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,28 @@ def write_truth_files(folder: str | os.PathLike, truth: Table, benchmark: Benchm
 
 def frame_names(videos: Videos, benchmark: Benchmark) -> list[str]:
     """The row names of every frame of ``videos``, in order."""
-    return [benchmark.frame(video, k) for video, count in zip(videos.names, videos.frames)
-            for k in range(1, count + 1)]
+    every = list(zip(videos.names, videos.frames))
+    fast = _usual_frame_names(every, benchmark)
+    if fast is not None:
+        return fast
+    return [benchmark.frame(video, k) for video, count in every for k in range(1, count + 1)]
+
+
+def _usual_frame_names(every: list[tuple[str, int]], benchmark: Benchmark) -> list[str] | None:
+    """:func:`frame_names` for a template with one ``{frame:05d}`` field, each frame
+    number formatted once rather than once per video (millions of frames); None for
+    another template."""
+    parts = benchmark.frame_name.split(_FRAME_FIELD)
+    if len(parts) != 2 or "frame" in "".join(parts):
+        return None
+    numbers = [format(k, "05d") for k in range(1, max((c for _, c in every), default=0) + 1)]
+    names: list[str] = []
+    for video, count in every:
+        before, after = (part.format(video=video) for part in parts)
+        if before + "00001" + after != benchmark.frame(video, 1):  # "{{frame:05d}}" is no field
+            return None
+        names += [before + number + after for number in numbers[:count]]
+    return names
 
 
 # ------------------------------------------------------------------ frames
@@ -150,14 +171,16 @@ def _read_frame_truth(folder: Path, benchmark: Benchmark) -> Table:
     coding = benchmark.coding
     blocks, videos, frames = [], [], []
     for video, file in _video_files(folder, "truth").items():
-        codes = read_frame_rows(file, benchmark.schema, coding.accepted)
-        blocks.append(coding.to_memory(codes))
+        codes = read_frame_rows(file, benchmark.schema, coding.accepted, np.int16)  # small until joined
+        blocks.append(codes)
         videos.append(video)
         frames.append(len(codes))
+    labels = coding.to_memory(np.concatenate(blocks))  # once, not per video
+    del blocks  # millions of frames: one copy of the labels at a time
     found = Videos(tuple(videos), tuple(frames))
     names = frame_names(found, benchmark)
     _check_unique_names(folder, names)
-    return Table(names, np.concatenate(blocks), found)
+    return Table(names, labels, found)
 
 
 def _read_frame_predictions(folder: Path, videos: Videos, benchmark: Benchmark) -> np.ndarray:
@@ -179,12 +202,12 @@ def _read_frame_predictions(folder: Path, videos: Videos, benchmark: Benchmark) 
         if size > 2 * per_row * (count + 1) + (1 << 16):
             raise UserError(f"{file}: {size:,} bytes, far larger than {count:,} frame rows can be; "
                             f"refusing to read it")
-        pred = read_frame_rows(file, benchmark.schema, _PREDICTIONS)
+        pred = read_frame_rows(file, benchmark.schema, _PREDICTIONS, np.int8)
         if len(pred) != count:
             raise UserError(f"{file}: {len(pred):,} frame rows, expected {count:,}: every frame of "
                             f"video {video!r}, in order")
         blocks.append(pred)
-    return np.concatenate(blocks)
+    return np.concatenate(blocks).astype(np.int64)
 
 
 def _write_frame_files(folder: Path, videos: Videos, values: np.ndarray, benchmark: Benchmark) -> None:

@@ -38,6 +38,7 @@ SCORE_KEYS = ("final", "accuracy", "f1")  # the headline keys of a challenge sco
 # (~100 MB whatever the number of rows), large enough that the matrix product
 # amortizes reading the indicator matrix.
 _CHUNK_CELLS = 1 << 22
+_GROUP_ROWS_AT_ONCE = 1 << 18  # rows summed per group at a time (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -296,16 +297,21 @@ def _indicator_blocks(preds: Sequence[np.ndarray], truth: np.ndarray) -> Iterato
 
 def _group_sums(block: np.ndarray, groups: np.ndarray, units: int) -> np.ndarray:
     """``[units, columns]`` float64: the column sums of ``block``'s rows per group."""
-    order = None if (np.diff(groups) >= 0).all() else np.argsort(groups, kind="stable")
-    ordered = groups if order is None else groups[order]
-    rows = block if order is None else block[order]
-    starts = np.searchsorted(ordered, np.arange(units))
-    # A running sum read at the group boundaries: exact (integers), and it
-    # gives 0 for a group without rows, which reduceat would not.
-    running = np.zeros((len(rows) + 1, rows.shape[1]), dtype=np.int32 if len(rows) < 2 ** 31 else np.int64)
-    np.cumsum(rows, axis=0, out=running[1:])
-    ends = np.r_[starts[1:], len(rows)]
-    return (running[ends] - running[starts]).astype(np.float64)
+    if not (np.diff(groups) >= 0).all():  # group the rows (videos come in order: rarely needed)
+        order = np.argsort(groups, kind="stable")
+        groups, block = groups[order], block[order]
+    # Sums of the rows before each group's first row (and before the end), a running
+    # sum taken a chunk of rows at a time: exact integers, 0 for a group without rows,
+    # and no int64 copy of the whole block (millions of frames).
+    bounds = np.r_[np.searchsorted(groups, np.arange(units)), len(groups)]
+    before = np.zeros((len(bounds), block.shape[1]), dtype=np.int64)
+    carry = np.zeros(block.shape[1], dtype=np.int64)
+    for at in range(0, len(block), _GROUP_ROWS_AT_ONCE):
+        running = np.cumsum(block[at:at + _GROUP_ROWS_AT_ONCE], axis=0, dtype=np.int64) + carry
+        inside = (bounds > at) & (bounds <= at + len(running))
+        before[inside] = running[bounds[inside] - at - 1]
+        carry = running[-1]
+    return np.diff(before, axis=0).astype(np.float64)
 
 
 def _scores_from_sums(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

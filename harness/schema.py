@@ -63,12 +63,14 @@ class Coding:
 
     def to_memory(self, codes: np.ndarray) -> np.ndarray:
         """File codes (each one of :attr:`accepted`) to the in-memory 1/0/999, int64."""
-        codes = np.asarray(codes, dtype=np.int64)
         if self.is_memory:
-            return codes
+            return np.asarray(codes, dtype=np.int64)
+        codes = np.asarray(codes)  # compared as they are: no int64 copy of millions of frames
         out = np.full(codes.shape, UNKNOWN, dtype=np.int64)
-        out[np.isin(codes, self.present)] = POSITIVE
-        out[np.isin(codes, self.absent)] = NEGATIVE
+        for code in self.present:  # a code or two each: equality tests, not np.isin's sorting
+            out[codes == code] = POSITIVE
+        for code in self.absent:
+            out[codes == code] = NEGATIVE
         return out
 
     def to_file(self, labels: np.ndarray) -> np.ndarray:

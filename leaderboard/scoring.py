@@ -104,8 +104,9 @@ def _card(challenge: Challenge, truth: Truth, pred: np.ndarray, resamples: int,
     groups = truth.groups
 
     def card(rows: np.ndarray) -> dict[str, Any]:
-        kept = None if groups is None else np.unique(groups[rows], return_inverse=True)[1]
-        return scorecard(pred[rows], truth.labels[rows], challenge.schema.aus, resamples, seed,
+        take = slice(None) if rows.all() else rows  # all rows: views, not copies of millions
+        kept = None if groups is None else np.unique(groups[take], return_inverse=True)[1]
+        return scorecard(pred[take], truth.labels[take], challenge.schema.aus, resamples, seed,
                          (challenge.benchmark, challenge.metric), kept)
 
     return card

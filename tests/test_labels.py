@@ -162,7 +162,7 @@ def test_submission_far_larger_than_truth_is_refused_unread(tmp_path, monkeypatc
     def no_read(*args, **kwargs):
         raise AssertionError("the file was parsed")
 
-    monkeypatch.setattr(harness.labels, "_data_lines", no_read)
+    monkeypatch.setattr(harness.labels, "_data_rows", no_read)
     with pytest.raises(UserError, match="far larger than a submission for 3 truth images"):
         read_submission(path, NAMES, TINY)
 
