@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "threshold": ("plugins.bench.bench_components", "bench_threshold_search"),
     "scoring": ("plugins.bench.cli", "bench_scoring"),
     "startup": ("plugins.bench.bench_startup", "bench_startup"),
+    "scale": ("plugins.bench.bench_scale", "bench_scale"),
     "mlros": ("plugins.bench.bench_components", "bench_mlros"),
     "loss": ("plugins.bench.bench_components", "bench_selective_loss"),
     "training": ("plugins.bench.bench_training", "bench_training"),
