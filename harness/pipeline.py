@@ -37,11 +37,14 @@ from harness.recipe import Recipe
 from harness.registry import get_registry
 from harness.results import REPORTS, FoldResult, RunResult, read_only
 from harness.run_folder import RunFolder, new_run_folder, run_folders
-from harness.schema import ENC2020
 from harness.smoothing import smooth_by_group
 from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
                               train_stage)
 from harness.weights import load_weights
+
+# Outputs of the dry build that checks a view's backbone table before any work: any
+# number tells whether the factory takes the table (the real head follows the dataset).
+DRY_BUILD_OUTPUTS = 2
 
 
 @dataclass
@@ -234,7 +237,7 @@ def preflight(recipe: Recipe) -> AUDataset:
     for view, spec in recipe.views.items():
         # A dry build: any number of outputs tells whether the factory takes the view's table.
         _in_field(f"views.{view}.backbone", lambda: recipes.build(
-            "backbone", spec.backbone, num_classes=len(ENC2020), input_size=recipe.train.input_size))
+            "backbone", spec.backbone, num_classes=DRY_BUILD_OUTPUTS, input_size=recipe.train.input_size))
         if spec.init and not Path(spec.init).is_file():
             raise UserError(f"recipe field views.{view}.init: checkpoint {spec.init!r} does not exist")
     hooks().auh_check_recipe(recipe=recipe)

@@ -125,7 +125,13 @@ class Registry:
 
         version = _own_version()
         for modname in BUILTIN_PLUGINS:
-            self.register(importlib.import_module(modname), Provider(modname, "au-harness", version))
+            module = importlib.import_module(modname)
+            if getattr(getattr(module, "__spec__", None), "_initializing", False):
+                # the registry was asked for while this module was still being imported:
+                # registering it half-made would lose its hooks for the whole process
+                raise RuntimeError(f"built-in plugin {modname} asked for the plugin registry while "
+                                   f"being imported; a plugin module must not build it at import time")
+            self.register(module, Provider(modname, "au-harness", version))
 
     def load_entry_points(self) -> None:
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):

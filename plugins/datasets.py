@@ -19,7 +19,7 @@ from harness.errors import UserError
 from harness.images import IMAGE_SUFFIXES, ImageError, check_image
 from harness.labels import read_labels
 from harness.progress import note, progress
-from harness.schema import ENC2020
+from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 from harness.splits import iterative_stratification, train_val_test_split
 
 SHOW_BAD = 5  # bad images named in an error message

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
-from harness.schema import ENC2020
+from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 from harness.tooloutput import ToolOutput
 
 # Cells a tool writes for "no value": pandas' NaN and an empty field.
