@@ -29,7 +29,7 @@ import torch
 from harness import recipe as recipes
 from harness.training import load_exact, predict_logits, resolve_device
 from harness.errors import UserError
-from harness.fileio import sha256_file
+from harness.fileio import check_input_file, sha256_file
 from harness.images import IMAGE_SUFFIXES, read_image
 from harness.metrics import sigmoid
 from harness.protocols import IR_NORMALIZATION, fitted_state, set_fitted_state
@@ -215,8 +215,8 @@ def list_images(source: Path) -> list[Path]:
         return paths
     if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
         return [source]
-    if source.is_file():
-        data = source.read_bytes()
+    if source.exists() and not source.is_dir():
+        data = check_input_file(source, "image list").read_bytes()
         try:
             if b"\x00" in data:
                 raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL")

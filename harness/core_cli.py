@@ -172,7 +172,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     (one row per image) that `auh check` accepts.
     """
     from harness.bundle import list_images, load_bundle
-    from harness.labels import write_labels
+    from harness.fileio import check_not_inputs
+    from harness.labels import write_submission
     from harness.predict import bundle_folder, bundle_id, check_out, predict_table, sidecar, \
         submission_rows, write_table
     from harness.progress import progress
@@ -180,14 +181,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     # Every argument is checked before the bundle is loaded and anything is written.
     if args.batch_size < 1:
         raise UserError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
-    outputs = [check_out(check_output_file(args.out))]
+    outputs = {"--out": check_out(check_output_file(args.out))}
     if args.out.suffix.lower() == ".csv":
-        outputs.append(check_output_file(sidecar(args.out), "--out metadata file"))
+        outputs["--out metadata file"] = check_output_file(sidecar(args.out), "--out metadata file")
     if args.submission is not None:
-        outputs.append(check_output_file(args.submission, "--submission"))
-    if len({p.resolve() for p in outputs}) < len(outputs):
-        raise UserError(f"--out and --submission name the same file ({args.out})")
+        outputs["--submission"] = check_output_file(args.submission, "--submission")
     paths = list_images(args.input)
+    # An image folder may hold the table (only image files are read); an image or a list may not.
+    check_not_inputs(outputs, {"INPUT": None if args.input.is_dir() else args.input})
     if args.submission is not None and len({p.name for p in paths}) < len(paths):
         raise UserError("--submission: two input images share a file name; a submission needs "
                         "unique image names")
@@ -211,7 +212,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                      f"in the table's error column)")
     if args.submission is not None:
         names, preds, unreadable = submission_rows(result)
-        write_labels(args.submission, names, preds, bundle.schema)
+        write_submission(args.submission, names, preds, bundle.schema)
         note = f" ({_count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
         lines.append(f"wrote the submission for {len(names)} images to {args.submission}{note}")
     print("\n".join(lines))

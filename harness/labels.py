@@ -20,6 +20,7 @@ scorer packaged into the Codabench and EvalAI bundles (``auh export``).
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import os
 import re
@@ -30,7 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from harness.errors import UserError
-from harness.fileio import atomic_open
+from harness.fileio import atomic_open, check_input_file
 from harness.schema import ENC2020, UNKNOWN, AUSchema
 
 IMAGE = "image"
@@ -77,20 +78,40 @@ def write_labels(path: str | os.PathLike, names: Sequence[str], labels: np.ndarr
                  schema: AUSchema = ENC2020) -> None:
     """Write labels atomically: ``.csv`` as CSV with a header, anything else
     in the challenge text format."""
+    _write(path, names, labels, schema, is_csv=Path(path).suffix.lower() == ".csv")
+
+
+def write_submission(path: str | os.PathLike, names: Sequence[str], preds: np.ndarray,
+                     schema: AUSchema = ENC2020) -> None:
+    """Write a submission atomically: always a CSV with the header, whatever
+    the file's name, since that is the one form ``auh check`` and ``auh score`` accept."""
+    _write(path, names, preds, schema, is_csv=True)
+
+
+def _write(path: str | os.PathLike, names: Sequence[str], labels: np.ndarray, schema: AUSchema,
+           is_csv: bool) -> None:
+    text = labels_text(names, labels, schema, is_csv, where=str(path))
+    with atomic_open(path, "w", newline="") as fh:
+        fh.write(text)
+
+
+def labels_text(names: Sequence[str], labels: np.ndarray, schema: AUSchema, is_csv: bool,
+                where: str) -> str:
+    """The text of a label file: CSV with the header, or the challenge text
+    format (refused, naming ``where``, for an image name with whitespace)."""
     labels = np.asarray(labels)
     if labels.shape != (len(names), len(schema)):
         raise ValueError(f"labels of shape {labels.shape} for {len(names)} names "
                          f"and {len(schema)} AUs")
-    is_csv = Path(path).suffix.lower() == ".csv"
     if not is_csv and any(re.search(r"\s", name) for name in names):
-        raise UserError(f"{path}: an image name contains whitespace, which the challenge "
+        raise UserError(f"{where}: an image name contains whitespace, which the challenge "
                         f"text format cannot hold; write a .csv instead")
-    with atomic_open(path, "w", newline="") as fh:
-        writer = csv.writer(fh, delimiter="," if is_csv else " ", lineterminator="\n")
-        if is_csv:
-            fh.write(submission_header(schema) + "\n")
-        writer.writerows([name, *values] for name, values in
-                         zip(names, labels.astype(np.int64).tolist()))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="," if is_csv else " ", lineterminator="\n")
+    if is_csv:
+        buffer.write(submission_header(schema) + "\n")
+    writer.writerows([name, *values] for name, values in zip(names, labels.astype(np.int64).tolist()))
+    return buffer.getvalue()
 
 
 def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
@@ -126,12 +147,7 @@ def submission_header(schema: AUSchema = ENC2020) -> str:
 
 # ------------------------------------------------------------------ reading
 def _size(path: str | os.PathLike) -> int:
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{path}: no such file")
-    if not p.is_file():
-        raise UserError(f"{path}: not a regular file")
-    size = p.stat().st_size
+    size = check_input_file(path).stat().st_size
     if size == 0:
         raise UserError(f"{path}: the file is empty")
     return size

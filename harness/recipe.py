@@ -39,6 +39,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from harness.errors import UserError
+from harness.fileio import check_input_file
 from harness.metrics import MAX_RESAMPLES
 
 
@@ -161,8 +162,9 @@ def load(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"recipe {str(path)!r} does not exist")
+    check_input_file(path, "recipe")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -77,8 +77,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     configuration zip). Its scoring program is this project's scorer, needing only numpy. See
     docs/organizer.md.
     """
+    from harness.fileio import check_not_inputs
+
     out = _zip_path(args.out)
     checked = check_challenge(args.challenge)
+    check_not_inputs({"OUT.zip": out}, _challenge_inputs(args.challenge, checked))
     files = EXPORTERS[args.platform](checked)
     write_zip(out, files)
     print(f"wrote {out} ({args.platform}, {len(checked.truths)} phase"
@@ -95,8 +98,8 @@ def cmd_blind(args: argparse.Namespace) -> int:
     """
     import numpy as np
 
-    from harness.fileio import atomic_open, check_output_folder
-    from harness.labels import write_labels
+    from harness.fileio import check_not_inputs, check_output_folder, write_texts
+    from harness.labels import labels_text
     from harness.schema import UNKNOWN
 
     check_output_folder(args.out, "OUT")
@@ -104,10 +107,12 @@ def cmd_blind(args: argparse.Namespace) -> int:
     phase = checked.challenge.phase(args.phase)
     schema = checked.challenge.schema
     names = sorted(checked.truths[phase.name].names)  # sorted: the order tells nothing
-    with atomic_open(args.out / "images.txt", "w", newline="\n") as fh:
-        fh.writelines(f"{name}\n" for name in names)
-    write_labels(args.out / "blind_truth.csv", names, np.full((len(names), len(schema)), UNKNOWN), schema)
-    write_labels(args.out / "submission_template.csv", names, np.zeros((len(names), len(schema))), schema)
+    shape = (len(names), len(schema))
+    files = {args.out / "images.txt": "".join(f"{name}\n" for name in names),
+             args.out / "blind_truth.csv": labels_text(names, np.full(shape, UNKNOWN), schema, True, "OUT"),
+             args.out / "submission_template.csv": labels_text(names, np.zeros(shape), schema, True, "OUT")}
+    check_not_inputs({f"OUT/{path.name}": path for path in files}, _challenge_inputs(args.challenge, checked))
+    write_texts(files)
     print(f"wrote {args.out}/images.txt, blind_truth.csv and submission_template.csv "
           f"({len(names):,} images, phase {phase.name!r})")
     return 0
@@ -126,6 +131,12 @@ def check_challenge(path: Path) -> Checked:
                             f"'-', '_' and '.' (it names folders and codenames on the platforms)")
     truths = {name: load_truth(phase.truth, challenge.schema) for name, phase in challenge.phases.items()}
     return Checked(challenge, truths)
+
+
+def _challenge_inputs(path: Path, checked: Checked) -> dict[str, Path]:
+    """The challenge file and its truth files, which no output may replace."""
+    return {"--challenge": path, **{f"phases.{name}.truth": phase.truth
+                                    for name, phase in checked.challenge.phases.items()}}
 
 
 def _zip_path(out: Path) -> Path:

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness.errors import UserError
 from harness.fileio import sha256_file
-from harness.labels import read_labels, read_submission, write_labels
+from harness.labels import read_labels, read_submission, write_submission
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, challenge_score
 from harness.schema import AUSchema
 from leaderboard.challenge import Challenge, Phase
@@ -128,7 +128,7 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
     with tempfile.TemporaryDirectory() as tmp:
         # a CSV (the submission format) named after the tool's output, for the board's file column
         converted = Path(tmp) / (output.name if output.suffix.lower() == ".csv" else f"{output.name}.csv")
-        write_labels(converted, truth.names, submission_matrix(p, truth, aus), challenge.schema)
+        write_submission(converted, truth.names, submission_matrix(p, truth, aus), challenge.schema)
         return _record(challenge, phase, truth, team, converted,
                        lambda rows: tool_scorecard(p, truth.labels, aus, rows, resamples, seed),
                        tracking_uri=tracking_uri, tags=tags, source=output)
