@@ -12,11 +12,13 @@ from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score
 
 import harness
+from conftest import tiny_recipe
 from harness import comparison, metrics
 from harness.cli import main
 from harness.errors import UserError
 from harness.verdict import HELPED, HURT, NO_EVIDENCE, paired_verdict, seeds_needed
-from test_pipeline import TINY  # noqa: E402  (tests/ is on sys.path)
+
+TINY = tiny_recipe()
 
 AUS23 = [f"AU{i}" for i in range(23)]
 FAST = ["--set", "train.epochs=1", "--set", "pretrain.epochs=0", "--set", "evaluation.bootstrap=0"]

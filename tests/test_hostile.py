@@ -27,7 +27,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from conftest import tiny_recipe
 from harness.cli import main
 from harness.schema import ENC2020
-from test_bad_input import MAKE_BUNDLE, assert_one_line, python, run_cases
+from support import MAKE_BUNDLE, assert_one_line, python, run_cases
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "submissions" / "examples"
 AUS = list(ENC2020.aus)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -158,8 +159,8 @@ def test_the_distribution_has_no_top_level_bench_or_submissions():
     assert any(recipe.match(pattern) for pattern in setuptools["package-data"]["*"])
 
 
-def test_the_readme_layout_names_every_module_and_folder():
-    layout = (ROOT / "README.md").read_text().split("\n## Layout\n", 1)[1].split("```")[1]
+def test_the_layout_page_names_every_module_and_folder():
+    layout = (ROOT / "docs" / "layout.md").read_text().split("\n## Layout\n", 1)[1].split("```")[1]
     words = set(layout.replace("(", " ").replace(")", " ").replace(",", " ").split())
     missing = [f"{package}/{file.name}" for package in ("harness", "leaderboard")
                for file in (ROOT / package).glob("*.py")
@@ -172,3 +173,24 @@ def test_the_readme_layout_names_every_module_and_folder():
     folders = {Path(f).parts[0] for f in tracked if len(Path(f).parts) > 1 and not f.startswith(".")}
     missing += [f"{f}/" for f in sorted(folders) if f"{f}/" not in words]
     assert missing == []
+
+
+def test_the_hook_table_in_the_docs_is_every_hook_hookspecs_defines():
+    import harness.hookspecs
+
+    defined = {name for name in vars(harness.hookspecs) if name.startswith("auh_")}
+    page = (ROOT / "docs" / "plugins.md").read_text().split("\n## Every hook\n", 1)[1]
+    listed = set(re.findall(r"^\| `(auh_\w+)` \|", page, flags=re.M))
+    assert listed == defined
+
+
+def test_the_readme_is_a_front_page_and_every_doc_link_resolves():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 300
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    index = (ROOT / "docs" / "index.md").read_text()
+    unlisted = [p.name for p in pages[1:] if p.name != "index.md" and f"]({p.name})" not in index]
+    assert unlisted == []
+    broken = [f"{page.relative_to(ROOT)}: {target}" for page in pages
+              for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text())
+              if not (page.parent / target).exists()]
+    assert broken == []
