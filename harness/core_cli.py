@@ -240,9 +240,14 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     balancing, each a recipe derived from RECIPE; prints the Acc / F1 / Avg table in markdown
     and writes it next to the runs.
     """
+    from harness import comparison
     from harness.fileio import atomic_open
-    from harness.pipeline import preflight, run
+    from harness.pipeline import preflight_all, run
 
+    comparison.check_options(args.seeds, args.jobs, args.resamples)
+    if args.seeds is None and args.jobs != 1:
+        raise UserError(f"--jobs {args.jobs}: only with --seeds (without it the rows run one "
+                        f"after another in this process)")
     base = load_recipe(args)
     rows, legend = ablation(base)
     variants = {row: recipes.resolve(r) for row, r in rows}
@@ -251,8 +256,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         table = seeded_ablation(base, variants, legend, args)
     else:
-        for r in variants.values():  # every row refused before the first one runs
-            preflight(r)
+        preflight_all(list(variants.values()))  # every row refused before the first one runs
         rows = []
         for row, r in variants.items():
             s = run(r).scores
@@ -273,7 +277,6 @@ def seeded_ablation(base: dict[str, Any], variants: dict[str, dict[str, Any]], l
     and the paired verdict of each row against the row above and against the first row."""
     from harness import comparison
 
-    comparison.check_options(args.seeds, args.jobs, args.resamples)
     labels = {row: f"row{k}" for k, row in enumerate(variants)}
     # Each row under the base recipe's name: a row is then the same arm as the recipe
     # it equals, and a later `auh compare` of two rows reuses their runs.

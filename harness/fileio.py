@@ -8,7 +8,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator, Sequence
 
 from harness.errors import UserError
 
@@ -192,6 +192,21 @@ def check_input_file(path: str | os.PathLike, what: str = "") -> Path:
                 or stat.S_ISBLK(mode) else "not a regular file")
         raise UserError(f"{where}: is {kind}; expected a regular file")
     return path
+
+
+def read_npz(path: str | os.PathLike, keys: Sequence[str], what: str) -> dict[str, Any]:
+    """The arrays ``keys`` of an ``.npz`` file this project wrote; a damaged file (cut
+    short, not a zip, an array missing) is one line naming ``what`` and the file."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(check_input_file(path), allow_pickle=False) as z:
+            return {key: z[key] for key in keys}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{what}: {path} is damaged ({type(exc).__name__}: {exc}); expected the "
+                        f"complete file: delete its run folder and run it again") from None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -188,7 +188,31 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         if not isinstance(child, dict):
             raise UserError(f"--set {item!r}: {part!r} is a value, not a table")
         node = child
+    kind = _component_kind(parts[:-1])
+    if parts[-1] == "name" and kind and node.get("name", value) != value:
+        _keep_params_of(node, kind, value)
     node[parts[-1]] = value
+
+
+def _component_kind(path: list[str]) -> str | None:
+    """The component kind of the recipe table at ``path`` (``sampler``, ``views.face.backbone``)."""
+    if len(path) == 1 and path[0] in COMPONENTS:
+        return path[0]
+    return "backbone" if len(path) == 3 and path[0] == "views" and path[2] == "backbone" else None
+
+
+def _keep_params_of(table: dict[str, Any], kind: str, name: Any) -> None:
+    """Renaming a component: drop the old one's parameters that component ``name`` does not
+    take (they were the old one's); an unknown ``name`` is refused later, naming the field."""
+    from harness.registry import accepted_params, get_registry
+
+    try:
+        accepted = accepted_params(get_registry().get(kind, str(name))[0])
+    except UserError:
+        return
+    if accepted is not None:
+        for key in [k for k in table if k != "name" and k not in accepted]:
+            del table[key]
 
 
 def resolve(raw: dict[str, Any], check_components: bool = True) -> dict[str, Any]:
