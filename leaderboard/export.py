@@ -5,6 +5,12 @@ modules it imports, copied file by file from the installed package
 (:data:`SCORER_MODULES`): numpy and the standard library are all they need.
 Everything is validated (the challenge, every truth file, the platforms'
 limits) before the first byte is written, and the zip appears atomically.
+
+No private-row label enters a bundle: each phase's truth is packaged with its
+private rows set to 999 (unknown), so a platform scores, stores and shows the
+public rows only, whatever it returns to participants (Codabench's API returns
+every score of a submission, hidden columns included). The private board is
+``auh score`` on the submissions downloaded after the phase (docs/organizer.md).
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import argparse
 import datetime as dt
 import importlib.util
 import io
+import itertools
 import json
 import re
 import struct
@@ -41,9 +48,15 @@ CODABENCH_IMAGE = "codalab/codalab-legacy:py39"
 CODABENCH_COMMAND = "python3 -m leaderboard.scoring_program ../input ../output"  # run in the program folder
 KEY_MAX, TITLE_MAX, BOARD_TITLE_MAX = 36, 36, 64  # Codabench's column and leaderboard limits
 PRECISION = 4
-NO_CAP = 100_000  # EvalAI needs a number where the challenge sets no cap
-# EvalAI's visibility codes for a phase split: 1 host only, 3 public.
-HOST_ONLY, PUBLIC = 1, 3
+# Both platforms need numbers where the challenge sets no cap (EvalAI's own default).
+NO_CAP = 100_000
+INT32_MAX = 2 ** 31 - 1  # the platforms' integer fields (PostgreSQL integer)
+# EvalAI (apps/challenges/models.py): CharField(max_length=100) for the title, and the
+# FileField of a phase's annotation (default max_length 100) stores the path the zip
+# was extracted to: tempfile.mkdtemp() ("/tmp/tmpXXXXXXXX", 16) + "/" + a 10-character
+# folder + "/" before the bundle's own path.
+EVALAI_TITLE_MAX, EVALAI_FILE_MAX, EVALAI_EXTRACT_PREFIX = 100, 100, 28
+PUBLIC = 3  # EvalAI's visibility code of a phase split shown to everyone
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed: the same challenge gives the same bytes
 
@@ -165,7 +178,7 @@ def columns(schema: AUSchema) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------ Codabench
 def codabench_files(checked: Checked) -> dict[str, bytes]:
     """The competition bundle: competition.yaml, pages, logo, scoring program, reference data."""
-    from leaderboard.scoring_program import CONFIG, PRIVATE
+    from leaderboard.scoring_program import CONFIG
 
     challenge = checked.challenge
     title = f"{challenge.name}: facial action unit detection"[:BOARD_TITLE_MAX]
@@ -176,16 +189,12 @@ def codabench_files(checked: Checked) -> dict[str, bytes]:
     tasks, phases = [], []
     for index, (name, phase) in enumerate(challenge.phases.items()):
         ref = f"reference_data/{name}/"
-        truth_name = "truth" + phase.truth.suffix
-        files[ref + truth_name] = phase.truth.read_bytes()
-        files[ref + CONFIG] = _config(challenge, {name: phase}, {name: truth_name})
+        files[ref + "truth.csv"] = public_truth(checked, name)
+        files[ref + CONFIG] = _config(challenge, {name: "truth.csv"})
         tasks.append({"index": index, "name": name, "description": f"Scoring of phase {name}",
                       "scoring_program": "scoring_program", "reference_data": ref.rstrip("/")})
         phases.append(_codabench_phase(index, name, phase))
-    keys = columns(challenge.schema)
-    if any(p.has_private for p in challenge.phases.values()):
-        keys += [(PRIVATE + key, f"private {title}") for key, title in keys[:3]]
-    cols = [_column(i, key, title, hidden=i >= 3) for i, (key, title) in enumerate(keys)]
+    cols = [_column(i, key, title) for i, (key, title) in enumerate(ranking_columns(challenge))]
     files["competition.yaml"] = _yaml({
         "version": 2, "title": title,
         "description": f"{challenge.name}: score = (mean accuracy + mean F1) / 2 over the AUs.",
@@ -201,33 +210,65 @@ def codabench_files(checked: Checked) -> dict[str, bytes]:
     return files
 
 
+def ranking_columns(challenge: Challenge) -> list[tuple[str, str]]:
+    """The leaderboard columns, ``(key, title)``, in the challenge's tie-break order.
+
+    Codabench orders by the primary column, then every other column in
+    order, then the earlier submission: the score keys of ``tie_break`` up
+    to ``time`` are exactly that order (a key after ``time`` never decides,
+    since no two submissions share a time). Per-AU scores are on the
+    detailed results page, not columns, which would break ties first.
+    """
+    titles = dict(columns(challenge.schema))
+    keys = list(itertools.takewhile(lambda key: key != "time", challenge.tie_break))
+    if not keys:
+        raise UserError(f"tie_break {list(challenge.tie_break)}: starts with time; neither "
+                        f"platform can rank by submission time first: expected a score first")
+    return [(key, titles[key]) for key in keys]
+
+
+def _cap(phase: Phase) -> int:
+    """The phase's cap for a platform's 32-bit field (``NO_CAP`` where it sets none)."""
+    if phase.cap is not None and phase.cap > INT32_MAX:
+        raise UserError(f"phases.{phase.name}.cap: {phase.cap} does not fit the platforms' "
+                        f"32-bit fields; expected at most {INT32_MAX}")
+    return phase.cap or NO_CAP
+
+
 def _codabench_phase(index: int, name: str, phase: Phase) -> dict[str, Any]:
-    entry: dict[str, Any] = {"index": index, "name": name,
-                             "description": _phase_text(phase),
-                             "start": _when(phase.start or _today()), "tasks": [index]}
+    cap = _cap(phase)
+    # Written explicitly: without them Codabench applies 5 a day and 100 in all.
+    entry: dict[str, Any] = {"index": index, "name": name, "description": _phase_text(phase),
+                             "start": _when(phase.start or _today()), "tasks": [index],
+                             "max_submissions_per_day": cap, "max_submissions": cap,
+                             # Logs carry a refused submission's one-line reason; the bundle
+                             # has no prediction step, and scores.json repeats the board.
+                             "hide_output": False, "hide_prediction_output": True,
+                             "hide_score_output": True}
     if phase.end:
         entry["end"] = _when(phase.end)
-    if phase.cap:
-        entry["max_submissions"] = phase.cap
     return entry
 
 
-def _column(index: int, key: str, title: str, hidden: bool) -> dict[str, Any]:
+def _column(index: int, key: str, title: str) -> dict[str, Any]:
     return {"index": index, "title": title, "key": key, "sorting": "desc",
             "precision": PRECISION, "computation": None, "computation_indexes": None,
-            "hidden": hidden}
+            "hidden": False}
 
 
 def _check_sequential(challenge: Challenge) -> None:
-    """Codabench refuses phases that overlap, or an open-ended phase with one after it."""
+    """Codabench refuses phases that overlap, a phase that starts when the one before
+    ends ("Phases dates conflict"), and an open-ended phase with one after it."""
     phases = list(challenge.phases.values())
     for before, after in zip(phases, phases[1:]):
         if before.end is None:
             raise UserError(f"phases.{before.name}: Codabench needs an end date for a phase with "
                             f"another after it; add end = YYYY-MM-DD")
-        if (after.start or _today()) < before.end:
-            raise UserError(f"phases.{after.name}: starts before phases.{before.name} ends "
-                            f"({before.end}); expected phases in time order")
+        start = after.start or _today()
+        if start <= before.end:
+            how = "starts when" if start == before.end else "starts before"
+            raise UserError(f"phases.{after.name}: {how} phases.{before.name} ends ({before.end}); "
+                            f"Codabench needs each phase to start after the previous one ends")
 
 
 # --------------------------------------------------------------------- EvalAI
@@ -236,25 +277,20 @@ def evalai_files(checked: Checked) -> dict[str, bytes]:
     from leaderboard.scoring_program import CONFIG
 
     challenge = checked.challenge
+    # Annotation files by phase number: EvalAI stores the extraction path in 100 characters.
+    truths = {name: f"phase{index}.csv" for index, name in enumerate(challenge.phases, start=1)}
     script = {**_scorer(""), "__init__.py": _EVALAI_INIT.encode()}
-    truths = {name: f"{name}{phase.truth.suffix}" for name, phase in challenge.phases.items()}
-    script[CONFIG] = _config(challenge, challenge.phases, truths)
+    script[CONFIG] = _config(challenge, truths)
     files = {"logo.png": _logo(), **_pages(challenge, "html")}
     files.update((f"evaluation_script/{name}", data) for name, data in script.items())
     files["evaluation_script.zip"] = _zip_bytes(script)
-    phases, splits = [], []
+    phases = []
     for index, (name, phase) in enumerate(challenge.phases.items(), start=1):
-        files[f"annotations/{truths[name]}"] = phase.truth.read_bytes()
+        files[f"annotations/{truths[name]}"] = public_truth(checked, name)
         files[f"templates/phase_{name}.html"] = f"<p>{_phase_text(phase)}</p>\n".encode()
         phases.append(_evalai_phase(index, name, phase, f"annotations/{truths[name]}"))
-        splits.append(_split(index, 1, PUBLIC))
-        if phase.has_private:
-            splits.append(_split(index, 2, HOST_ONLY))
-    dataset_splits = [{"id": 1, "name": "Public rows", "codename": "public"}]
-    if any(p.has_private for p in challenge.phases.values()):
-        dataset_splits.append({"id": 2, "name": "Private rows", "codename": "private"})
-    starts = [p["start_date"] for p in phases]
-    ends = [p["end_date"] for p in phases]
+    ranked = [key for key, _ in ranking_columns(challenge)]
+    labels = ranked + [key for key, _ in columns(challenge.schema) if key not in ranked]
     files["challenge_config.yaml"] = _yaml({
         "title": challenge.name,
         "short_description": "Facial action unit detection: (mean accuracy + mean F1) / 2",
@@ -266,14 +302,26 @@ def evalai_files(checked: Checked) -> dict[str, bytes]:
         "leaderboard_description": "final = (mean accuracy + mean F1) / 2 over the AUs",
         "evaluation_script": "evaluation_script.zip",
         "remote_evaluation": False, "is_docker_based": False,
-        "start_date": min(starts), "end_date": max(ends), "published": False,
-        "leaderboard": [{"id": 1, "schema": {"labels": [key for key, _ in columns(challenge.schema)],
-                                             "default_order_by": "final"}}],
+        "start_date": min(p["start_date"] for p in phases), "end_date": max(p["end_date"] for p in phases),
+        "published": False,
+        "leaderboard": [{"id": 1, "schema": {"labels": labels, "default_order_by": ranked[0]}}],
         "challenge_phases": phases,
-        "dataset_splits": dataset_splits,
-        "challenge_phase_splits": splits,
+        "dataset_splits": [{"id": 1, "name": "Public rows", "codename": "public"}],
+        "challenge_phase_splits": [_split(p["id"]) for p in phases],
     })
+    _check_evalai_limits(challenge, files)
     return files
+
+
+def _check_evalai_limits(challenge: Challenge, files: dict[str, bytes]) -> None:
+    """EvalAI's field lengths, checked on what the bundle holds (see EVALAI_*)."""
+    if len(challenge.name) > EVALAI_TITLE_MAX:
+        raise UserError(f"name: {len(challenge.name)} characters; EvalAI's challenge title holds at "
+                        f"most {EVALAI_TITLE_MAX}: expected a shorter challenge name")
+    for name in files:
+        if name.startswith("annotations/") and EVALAI_EXTRACT_PREFIX + len(name) > EVALAI_FILE_MAX:
+            raise UserError(f"{name}: EvalAI stores an annotation file's extraction path in "
+                            f"{EVALAI_FILE_MAX} characters; expected a shorter file name")
 
 
 _EVALAI_INIT = '''"""EvalAI's entry point: au-harness's scorer, packaged by `auh export evalai`."""
@@ -288,11 +336,12 @@ from leaderboard.scoring_program import evaluate  # noqa: E402,F401
 
 
 def _evalai_phase(index: int, name: str, phase: Phase, annotations: str) -> dict[str, Any]:
-    cap = phase.cap or NO_CAP
+    cap = _cap(phase)
+    # is_submission_public: every scored submission is on the public board, as with `auh leaderboard`.
     return {"id": index, "name": name, "description": f"templates/phase_{name}.html",
-            "leaderboard_public": True, "is_public": True, "is_submission_public": False,
-            "start_date": _evalai_time(phase.start or _today()),
-            "end_date": _evalai_time(phase.end or dt.datetime(2099, 12, 31, 23, 59, 59)),
+            "leaderboard_public": True, "is_public": True, "is_submission_public": True,
+            "start_date": _when(phase.start or _today()),
+            "end_date": _when(phase.end or dt.datetime(2099, 12, 31, 23, 59, 59)),
             "test_annotation_file": annotations, "codename": name,
             "max_submissions_per_day": cap, "max_submissions_per_month": cap,
             "max_submissions": cap, "is_restricted_to_select_one_submission": False,
@@ -300,9 +349,9 @@ def _evalai_phase(index: int, name: str, phase: Phase, annotations: str) -> dict
             "allowed_submission_file_types": ".csv"}
 
 
-def _split(phase_id: int, split_id: int, visibility: int) -> dict[str, Any]:
-    return {"challenge_phase_id": phase_id, "leaderboard_id": 1, "dataset_split_id": split_id,
-            "visibility": visibility, "leaderboard_decimal_precision": PRECISION,
+def _split(phase_id: int) -> dict[str, Any]:
+    return {"challenge_phase_id": phase_id, "leaderboard_id": 1, "dataset_split_id": 1,
+            "visibility": PUBLIC, "leaderboard_decimal_precision": PRECISION,
             "is_leaderboard_order_descending": True}
 
 
@@ -324,18 +373,29 @@ def _scorer(prefix: str) -> dict[str, bytes]:
     return files
 
 
-def _config(challenge: Challenge, phases: dict[str, Phase], truths: dict[str, str]) -> bytes:
-    """What the packaged scorer needs to know: schema, split salt, each phase's truth and split."""
-    return json.dumps({
-        "name": challenge.name, "schema": challenge.schema.name, "split_salt": challenge.split_salt,
-        "phases": {name: {"truth": truths[name], "public_fraction": phase.public_fraction}
-                   for name, phase in phases.items()},
-    }, indent=1).encode()
+def _config(challenge: Challenge, truths: dict[str, str]) -> bytes:
+    """What the packaged scorer needs to know: the schema and each phase's truth file
+    (its known rows are the public rows: no split salt leaves the organizer)."""
+    return json.dumps({"name": challenge.name, "schema": challenge.schema.name,
+                       "phases": {name: {"truth": truth} for name, truth in truths.items()}},
+                      indent=1).encode()
+
+
+def public_truth(checked: Checked, name: str) -> bytes:
+    """Phase ``name``'s truth as CSV with every private row unknown (999): all a platform gets."""
+    from harness.labels import labels_text
+    from harness.schema import UNKNOWN
+
+    challenge, truth = checked.challenge, checked.truths[name]
+    labels = truth.labels.copy()
+    labels[~challenge.public_mask(challenge.phases[name], truth.names)] = UNKNOWN
+    return labels_text(truth.names, labels, challenge.schema, True, str(truth.path)).encode()
 
 
 def _phase_text(phase: Phase) -> str:
-    split = (f" {phase.public_fraction:.0%} of the images rank the public board; the rest, "
-             f"the private one." if phase.has_private else "")
+    split = (f" {phase.public_fraction:.0%} of the images rank this board; the rest rank the "
+             f"final board, scored by the organizers after the phase (no score of theirs is "
+             f"shown here)." if phase.has_private else "")
     cap = f" At most {phase.cap} submissions." if phase.cap else ""
     return f"Phase {phase.name}: upload a zip holding one submission CSV.{split}{cap}"
 
@@ -366,11 +426,8 @@ def _today() -> dt.datetime:
 
 
 def _when(moment: dt.datetime) -> str:
-    return moment.isoformat(sep=" ")
-
-
-def _evalai_time(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    """``YYYY-MM-DD HH:MM:SS``, the year always in 4 digits (strftime's %Y is not, before 1000)."""
+    return f"{moment.year:04d}-{moment:%m-%d %H:%M:%S}"
 
 
 def _yaml(data: dict[str, Any]) -> bytes:
