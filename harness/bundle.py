@@ -206,7 +206,8 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def list_images(source: Path) -> list[Path]:
-    """A folder (its image files, sorted) or a text file listing one image path per line."""
+    """A folder (its image files, sorted) or a text file listing one image path per line
+    (a relative path is read from the list file's folder)."""
     source = Path(source)
     if source.is_dir():
         paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -29,7 +29,9 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "predict", cmd_predict)
     p.add_argument("bundle", help="a bundle folder written by `auh run`, or an MLflow model URI "
                                   "(runs:/<run id>/model, models:/<name>/<version>)")
-    p.add_argument("input", type=Path, help="a folder of images, one image, or a text file of paths")
+    p.add_argument("input", type=Path,
+                   help="a folder of images, one image, or a list file of image paths, one per "
+                        "line (a relative path is read from the list file's folder)")
     p.add_argument("--out", type=Path, required=True,
                    help="the table: .parquet (metadata inside) or .csv (metadata in OUT.json)")
     p.add_argument("--submission", type=Path, metavar="CSV",

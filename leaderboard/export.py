@@ -204,8 +204,9 @@ def codabench_files(checked: Checked) -> dict[str, bytes]:
         "pages": [{"title": "Overview", "file": "pages/overview.md"},
                   {"title": "Evaluation", "file": "pages/evaluation.md"}],
         "tasks": tasks, "phases": phases,
+        # Force_Best: each participant's best by the columns' order, as `auh leaderboard`'s pick.
         "leaderboards": [{"index": 0, "title": title, "key": "main", "primary_index": 0,
-                          "columns": cols}],
+                          "submission_rule": "Force_Best", "columns": cols}],
     })
     return files
 

@@ -238,6 +238,7 @@ def test_codabench_yaml_follows_the_platform_rules(capsys, demo):
     # Codabench orders by the primary column, then the others in order, then the earlier
     # submission: the demo's tie_break final, f1, accuracy, time exactly.
     assert board["primary_index"] == 0 and [c["key"] for c in cols] == ["final", "f1", "accuracy"]
+    assert board["submission_rule"] == "Force_Best"  # each participant's best, as auh's pick
     for col in cols:
         assert len(col["key"]) <= 36 and len(col["title"]) <= 36
         assert col["sorting"] == "desc" and isinstance(col["precision"], int) and not col["hidden"]
