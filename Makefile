@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-fast bench browser clean
+.PHONY: install demo test test-fast bench browser postgresql clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,10 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/auh run
 
-## test: set up and run the whole test suite (installs chromium for the leaderboard page test)
-test: install browser
-	$(BIN)/python -m pytest -q
+## test: set up and run the whole test suite (installs chromium for the leaderboard page test
+## and PostgreSQL for the ledger-on-PostgreSQL test when they are missing)
+test: install browser postgresql
+	$(BIN)/python -m pytest -q --durations=20
 
 ## test-fast: skip the tests marked slow
 test-fast: install
@@ -31,7 +32,10 @@ bench: install
 	$(BIN)/auh bench --markdown docs/bench.md
 
 browser:
-	@tools/install-chromium.sh
+	@tools/install-if-missing.sh chromium "the leaderboard page test" "command -v chromium"
+
+postgresql:
+	@tools/install-if-missing.sh postgresql "the PostgreSQL ledger test" "ls /usr/lib/postgresql/*/bin/pg_ctl"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -13,7 +13,6 @@ The public API for plugin authors and scripts::
 """
 from __future__ import annotations
 
-import copy
 import os
 from typing import Any, Iterable
 
@@ -27,7 +26,8 @@ import pluggy  # noqa: E402
 from harness.errors import UserError  # noqa: E402
 from harness.registry import get_registry  # noqa: E402
 
-__all__ = ["hookimpl", "create", "available", "get_registry", "load_plugins", "run", "compare", "UserError"]
+__all__ = ["hookimpl", "create", "available", "get_registry", "load_plugins", "run", "compare", "ablate",
+           "UserError"]
 
 hookimpl = pluggy.HookimplMarker("au_harness")
 
@@ -49,20 +49,14 @@ def available(kind: str) -> list[str]:
 
 
 def run(recipe: Any = None, *, overrides: Iterable[str] = (), resume: bool = False) -> Any:
-    """Run the pipeline, as ``auh run``: ``recipe`` is a TOML path, a recipe dict, or
-    ``None`` (the demo recipe); ``overrides`` are ``--set`` items (``"train.epochs=2"``).
-    Returns the :class:`harness.results.RunResult` (``.final``, ``.accuracy``, ``.f1``,
-    ``.per_au``, ``.folds``, ``.bundle``, ...)."""
+    """Run the pipeline, as ``auh run``: ``recipe`` is a TOML path, a recipe dict, a
+    :class:`harness.recipe.Recipe`, or ``None`` (the demo recipe); ``overrides`` are
+    ``--set`` items (``"train.epochs=2"``). Returns the :class:`harness.results.RunResult`
+    (``.final``, ``.accuracy``, ``.f1``, ``.per_au``, ``.folds``, ``.bundle``, ...)."""
     from harness import recipe as recipes
     from harness.pipeline import run as run_pipeline
 
-    if isinstance(recipe, dict):
-        raw = copy.deepcopy(recipe)
-        for item in overrides:
-            recipes.apply_override(raw, item)
-        resolved = recipes.resolve(raw)
-    else:
-        resolved = recipes.load(recipes.demo_recipe() if recipe is None else recipe, list(overrides))
+    resolved = recipes.from_source(recipes.demo_recipe() if recipe is None else recipe, list(overrides))
     return run_pipeline(resolved, resume=resume)
 
 
@@ -72,3 +66,13 @@ def compare(recipe_a: Any, recipe_b: Any = None, **options: Any) -> Any:
     from harness.comparison import compare as _compare
 
     return _compare(recipe_a, recipe_b, **options)
+
+
+def ablate(recipe: Any = None, **options: Any) -> Any:
+    """Run a recipe's ablation rows (``auh ablate``) and return the
+    :class:`harness.ablation.Ablation` (its table, where it was written, each row's
+    result, or with ``seeds`` the paired verdicts); see :func:`harness.ablation.ablate`
+    for the options: ``seeds``, ``jobs``, ``resamples``, ``overrides``, ``out``..."""
+    from harness.ablation import ablate as _ablate
+
+    return _ablate(recipe, **options)

@@ -27,10 +27,12 @@ import numpy as np
 import torch
 
 from harness import recipe as recipes
+from harness.recipe import Recipe
 from harness.training import load_exact, predict_logits, resolve_device
 from harness.errors import UserError
 from harness.fileio import check_input_file, sha256_file
 from harness.images import IMAGE_SUFFIXES, read_image
+from harness.video import VIDEO_SUFFIXES
 from harness.metrics import sigmoid
 from harness.protocols import IR_NORMALIZATION, fitted_state, set_fitted_state
 from harness.schema import AUSchema
@@ -40,7 +42,7 @@ FORMAT = 2
 READS = (1, 2)  # formats this version loads
 
 
-def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights: dict[str, Path],
+def save_bundle(folder: Path, recipe: Recipe, schema: AUSchema, weights: dict[str, Path],
                 thresholds: np.ndarray, ensembler: Any, normalization: dict[str, Any]) -> Path:
     """Write the bundle into ``folder`` (replaced as a whole, never half-written).
 
@@ -55,14 +57,16 @@ def save_bundle(folder: Path, recipe: dict[str, Any], schema: AUSchema, weights:
     meta = {
         "format": FORMAT,
         "schema": {"name": schema.name, "aus": list(schema.aus), "flip_pairs": [list(p) for p in schema.flip_pairs]},
-        "input_size": recipe["train"]["input_size"],
-        "aligner": recipe["aligner"],
+        "input_size": recipe.train.input_size,
+        "aligner": recipe.aligner.to_dict(),
         # The weights' sha256 makes bundle.json's own sha256 the bundle's id.
-        "views": {v: {"backbone": recipe["views"][v]["backbone"], "weights": f"views/{v}.safetensors",
+        "views": {v: {"backbone": recipe.views[v].backbone.to_dict(), "weights": f"views/{v}.safetensors",
                       "normalization": dict(zip(("mean", "std"), np.asarray(normalization[v]).tolist())),
                       "sha256": sha256_file(path)} for v, path in weights.items()},
-        "ensembler": {**recipe["ensembler"], "fitted": fitted_state(ensembler)},
+        "ensembler": {**recipe.ensembler.to_dict(), "fitted": fitted_state(ensembler)},
         "thresholds": [float(t) for t in thresholds],
+        # the thresholds were fitted on probabilities smoothed by it: auh predict smooths videos alike
+        "smoother": recipe.smoother.to_dict(),
         "versions": package_versions(),
     }
     (tmp / "bundle.json").write_text(json.dumps(meta, indent=1))
@@ -106,6 +110,10 @@ class Bundle:
 
     def aligner(self) -> Any:
         return recipes.build("aligner", self.meta["aligner"], size=self.meta["input_size"])
+
+    def smoother(self) -> Any:
+        """The recipe's temporal smoother (``none`` for a bundle saved before smoothers existed)."""
+        return recipes.build("smoother", self.meta.get("smoother", {"name": "none"}))
 
     def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 crops ``[N,S,S,3]`` -> ``(probs, preds)``."""
@@ -183,7 +191,9 @@ def read_meta(folder: Path) -> dict[str, Any]:
     if not (isinstance(thresholds, list) and len(thresholds) == len(schema["aus"])
             and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds)):
         raise bad("thresholds", f"{len(schema['aus'])} numbers, one per AU")
-    for key in ("aligner", "ensembler"):
+    for key in ("aligner", "ensembler", "smoother"):
+        if key == "smoother" and key not in meta:  # written before smoothers existed
+            continue
         if not (isinstance(meta.get(key), dict) and isinstance(meta[key].get("name"), str)):
             raise bad(key, "a component table with a name")
     views = meta.get("views")
@@ -208,29 +218,39 @@ def read_meta(folder: Path) -> dict[str, Any]:
 def list_images(source: Path) -> list[Path]:
     """A folder (its image files, sorted) or a text file listing one image path per line
     (a relative path is read from the list file's folder)."""
-    source = Path(source)
+    return _list_files(Path(source), IMAGE_SUFFIXES, "image", "images")
+
+
+def list_inputs(source: Path) -> list[Path]:
+    """As :func:`list_images`, images and videos (``auh predict``)."""
+    return _list_files(Path(source), IMAGE_SUFFIXES | VIDEO_SUFFIXES, "image or video",
+                       "images or videos")
+
+
+def _list_files(source: Path, suffixes: frozenset[str], what: str, whats: str) -> list[Path]:
+    endings = ", ".join(sorted(suffixes))
     if source.is_dir():
-        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in suffixes)
         if not paths:
-            raise UserError(f"{source}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise UserError(f"{source}: no {what} files ({endings})")
         return paths
-    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+    if source.is_file() and source.suffix.lower() in suffixes:
         return [source]
     if source.exists() and not source.is_dir():
-        data = check_input_file(source, "image list").read_bytes()
+        data = check_input_file(source, "list file").read_bytes()
         try:
             if b"\x00" in data:
                 raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL")
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise UserError(f"{source}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a text "
-                            f"file listing image paths (it holds binary data)") from None
+            raise UserError(f"{source}: not an {what} ({endings}) nor a text "
+                            f"file listing {whats} (it holds binary data)") from None
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if not lines:
-            raise UserError(f"{source}: the list of images is empty")
+            raise UserError(f"{source}: the list of {whats} is empty")
         paths = [(source.parent / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
-            raise UserError(f"{source}: {len(missing)} listed images do not exist (first: {missing[0]})")
+            raise UserError(f"{source}: {len(missing)} listed {whats} do not exist (first: {missing[0]})")
         return paths
     raise UserError(f"{source}: no such folder, image or list file")

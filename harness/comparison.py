@@ -20,7 +20,6 @@ verdict from the finished folders.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -35,9 +34,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness import recipe as recipes
-from harness.errors import UserError
+from harness.recipe import Recipe, RecipeSource
+from harness.run_folder import RunFolder, run_folders
+from harness.errors import ChildRunFailed, UserError
 from harness.fileio import atomic_open, check_output_folder, read_npz
 from harness.metrics import MAX_RESAMPLES
+from harness.progress import note
 from harness.verdict import Verdict, paired_verdict
 
 STUDY_FILE = "study.json"
@@ -65,22 +67,20 @@ class Study:
     """
 
     root: Path
-    arms: dict[str, dict[str, Any]]
+    arms: dict[str, Recipe]
     seeds: tuple[int, ...]
     plugins: tuple[str, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------- layout
-    def recipe(self, label: str, seed: int) -> dict[str, Any]:
+    def recipe(self, label: str, seed: int) -> Recipe:
         """The resolved recipe of arm ``label`` at ``seed``."""
-        r = copy.deepcopy(self.arms[label])
-        r["run"].update(seed=int(seed), output=str(Path(r["run"]["output"]) / "arms"),
-                        name=f"{arm_id(r)}-seed-{seed}")
-        return r
+        r = self.arms[label]
+        return r.with_run(seed=int(seed), output=str(Path(r.run.output) / "arms"), name=f"{arm_id(r)}-seed-{seed}")
 
     def recipe_file(self, label: str, seed: int) -> Path:
         r = self.recipe(label, seed)
-        return Path(r["run"]["output"]) / f"{r['run']['name']}.toml"
+        return Path(r.run.output) / f"{r.run.name}.toml"
 
     def command(self, label: str, seed: int) -> list[str]:
         """The ``auh run`` command line that runs (or resumes) one arm-seed."""
@@ -89,18 +89,11 @@ class Study:
 
     def finished(self, label: str, seed: int) -> Path | None:
         """The finished run folder of an arm-seed, or ``None``."""
-        from harness.pipeline import STATE_FILE, TEST_PREDICTIONS, recipe_digest, run_folders
-
         r = self.recipe(label, seed)
-        digest = recipe_digest(r)
-        for folder in reversed(run_folders(r)):
-            try:
-                state = json.loads((folder / STATE_FILE).read_text())
-            except (OSError, ValueError):
-                continue
-            if (state.get("recipe_sha256") == digest and state.get("finished")
-                    and (folder / TEST_PREDICTIONS).is_file()):
-                return folder
+        digest = recipes.digest(r)
+        for folder in reversed(run_folders(r.run.output, r.run.name)):
+            if folder.finished(digest):
+                return folder.path
         return None
 
     def pending(self) -> list[tuple[str, int]]:
@@ -141,13 +134,25 @@ class Study:
             from harness.pipeline import run
 
             for k, (label, s) in enumerate(todo, 1):
-                _say(f"arm-seed {label}/seed-{s} ({k} of {len(todo)})")
+                note(f"auh: arm-seed {label}/seed-{s} ({k} of {len(todo)})", transient=True)
                 run(self.recipe(label, s), resume=True)
                 self.check_pairing(s)  # arms that are not paired are refused at the first seed
             return
         failures = run_children(self, todo, jobs)
         if failures:
-            raise RuntimeError("; ".join(failures))
+            (label, s), code = failures[0]
+            more = f" ({len(failures) - 1} more arm-seed(s) failed too)" if len(failures) > 1 else ""
+            raise ChildRunFailed(f"arm-seed {label}/seed-{s} failed in its child process (exit {code}): run "
+                                 f"folder {self.run_folder(label, s)}, log {self.log_file(label, s)}{more}")
+
+    def run_folder(self, label: str, seed: int) -> Path:
+        """Where an arm-seed's run folder is (``-2``, ``-3``... beside it for later runs)."""
+        r = self.recipe(label, seed)
+        return Path(r.run.output) / r.run.name
+
+    def log_file(self, label: str, seed: int) -> Path:
+        """An arm-seed child process's output (``--jobs``), beside its recipe."""
+        return self.recipe_file(label, seed).with_suffix(".log")
 
     def check_pairing(self, seed: int) -> None:
         """Once every arm has finished ``seed``: refuse arms not tested on the same labelled images."""
@@ -160,13 +165,11 @@ class Study:
 
     # --------------------------------------------------------- results
     def outcome(self, label: str, seed: int) -> Outcome:
-        from harness.pipeline import TEST_PREDICTIONS
-
         folder = self.finished(label, seed)
         if folder is None:
             raise UserError(f"arm-seed {label}/seed-{seed} has not finished; run: "
                             f"{' '.join(self.command(label, seed))}")
-        z = read_npz(folder / TEST_PREDICTIONS, ("names", "pred", "labels", "aus"),
+        z = read_npz(RunFolder(folder).test_predictions, ("names", "pred", "labels", "aus"),
                      f"arm-seed {label}/seed-{seed}")
         return Outcome(folder, [str(n) for n in z["names"]], z["pred"].astype(np.int64),
                        z["labels"].astype(np.int64), [str(a) for a in z["aus"]])
@@ -213,48 +216,40 @@ def core_groups(jobs: int) -> list[set[int]]:
     return [set(cores[i::jobs]) for i in range(jobs)]
 
 
-def run_children(study: Study, todo: list[tuple[str, int]], jobs: int) -> list[str]:
+def run_children(study: Study, todo: list[tuple[str, int]], jobs: int) -> list[tuple[tuple[str, int], int]]:
     """Run ``todo`` as ``python -m harness run FILE --resume`` children, ``jobs`` at a time;
-    each child's output goes to ``seed-s.log`` beside its recipe. Returns the failures."""
+    each child's output goes to its :meth:`Study.log_file`. Returns the failures, in ``todo``'s
+    order: ``((label, seed), exit status)``."""
     free = core_groups(jobs)
     lock = threading.Lock()
-    failures: list[str] = []
+    failures: list[tuple[tuple[str, int], int]] = []
 
     def one(item: tuple[str, int]) -> None:
         label, s = item
         with lock:
             cores = free.pop()
-        log = study.recipe_file(label, s).with_suffix(".log")
+        log = study.log_file(label, s)
         cmd = [sys.executable, "-m", "harness", *study.command(label, s)[1:]]
         try:
-            _say(f"arm-seed {label}/seed-{s}: started on cores {sorted(cores)} (log {log})")
+            note(f"auh: arm-seed {label}/seed-{s}: started on cores {sorted(cores)} (log {log})", transient=True)
             with open(log, "ab") as out:
                 pin = (lambda: os.sched_setaffinity(0, cores)) if hasattr(os, "sched_setaffinity") else None
                 code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pin).returncode
             if code:
                 with lock:
-                    failures.append(f"arm-seed {label}/seed-{s} failed (exit {code}); see {log}")
-            _say(f"arm-seed {label}/seed-{s}: {'finished' if code == 0 else f'failed (exit {code})'}")
+                    failures.append((item, code))
+            note(f"auh: arm-seed {label}/seed-{s}: {'finished' if code == 0 else f'failed (exit {code})'}",
+                 transient=True)
         finally:
             with lock:
                 free.append(cores)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(one, todo))
-    return failures
+    return sorted(failures, key=lambda f: todo.index(f[0]))
 
 
 # ---------------------------------------------------------------- building
-def arm(recipe: str | Path | dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """A resolved arm: a recipe file or a recipe dict, with overrides."""
-    if isinstance(recipe, dict):
-        raw = copy.deepcopy(recipe)
-        for item in overrides:
-            recipes.apply_override(raw, item)
-        return recipes.resolve(raw)
-    return recipes.load(recipe, list(overrides))
-
-
 def seed_list(seeds: int | Sequence[int], base: int) -> tuple[int, ...]:
     """``N`` -> ``base .. base+N-1``; a sequence is taken as given. At least two distinct seeds >= 0."""
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
@@ -267,24 +262,22 @@ def seed_list(seeds: int | Sequence[int], base: int) -> tuple[int, ...]:
     return out
 
 
-def arm_id(recipe: dict[str, Any]) -> str:
+def arm_id(recipe: Recipe) -> str:
     """``<run.name>-<sha8>``: what an arm is, whatever its seed, name and output folder."""
-    return f"{recipe['run']['name']}-{_neutral_sha(recipe)}"
+    return f"{recipe.run.name}-{_neutral_sha(recipe)}"
 
 
-def study_root(kind: str, arms: dict[str, dict[str, Any]]) -> Path:
+def study_root(kind: str, arms: dict[str, Recipe]) -> Path:
     """``{run.output}/KIND-<name>-<sha8>``: one folder per set of arms, whatever the seeds."""
     sha = hashlib.sha256(json.dumps({label: _neutral_sha(r) for label, r in arms.items()},
                                     sort_keys=True).encode()).hexdigest()[:8]
-    names = list(dict.fromkeys(r["run"]["name"] for r in arms.values()))
+    names = list(dict.fromkeys(r.run.name for r in arms.values()))
     name = "-vs-".join(names[:2]) if len(names) <= 2 else names[0]
-    return Path(next(iter(arms.values()))["run"]["output"]) / f"{kind}-{name}-{sha}"
+    return Path(next(iter(arms.values())).run.output) / f"{kind}-{name}-{sha}"
 
 
-def _neutral_sha(recipe: dict[str, Any]) -> str:
-    r = copy.deepcopy(recipe)
-    r["run"].update(seed=0, output="", name="")
-    return hashlib.sha256(recipes.dumps(r).encode()).hexdigest()[:8]
+def _neutral_sha(recipe: Recipe) -> str:
+    return recipes.digest(recipe.with_run(seed=0, output="", name=""))[:8]
 
 
 def check_options(seeds: int | None, jobs: int, resamples: int) -> None:
@@ -307,20 +300,20 @@ def check_study(study: Study) -> None:
     from harness.pipeline import preflight_all
 
     check_output_folder(study.root, "comparison folder")
-    first_uri = next(iter(study.arms.values()))["run"]["tracking_uri"]
+    first_uri = next(iter(study.arms.values())).run.tracking_uri
     for label, r in study.arms.items():
-        if r["run"]["tracking_uri"] != first_uri:
+        if r.run.tracking_uri != first_uri:
             raise UserError(f"arm {label}: every arm of a comparison must use the same run.tracking_uri")
     preflight_all([study.recipe(label, study.seeds[0]) for label in study.arms])
 
 
-def compare(recipe_a: str | Path | dict[str, Any], recipe_b: str | Path | dict[str, Any] | None = None,
+def compare(recipe_a: RecipeSource, recipe_b: RecipeSource | None = None,
             *, vs: Sequence[str] = (), overrides: Sequence[str] = (),
             seeds: int | Sequence[int] = DEFAULT_SEEDS, jobs: int = 1,
             resamples: int = 1000, collect: bool = False, plugins: Sequence[str] = ()) -> Verdict:
     """Run A and B on the same seeds (reusing finished arm-seeds) and return the paired verdict.
 
-    ``recipe_a`` / ``recipe_b``: recipe files or dicts; without ``recipe_b``,
+    ``recipe_a`` / ``recipe_b``: recipe files, dicts or :class:`harness.recipe.Recipe`; without ``recipe_b``,
     B is A with the ``vs`` overrides (``["sampler.name=uniform"]``).
     ``overrides`` apply to both arms. ``collect=True`` runs nothing: the
     verdict comes from finished run folders only. Also logged to MLflow
@@ -352,8 +345,8 @@ def plan_compare(recipe_a: Any, recipe_b: Any = None, *, vs: Sequence[str] = (),
         raise UserError("compare: give recipe B, or --vs SECTION.KEY=VALUE overrides that make B from A")
     if recipe_b is not None and vs:
         raise UserError("compare: give recipe B or --vs overrides, not both")
-    a = arm(recipe_a, overrides)
-    b = arm(recipe_b if recipe_b is not None else recipe_a, list(overrides) + list(vs))
+    a = recipes.from_source(recipe_a, overrides)
+    b = recipes.from_source(recipe_b if recipe_b is not None else recipe_a, list(overrides) + list(vs))
     # The study sets each arm's run.seed, name and output: arms that differ only there are one arm.
     if _neutral_sha(a) == _neutral_sha(b):
         raise UserError("compare: arms A and B are the same recipe once the study sets run.seed, "
@@ -361,7 +354,7 @@ def plan_compare(recipe_a: Any, recipe_b: Any = None, *, vs: Sequence[str] = (),
     a_name = _display(recipe_a, a)
     b_name = f"A with {', '.join(vs)}" if vs else _display(recipe_b, b)
     arms = {"A": a, "B": b}
-    study = Study(study_root("compare", arms), arms, seed_list(seeds, a["run"]["seed"]), tuple(plugins))
+    study = Study(study_root("compare", arms), arms, seed_list(seeds, a.run.seed), tuple(plugins))
     return study, a_name, b_name
 
 
@@ -379,10 +372,6 @@ def finish(study: Study, verdicts: dict[str, Verdict]) -> None:
     study.save_state()
 
 
-def _display(source: Any, resolved: dict[str, Any]) -> str:
-    return str(source) if isinstance(source, (str, Path)) else resolved["run"]["name"]
+def _display(source: Any, resolved: Recipe) -> str:
+    return str(source) if isinstance(source, (str, Path)) else resolved.run.name
 
-
-def _say(message: str) -> None:
-    if not os.environ.get("AUH_QUIET"):
-        print(f"auh: {message}", file=sys.stderr, flush=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,8 @@ from harness import hookimpl
 from harness.cli import add_command
 from harness import recipe as recipes
 from harness.errors import UserError
-from harness.fileio import check_output_file, check_output_folder
+from harness.fileio import check_output_file
+from harness.recipe import Recipe
 from harness.results import RunResult
 
 
@@ -30,13 +30,19 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("bundle", help="a bundle folder written by `auh run`, or an MLflow model URI "
                                   "(runs:/<run id>/model, models:/<name>/<version>)")
     p.add_argument("input", type=Path,
-                   help="a folder of images, one image, or a list file of image paths, one per "
-                        "line (a relative path is read from the list file's folder)")
+                   help="a folder of images and videos, one image or video, or a list file of "
+                        "paths, one per line (a relative path is read from the list file's folder)")
     p.add_argument("--out", type=Path, required=True,
                    help="the table: .parquet (metadata inside) or .csv (metadata in OUT.json)")
     p.add_argument("--submission", type=Path, metavar="CSV",
                    help="also write the submission: one row per image (its first face), 0/1 per AU")
-    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image or video")
+    p.add_argument("--every", type=int, default=1, metavar="N",
+                   help="videos: predict frames 0, N, 2N, ... (default 1: every frame)")
+    p.add_argument("--smoother", metavar="NAME",
+                   help="videos: the temporal smoother (none, median, ema, ...; default: the bundle's)")
+    p.add_argument("--smoother-param", dest="smoother_params", action="append", default=[],
+                   metavar="KEY=VALUE", help="a parameter of --smoother, e.g. window=5; repeatable")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for a model URI "
@@ -102,11 +108,16 @@ def _kinds() -> list[str]:
     return list(KINDS)
 
 
-def load_recipe(args: argparse.Namespace) -> dict[str, Any]:
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items, and ``--tracking-uri`` as the one it stands for."""
     overrides = list(args.overrides)
     if args.tracking_uri:
         overrides.append(f"run.tracking_uri={args.tracking_uri}")
-    return recipes.load(args.recipe or recipes.demo_recipe(), overrides)
+    return overrides
+
+
+def load_recipe(args: argparse.Namespace) -> Recipe:
+    return recipes.load(args.recipe or recipes.demo_recipe(), _overrides(args))
 
 
 # --------------------------------------------------------------------- run
@@ -128,10 +139,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def scorecard(result: RunResult, recipe: dict[str, Any]) -> str:
+def scorecard(result: RunResult, recipe: Recipe) -> str:
     """The readable end-of-run report: per-AU table, final score, baselines, where to look."""
     s = result.scores
-    lines = [f"run {recipe['run']['name']!r}: {result.out_dir}", "",
+    lines = [f"run {recipe.run.name!r}: {result.out_dir}", "",
              f"{'AU':<6}{'n':>7}{'accuracy':>10}{'F1':>8}"]
     for au, v in s["per_au"].items():
         if v["accuracy"] is None:
@@ -167,74 +178,85 @@ def scorecard(result: RunResult, recipe: dict[str, Any]) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     """a table of per-face AU probabilities (and a submission) from a model bundle
 
-    Align and classify images with a trained bundle. Writes one row per image and face: the face
-    box, 5 landmarks, the aligner's score, each AU's probability (AU1_prob ...) and its 0/1 at the
-    bundle's threshold (AU1 ...). Images that cannot be read are listed with the reason and
-    skipped (--strict: stop at the first). --submission also writes the challenge submission
-    (one row per image) that `auh check` accepts.
+    Align and classify images and videos with a trained bundle. Writes one row per image (or
+    video frame) and face: the face box, 5 landmarks, the aligner's score, each AU's
+    probability (AU1_prob ...) and its 0/1 at the bundle's threshold (AU1 ...); video rows
+    also give the video, the frame (from 0) and its timestamp, their probabilities smoothed
+    per video by the bundle's smoother (--smoother to change it). Videos are decoded and
+    written in batches, in constant memory. Files that cannot be read are listed with the
+    reason and skipped (--strict: stop at the first); a video that breaks keeps the frames
+    decoded before. --submission also writes the challenge submission (one row per image)
+    that `auh check` accepts.
     """
-    from harness.bundle import list_images, load_bundle
-    from harness.fileio import check_not_inputs
-    from harness.labels import write_submission
-    from harness.predict import bundle_folder, bundle_id, check_out, predict_table, sidecar, \
-        submission_rows, write_table
+    from harness.bundle import list_inputs, load_bundle
+    from harness.predict import TableWriter, Tally, bundle_folder, bundle_id, columns, count, predict_batches
     from harness.progress import progress
+    from harness.video import is_video
 
-    # Every argument is checked before the bundle is loaded and anything is written.
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
-    outputs = {"--out": check_out(check_output_file(args.out))}
-    if args.out.suffix.lower() == ".csv":
-        outputs["--out metadata file"] = check_output_file(sidecar(args.out), "--out metadata file")
-    if args.submission is not None:
-        outputs["--submission"] = check_output_file(args.submission, "--submission")
-    paths = list_images(args.input)
-    # An image folder may hold the table (only image files are read); an image or a list may not.
-    check_not_inputs(outputs, {"INPUT": None if args.input.is_dir() else args.input})
+    outputs, smoother = _check_predict_args(args)
+    paths = list_inputs(args.input)
+    videos = sum(map(is_video, paths))
+    if args.submission is not None and videos:
+        raise UserError(f"--submission: the input holds {count(videos, 'video')}; the submission "
+                        f"file is one row per image (give images only, or leave out --submission)")
     if args.submission is not None and len({p.name for p in paths}) < len(paths):
         raise UserError("--submission: two input images share a file name; a submission needs "
                         "unique image names")
     with bundle_folder(args.bundle, args.tracking_uri) as folder:
         bundle = load_bundle(folder, device=args.device)
-        identity = {"id": bundle_id(folder), "source": args.bundle}
-        with progress(total=len(paths), desc="predict", unit="img") as bar:
-            result = predict_table(bundle, paths, args.batch_size, strict=args.strict, bar=bar)
-    result.bundle = identity
-    write_table(args.out, result)
-    first = result.first_faces
-    with_face = int(first["found"].sum())
-    no_face = len(first) - with_face - len(result.skipped)
-    lines = [f"wrote {_count(len(result.table), 'row')} for {_count(len(first), 'image')} to {args.out}: "
-             f"{_count(int(result.table['found'].sum()), 'face')} in {_count(with_face, 'image')}, "
-             f"{_count(no_face, 'image')} without a face (predicted from a center crop), "
-             f"{len(result.skipped)} skipped"]
-    if result.skipped:
-        path, reason = result.skipped[0]
-        lines[0] += (f" as unreadable or unsupported (first: {path}: {reason}; each is listed "
-                     f"in the table's error column)")
+        smoother = smoother or bundle.meta.get("smoother", {"name": "none"})
+        tally = Tally(bundle.aus, bundle.thresholds, {"id": bundle_id(folder), "source": args.bundle},
+                      {"smoother": smoother, "every": args.every})
+        built = recipes.build("smoother", smoother)
+        with TableWriter(args.out) as writer, \
+                progress(total=None if videos else len(paths), desc="predict", unit="img") as bar:
+            for part in predict_batches(bundle, paths, args.batch_size, args.strict, bar, args.every,
+                                        built, tally.skipped):
+                writer.write(part)
+                tally.add(part)
+            writer.finish(tally.metadata(), columns(bundle.aus, bool(videos)))
+    lines = [tally.summary(args.out)]
     if args.submission is not None:
-        names, preds, unreadable = submission_rows(result)
-        write_submission(args.submission, names, preds, bundle.schema)
-        note = f" ({_count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
+        from harness.labels import write_predictions
+
+        names, preds, unreadable = tally.submission_rows()
+        # a CSV with the header whatever the name ends in: what `auh check` accepts
+        write_predictions(args.submission, names, preds, bundle.schema, as_csv=True)
+        note = f" ({count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
         lines.append(f"wrote the submission for {len(names)} images to {args.submission}{note}")
     print("\n".join(lines))
     return 0
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
+def _check_predict_args(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, Any] | None]:
+    """Every argument of ``auh predict``, checked before the bundle is loaded or anything is
+    written: the output files, and the smoother table ``--smoother`` names (None: the bundle's)."""
+    from harness.fileio import check_not_inputs
+    from harness.predict import check_out, sidecar
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
+    if args.every < 1:
+        raise UserError(f"--every: expected an integer >= 1 (every Nth frame), got {args.every}")
+    outputs = {"--out": check_out(check_output_file(args.out))}
+    if args.out.suffix.lower() == ".csv":
+        outputs["--out metadata file"] = check_output_file(sidecar(args.out), "--out metadata file")
+    if args.submission is not None:
+        outputs["--submission"] = check_output_file(args.submission, "--submission")
+    # An input folder may hold the table (only its images and videos are read); an input file may not.
+    check_not_inputs(outputs, {"INPUT": None if args.input.is_dir() else args.input})
+    if args.smoother is None:
+        if args.smoother_params:
+            raise UserError("--smoother-param: expected --smoother NAME too")
+        return outputs, None
+    table: dict[str, Any] = {"name": args.smoother}
+    for item in args.smoother_params:
+        recipes.apply_override(table, item)
+    recipes.build("smoother", table)  # refuses an unknown name or parameter now
+    return outputs, table
 
 
 # ------------------------------------------------------------------ ablate
-def ablation(base: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], str]:
-    """``auh ablate``'s rows for ``base`` and the legend under the table, from the
-    plugin that derives them (``auh_ablation``; the paper's: :mod:`plugins.recipes.ablation`)."""
-    found = harness.get_registry().hook.auh_ablation(recipe=base)
-    if found is None:
-        raise UserError("auh ablate: no plugin derives ablation rows (auh_ablation)")
-    return found
-
-
 def cmd_ablate(args: argparse.Namespace) -> int:
     """the paper's Table 2 for a recipe: views, alignment, balancing
 
@@ -242,88 +264,13 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     balancing, each a recipe derived from RECIPE; prints the Acc / F1 / Avg table in markdown
     and writes it next to the runs.
     """
-    from harness import comparison
-    from harness.fileio import atomic_open
-    from harness.pipeline import preflight_all, run
+    from harness.ablation import ablate
 
-    comparison.check_options(args.seeds, args.jobs, args.resamples)
-    if args.seeds is None and args.jobs != 1:
-        raise UserError(f"--jobs {args.jobs}: only with --seeds (without it the rows run one "
-                        f"after another in this process)")
-    base = load_recipe(args)
-    rows, legend = ablation(base)
-    variants = {row: recipes.resolve(r) for row, r in rows}
-    out = args.out or Path(base["run"]["output"]) / f"{base['run']['name']}-ablation.md"
-    check_output_folder(out.parent, "--out folder")
-    if args.seeds is not None:
-        table = seeded_ablation(base, variants, legend, args)
-    else:
-        preflight_all(list(variants.values()))  # every row refused before the first one runs
-        rows = []
-        for row, r in variants.items():
-            s = run(r).scores
-            rows.append((row, s["accuracy"], s["f1"], s["final"]))
-        table = "\n".join(["| method | Acc | F1 | Avg |", "|---|---|---|---|"] +
-                          [f"| {m} | {a:.3f} | {f:.3f} | {v:.3f} |" for m, a, f, v in rows] +
-                          ["", legend])
-    with atomic_open(out) as fh:
-        fh.write(table + "\n")
-    print(table)
-    print(f"\nwritten to {out}")
+    result = ablate(args.recipe, seeds=args.seeds, jobs=args.jobs, resamples=args.resamples,
+                    overrides=_overrides(args), out=args.out, plugins=args.plugin)
+    print(result.table)
+    print(f"\nwritten to {result.path}")
     return 0
-
-
-def seeded_ablation(base: dict[str, Any], variants: dict[str, dict[str, Any]], legend: str,
-                    args: argparse.Namespace) -> str:
-    """The ablation on several seeds: each row's mean and 95% t-interval across seeds,
-    and the paired verdict of each row against the row above and against the first row."""
-    from harness import comparison
-
-    labels = {row: f"row{k}" for k, row in enumerate(variants)}
-    # Each row under the base recipe's name: a row is then the same arm as the recipe
-    # it equals, and a later `auh compare` of two rows reuses their runs.
-    arms = {labels[row]: {**r, "run": {**r["run"], "name": base["run"]["name"]}} for row, r in variants.items()}
-    study = comparison.Study(comparison.study_root("ablate", {"base": base}), arms,
-                             comparison.seed_list(args.seeds, base["run"]["seed"]), tuple(args.plugin))
-    comparison.check_study(study)
-    study.prepare()
-    study.run(args.jobs)
-    rows = list(variants)
-    verdicts: dict[str, Any] = {}
-    for k, row in enumerate(rows[1:], 1):
-        for other in dict.fromkeys([rows[k - 1], rows[0]]):
-            verdicts[f"{row} vs {other}"] = study.verdict(labels[other], labels[row], a_name=other, b_name=row,
-                                                          resamples=args.resamples)
-    comparison.finish(study, verdicts)
-    return ablation_table(rows, verdicts, legend, len(study.seeds))
-
-
-def ablation_table(rows: list[str], verdicts: dict[str, Any], legend: str, n_seeds: int) -> str:
-    """Markdown: mean +- t half-width across seeds of Acc / F1 / Avg per row, and each
-    row's verdict on Avg against the row above and the first row."""
-    from harness.verdict import t_interval
-
-    def cell(values: tuple[float, ...]) -> str:
-        lo, hi = t_interval(values)
-        return f"{(lo + hi) / 2:.3f} +- {(hi - lo) / 2:.3f}"
-
-    def step(v: Any) -> str:
-        m = v.metrics["final"]
-        return (f"{m.mean_diff:+.3f} [{m.bootstrap_interval[0]:+.3f}, {m.bootstrap_interval[1]:+.3f}], "
-                f"P={m.p_b_better:.2f}: {m.verdict.replace('B ', '')}")
-
-    lines = ["| method | Acc | F1 | Avg | vs row above | vs first row |", "|---|---|---|---|---|---|"]
-    for k, row in enumerate(rows):
-        # A row's per-seed values: arm B of its step, or arm A of the first step for the first row.
-        step_of = verdicts[f"{rows[max(k, 1)]} vs {rows[max(k, 1) - 1]}"]
-        arm = "b" if k else "a"
-        cells = [cell(getattr(step_of.metrics[m], arm)) for m in ("accuracy", "f1", "final")]
-        above = step(verdicts[f"{row} vs {rows[k - 1]}"]) if k else ""
-        first = step(verdicts[f"{row} vs {rows[0]}"]) if k > 1 else ""
-        lines.append(f"| {row} | {' | '.join(cells)} | {above} | {first} |")
-    return "\n".join(lines + ["", f"{n_seeds} seeds; mean +- 95% t-interval across seeds. Steps: "
-                                   f"mean difference of Avg, two-level bootstrap 95% interval (seeds "
-                                   f"and test images), P(B > A), verdict.", legend])
 
 
 # ----------------------------------------------------------------- compare
@@ -341,9 +288,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     comparison.check_options(args.seeds, args.jobs, args.resamples)
     if args.plan and args.collect:
         raise UserError("--plan and --collect: give one")
-    overrides = list(args.overrides)
-    if args.tracking_uri:
-        overrides.append(f"run.tracking_uri={args.tracking_uri}")
+    overrides = _overrides(args)
     recipe_a = args.recipe or recipes.demo_recipe()
     if args.plan:
         study, _, _ = comparison.plan_compare(recipe_a, args.recipe_b, vs=args.vs, overrides=overrides,
@@ -356,13 +301,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for item in pending:
             print(" ".join(study.command(*item)))
         return 0
-    try:
-        verdict = comparison.compare(recipe_a, args.recipe_b, vs=args.vs, overrides=overrides,
-                                     seeds=args.seeds, jobs=args.jobs, resamples=args.resamples,
-                                     collect=args.collect, plugins=args.plugin)
-    except RuntimeError as exc:  # an arm-seed's run failed in its child process
-        print(f"auh: error: {exc}", file=sys.stderr)
-        return 1
+    verdict = comparison.compare(recipe_a, args.recipe_b, vs=args.vs, overrides=overrides,
+                                 seeds=args.seeds, jobs=args.jobs, resamples=args.resamples,
+                                 collect=args.collect, plugins=args.plugin)
     print(json.dumps(verdict.to_dict(), indent=1) if args.json else verdict.render())
     return 0
 
@@ -471,7 +412,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         overrides.append(f"train.workers={args.workers}")
     recipe = recipes.load(args.source if is_recipe else None, overrides)
     distributed.setup("cpu")  # under torchrun: ranks split the shards (a no-op otherwise)
-    dataset = recipes.build("dataset", recipe["dataset"])
+    dataset = recipes.build("dataset", recipe.dataset)
     sets = {dataset.name: (dataset.images, dataset.landmarks)}
     sets.update({f"{dataset.name}/{task}": (c.images, c.landmarks) for task, c in dataset.companions.items()})
     for label, (images, landmarks) in sets.items():

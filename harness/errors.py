@@ -3,7 +3,9 @@
 Anything the user can get wrong (a file, a recipe field, a plugin, a
 submission) raises :class:`UserError` with a message saying what is wrong,
 where (file / row / column / recipe field), and what was expected. The CLI
-prints that line and exits with status 2; ``--debug`` shows the traceback.
+prints that line and exits with status 2 (:class:`ChildRunFailed`: 1);
+``--debug`` shows the traceback. What is not an error (a note, a warning, a
+progress line) is printed by :func:`harness.progress.note`, the one way.
 """
 from __future__ import annotations
 
@@ -16,6 +18,15 @@ class UserError(Exception):
 
 class RefusedError(UserError):
     """A valid request that policy refuses (for example a submission cap)."""
+
+
+class ChildRunFailed(UserError):
+    """An arm-seed's run failed in its child process (``auh compare --jobs``,
+    ``auh ablate --seeds --jobs``): one line naming the arm-seed, its run folder and
+    its log (where the child's own error is), exit status 1. The failure may be a
+    bug as well as bad input; what it was is in the log, not in this process."""
+
+    exit_code = 1
 
 
 _LONG_TOKEN = 300  # characters of one echoed value kept before it is cut

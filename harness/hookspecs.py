@@ -20,9 +20,19 @@ conformance kit :func:`harness.testing.check_component` checks it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import pluggy
+
+if TYPE_CHECKING:  # the real classes, for readers and type checkers; not imported at run time
+    import argparse
+    from pathlib import Path
+
+    from harness.comparison import Study
+    from harness.pipeline import RunView
+    from harness.recipe import Recipe
+    from harness.results import RunResult
+    from harness.verdict import Verdict
 
 hookspec = pluggy.HookspecMarker("au_harness")
 
@@ -64,6 +74,12 @@ def auh_thresholders() -> Factories:
 
 
 @hookspec
+def auh_smoothers() -> Factories:
+    """Register temporal smoothers of per-frame probabilities: ``{name: factory}``, each a
+    :class:`harness.protocols.Smoother`."""
+
+
+@hookspec
 def auh_datasets() -> Factories:
     """Register datasets: ``{name: factory(**params) -> harness.data.AUDataset}``
     (:class:`harness.protocols.Dataset`)."""
@@ -76,7 +92,20 @@ def auh_readers() -> Factories:
 
 
 @hookspec
-def auh_add_commands(subparsers: Any) -> None:
+def auh_benchmarks() -> Factories:
+    """Register benchmarks (``--benchmark NAME``, ``benchmark = "NAME"`` in a challenge):
+    ``{name: factory() -> harness.benchmark.Benchmark}`` (:class:`harness.protocols.BenchmarkFactory`).
+    The factory's docstring is its line in ``auh plugins``."""
+
+
+@hookspec
+def auh_metrics() -> Factories:
+    """Register metrics, the headline score a benchmark names:
+    ``{name: factory() -> harness.metrics.Metric}`` (:class:`harness.protocols.MetricFactory`)."""
+
+
+@hookspec
+def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``auh`` subcommands: ``harness.cli.add_command(subparsers, name, handler)``
     where ``handler(args) -> int`` returns the exit status and its docstring is
     the command's help (first line) and description (the rest).
@@ -86,9 +115,11 @@ def auh_add_commands(subparsers: Any) -> None:
 
 
 @hookspec(firstresult=True)
-def auh_ablation(recipe: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], str] | None:
+def auh_ablation(recipe: Recipe) -> tuple[list[tuple[str, Recipe | dict[str, Any]]], str] | None:
     """``auh ablate``'s rows for a resolved ``recipe``: ``([(row name, recipe), ...],
-    legend)``, rows in table order, the legend a line under the table saying what the
+    legend)``, each row a :class:`harness.recipe.Recipe` (derive one with
+    ``dataclasses.replace``) or a plain recipe dict (resolved and checked by the core),
+    rows in table order, the legend a line under the table saying what the
     rows' words mean. The first answer counts, and plugins loaded after the built-ins
     (entry points, ``--plugin``) are asked first; the paper's Table 2 comes from
     :mod:`plugins.recipes.ablation`. Refuse a recipe that cannot be ablated with
@@ -96,7 +127,7 @@ def auh_ablation(recipe: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]
 
 
 @hookspec(firstresult=True)
-def auh_open_bundle(source: str, tracking_uri: str | None) -> Any:
+def auh_open_bundle(source: str, tracking_uri: str | None) -> ContextManager[Path] | None:
     """A model bundle named by something other than a folder (``auh predict
     SOURCE``): return a context manager whose value is the bundle folder
     while it is open (e.g. downloaded into a temporary folder), or ``None``
@@ -107,7 +138,7 @@ def auh_open_bundle(source: str, tracking_uri: str | None) -> Any:
 
 # ------------------------------------------------------------------- lifecycle
 @hookspec
-def auh_check_recipe(recipe: dict[str, Any]) -> None:
+def auh_check_recipe(recipe: Recipe) -> None:
     """Refuse a resolved ``recipe`` before a run writes anything: raise
     ``harness.errors.UserError`` naming the field and what was expected.
     Called after every component the recipe names has been built once;
@@ -115,28 +146,28 @@ def auh_check_recipe(recipe: dict[str, Any]) -> None:
 
 
 @hookspec
-def auh_run_start(run: Any) -> None:
-    """A pipeline run begins. ``run`` is a read-only ``harness.pipeline.RunView``:
-    ``run.recipe`` (the resolved recipe, a read-only mapping), ``run.out_dir``,
+def auh_run_start(run: RunView) -> None:
+    """A pipeline run begins. ``run`` is a read-only :class:`harness.pipeline.RunView`:
+    ``run.recipe`` (the frozen :class:`harness.recipe.Recipe`), ``run.out_dir``,
     ``run.run_id`` (stable across ``--resume``), ``run.resumed``, ``run.stages``,
     and ``run.state``, the one writable part (saved in the run folder: a
-    plugin's own key, and ``state["reports"]`` for what it reports)."""
+    plugin's own key, and what it reports: the rule is in :mod:`harness.results`)."""
 
 
 @hookspec
-def auh_stage_start(run: Any, stage: str) -> None:
+def auh_stage_start(run: RunView, stage: str) -> None:
     """A stage begins. ``stage`` is a '/'-path such as ``fold/0/face/finetune``."""
 
 
 @hookspec
-def auh_epoch_end(run: Any, stage: str, epoch: int, metrics: dict[str, float]) -> None:
+def auh_epoch_end(run: RunView, stage: str, epoch: int, metrics: dict[str, float]) -> None:
     """An epoch of ``stage`` ended (``epoch`` counts from 0). ``metrics``: ``loss`` (the
     epoch's mean training loss) and ``lr``; for AU fine-tuning stages also the validation
     rows' ``val/final``, ``val/accuracy``, ``val/f1`` and ``au/<AU>/f1`` (thresholds 0.5)."""
 
 
 @hookspec
-def auh_stage_end(run: Any, stage: str, metrics: dict[str, float], artifacts: dict[str, str]) -> None:
+def auh_stage_end(run: RunView, stage: str, metrics: dict[str, float], artifacts: dict[str, str]) -> None:
     """A stage ended. Training stages (``.../pretrain``, ``.../finetune``) give their last
     epoch's ``metrics`` (as in :func:`auh_epoch_end`); an ensemble stage
     (``<split>/ensemble``) gives the test rows' ``final``, ``accuracy``, ``f1`` and
@@ -145,15 +176,14 @@ def auh_stage_end(run: Any, stage: str, metrics: dict[str, float], artifacts: di
 
 
 @hookspec
-def auh_run_end(run: Any, result: Any) -> None:
+def auh_run_end(run: RunView, result: RunResult) -> None:
     """A pipeline run ended. ``result`` is a :class:`harness.results.RunResult`, read-only
     (scores, folds, baselines, bundle, ...). What a plugin learns about the run (an id, a
-    link) it reports in ``run.state["reports"][<purpose>]``, which the caller gets back as
-    ``RunResult.reports``; the tracking plugin reports ``reports["tracking"]``."""
+    link) goes in ``run.state``, as :mod:`harness.results` states."""
 
 
 @hookspec
-def auh_compare_end(study: Any, verdicts: dict[str, Any]) -> None:
+def auh_compare_end(study: Study, verdicts: dict[str, Verdict]) -> None:
     """A comparison (``auh compare``, ``auh ablate --seeds``) has its verdicts.
 
     ``study`` is a ``harness.comparison.Study``: ``root`` (its folder),

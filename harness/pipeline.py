@@ -5,14 +5,17 @@ registry by the name in the recipe, and every stage announces itself through
 the lifecycle hooks (tracking is a plugin). Each stage writes its results
 under the run folder before the next starts, so ``--resume`` skips finished
 stages and continues an unfinished one from its last epoch checkpoint.
+
+The recipe (:class:`harness.recipe.Recipe`) is read once, at the boundary;
+what a run does with it (device, thread plan, splits, every stage by name) is
+its :class:`RunPlan`, computed once before anything is written; where it
+writes is its :class:`harness.run_folder.RunFolder`.
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,71 +28,20 @@ from harness import distributed, threads
 from harness import recipe as recipes
 from harness.augment import Augment
 from harness.data import AUDataset, LabelledImages, cache_root
-from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
-                            train_stage)
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
-from harness.metrics import bootstrap_ci, challenge_score, sigmoid
+from harness.metrics import SCORE_KEYS, bootstrap_ci, challenge_score, sigmoid
 from harness.progress import note
 from harness.protocols import IR_NORMALIZATION, capabilities
+from harness.recipe import Recipe
 from harness.registry import get_registry
 from harness.results import REPORTS, FoldResult, RunResult, read_only
+from harness.run_folder import RunFolder, new_run_folder, run_folders
 from harness.schema import ENC2020
+from harness.smoothing import smooth_by_group
+from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
+                              train_stage)
 from harness.weights import load_weights
-
-STATE_FILE = "state.json"
-
-
-@dataclass(frozen=True)
-class RunView:
-    """What lifecycle hooks see of a run (see ``harness.hookspecs``): read-only,
-    except ``state``, the plugins' channel.
-
-    ``recipe`` is a deep read-only view of the resolved recipe (mappings,
-    tuples). ``state`` is saved as the run folder's ``state.json`` (and read
-    back on ``--resume``); a plugin keeps its own entries there under its own
-    key, and reports what it learned about the run (ids, links) under
-    ``state["reports"][<purpose>]``, which :attr:`harness.results.RunResult.reports`
-    hands back (``reports["tracking"]``: where the run was tracked).
-    """
-
-    recipe: Any
-    out_dir: Path
-    run_id: str
-    resumed: bool
-    tracking_uri: str
-    state: dict[str, Any]
-    stages: tuple[str, ...]
-
-
-@dataclass
-class RunContext:
-    """The pipeline's own record of a run; lifecycle hooks get its :attr:`view`."""
-
-    recipe: dict[str, Any]
-    out_dir: Path
-    run_id: str
-    resumed: bool
-    tracking_uri: str = ""
-    state: dict[str, Any] = field(default_factory=dict)
-    stages: list[str] = field(default_factory=list)  # every stage of the run, in order
-
-    @property
-    def view(self) -> RunView:
-        """The read-only :class:`RunView` handed to lifecycle hooks (``state`` is shared)."""
-        return RunView(read_only(self.recipe), self.out_dir, self.run_id, self.resumed, self.tracking_uri,
-                       self.state, tuple(self.stages))
-
-    def announce(self, stage: str) -> None:
-        """A line that stays on the terminal: where ``stage`` is in the whole run."""
-        if distributed.is_main():
-            note(f"stage {self.stages.index(stage) + 1} of {len(self.stages)}: {stage}")
-
-    def save_state(self) -> None:
-        if not distributed.is_main():
-            return
-        with atomic_open(self.out_dir / STATE_FILE) as fh:
-            json.dump(self.state, fh, indent=1, default=str)
 
 
 @dataclass
@@ -102,95 +54,167 @@ class Split:
     test: np.ndarray
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run does, computed once from its recipe and dataset before anything is
+    written: the device, the thread plan, the evaluation rounds, and every stage by name.
+
+    A stage is a '/'-path: ``<view>/pretrain`` (once per view that pretrains), then for
+    each round (``split``, or ``fold/<k>``) ``<round>/<view>/finetune`` per view and
+    ``<round>/ensemble``. Its folder in the run folder has the same path.
+    """
+
+    device: str
+    threads: threads.Plan
+    splits: tuple[Split, ...]
+    views: tuple[str, ...]
+    pretrained: tuple[str, ...]  # the views with a pretraining stage
+
+    @staticmethod
+    def pretrain_stage(view: str) -> str:
+        return f"{view}/pretrain"
+
+    @staticmethod
+    def finetune_stage(split: str, view: str) -> str:
+        return f"{split}/{view}/finetune"
+
+    @staticmethod
+    def ensemble_stage(split: str) -> str:
+        return f"{split}/ensemble"
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Every stage of the run, in order."""
+        rounds = [[self.finetune_stage(s.name, v) for v in self.views] + [self.ensemble_stage(s.name)]
+                  for s in self.splits]
+        return tuple([self.pretrain_stage(v) for v in self.pretrained] + [st for r in rounds for st in r])
+
+
+def plan_run(recipe: Recipe, dataset: AUDataset) -> RunPlan:
+    """The :class:`RunPlan` of ``recipe`` on ``dataset`` (refuses a dataset without the
+    recipe's evaluation rounds)."""
+    device = device_of(recipe)
+    return RunPlan(device, threads.plan(device, recipe.train.workers, local_ranks=distributed.local_world_size()),
+                   tuple(evaluation_splits(dataset, recipe)), tuple(recipe.views),
+                   tuple(v for v, spec in recipe.views.items() if spec.pretrain != "none"))
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What lifecycle hooks see of a run (see ``harness.hookspecs``): read-only,
+    except ``state``, the plugins' channel.
+
+    ``recipe`` is the :class:`harness.recipe.Recipe` (frozen). ``state`` is saved
+    as the run folder's ``state.json`` (and read back on ``--resume``); a plugin
+    keeps its own entries there under its own key, and reports what it learned
+    as :mod:`harness.results` states (the reports rule).
+    """
+
+    recipe: Recipe
+    out_dir: Path
+    run_id: str
+    resumed: bool
+    tracking_uri: str
+    state: dict[str, Any]
+    stages: tuple[str, ...]
+
+
+@dataclass
+class RunContext:
+    """The pipeline's own record of a run; lifecycle hooks get its :attr:`view`."""
+
+    recipe: Recipe
+    folder: RunFolder
+    run_id: str
+    resumed: bool
+    plan: RunPlan
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def out_dir(self) -> Path:
+        return self.folder.path
+
+    @property
+    def view(self) -> RunView:
+        """The read-only :class:`RunView` handed to lifecycle hooks (``state`` is shared)."""
+        return RunView(self.recipe, self.out_dir, self.run_id, self.resumed, self.recipe.run.tracking_uri,
+                       self.state, self.plan.stages)
+
+    def announce(self, stage: str) -> None:
+        """A line that stays on the terminal: where ``stage`` is in the whole run."""
+        if distributed.is_main():
+            stages = self.plan.stages
+            note(f"stage {stages.index(stage) + 1} of {len(stages)}: {stage}")
+
+    def save_state(self) -> None:
+        if distributed.is_main():
+            self.folder.write_state(self.state)
+
+
 # ---------------------------------------------------------------- run folder
-def recipe_digest(recipe: dict[str, Any]) -> str:
-    return hashlib.sha256(recipes.dumps(recipe).encode()).hexdigest()
-
-
-def prepare_run(recipe: dict[str, Any], resume: bool) -> RunContext:
+def prepare_run(recipe: Recipe, plan: RunPlan, resume: bool) -> RunContext:
     """Pick the run folder: a new ``output/name[-k]``, or with ``resume`` the latest one.
 
     Under torchrun rank 0 decides and every rank gets the same folder and id.
     """
-    info = _prepare_run(recipe, resume) if distributed.is_main() else None
+    info = _prepare_run(recipe, plan, resume) if distributed.is_main() else None
     return distributed.broadcast(info)
 
 
-def run_folders(recipe: dict[str, Any]) -> list[Path]:
-    """The run folders of ``recipe`` (``output/name`` and ``output/name-k`` holding a
-    ``state.json``), oldest first: ``--resume`` continues the last one."""
-    base = Path(recipe["run"]["output"]) / recipe["run"]["name"]
-    existing = sorted((p for p in base.parent.glob(glob.escape(base.name) + "*")
-                       if p == base or p.name[len(base.name) + 1:].isdigit() and p.name[len(base.name)] == "-"),
-                      key=lambda p: p.stat().st_mtime)
-    return [p for p in existing if (p / STATE_FILE).is_file()]
-
-
-def _prepare_run(recipe: dict[str, Any], resume: bool) -> RunContext:
-    base = Path(recipe["run"]["output"]) / recipe["run"]["name"]
-    existing = run_folders(recipe)
-    digest = recipe_digest(recipe)
+def _prepare_run(recipe: Recipe, plan: RunPlan, resume: bool) -> RunContext:
+    existing = run_folders(recipe.run.output, recipe.run.name)
+    digest = recipes.digest(recipe)
     if resume and not existing:
         # Deliberate: `auh run --resume` is the one command a job scheduler reruns
         # after a kill, and a kill may come before the run folder exists.
-        print(f"auh: --resume: no run of {recipe['run']['name']!r} under {base.parent} yet; "
-              f"starting a new one", file=sys.stderr)
+        note(f"auh: --resume: no run of {recipe.run.name!r} under {Path(recipe.run.output)} yet; "
+             f"starting a new one")
     if resume and existing:
-        out_dir = existing[-1]
-        state = json.loads((out_dir / STATE_FILE).read_text())
-        if state.get("recipe_sha256") != digest:
-            raise UserError(f"--resume: {out_dir} was started with a different recipe; "
+        folder = existing[-1]
+        state = folder.read_state()
+        if state.get(RunFolder.DIGEST) != digest:
+            raise UserError(f"--resume: {folder.path} was started with a different recipe; "
                             f"resume with the same recipe and --set values")
-        return RunContext(recipe, out_dir, state["run_id"], True, recipe["run"]["tracking_uri"], state)
-    out_dir, k = base, 1
-    while out_dir.exists():
-        k += 1
-        out_dir = base.with_name(f"{base.name}-{k}")
-    out_dir.mkdir(parents=True)
-    run_id = hashlib.sha1(f"{out_dir.resolve()}/{time.time_ns()}".encode()).hexdigest()[:16]
-    info = RunContext(recipe, out_dir, run_id, False, recipe["run"]["tracking_uri"],
-                   {"run_id": run_id, "recipe_sha256": digest, "finished": False})
-    with atomic_open(out_dir / "recipe.toml") as fh:
+        return RunContext(recipe, folder, state[RunFolder.RUN_ID], True, plan, state)
+    folder = new_run_folder(recipe.run.output, recipe.run.name)
+    run_id = hashlib.sha1(f"{folder.path.resolve()}/{time.time_ns()}".encode()).hexdigest()[:16]
+    info = RunContext(recipe, folder, run_id, False, plan,
+                      {RunFolder.RUN_ID: run_id, RunFolder.DIGEST: digest, RunFolder.FINISHED: False})
+    with atomic_open(folder.recipe_file) as fh:
         fh.write(recipes.dumps(recipe))
     info.save_state()
     return info
 
 
 # ----------------------------------------------------------------- the run
-def run(recipe: dict[str, Any], resume: bool = False) -> RunResult:
+def run(recipe: Recipe, resume: bool = False) -> RunResult:
     """Run the whole pipeline for a resolved recipe (see :class:`harness.results.RunResult`)."""
     _set_determinism(recipe)
     dataset = preflight(recipe)
-    distributed.setup(device_of(recipe))
-    threads.apply(thread_plan(recipe))  # once, before any work: every stage runs alike
-    info = prepare_run(recipe, resume)
+    plan = plan_run(recipe, dataset)
+    distributed.setup(plan.device)
+    threads.apply(plan.threads)  # once, before any work: every stage runs alike
+    info = prepare_run(recipe, plan, resume)
     hook = hooks()
     hook.auh_run_start(run=info.view)
     info.save_state()
 
     aus = list(dataset.schema.aus)
     faces = align(dataset.images, recipe, dataset.landmarks, dataset.root)
-    splits = evaluation_splits(dataset, recipe)
-    views = list(recipe["views"])
-    info.stages = ([f"{v}/pretrain" for v in views if recipe["views"][v]["pretrain"] != "none"]
-                   + [f"{s.name}/{part}" for s in splits for part in [f"{v}/finetune" for v in views] + ["ensemble"]])
-    pretrained = {v: pretrain_view(info, v, dataset) for v in views}
-
-    fold_results = []
-    for split in splits:
-        fold_results.append(run_split(info, split, dataset, faces, pretrained))
-    result = summarize(info, splits, fold_results, dataset, aus, faces)
+    pretrained = {v: pretrain_view(info, v, dataset) for v in plan.views}
+    fold_results = [run_split(info, split, dataset, faces, pretrained) for split in plan.splits]
+    result = pool_and_save(info, fold_results, dataset, aus, faces)
     if distributed.is_main():
-        with atomic_open(info.out_dir / "result.json") as fh:
+        with atomic_open(info.folder.result_file) as fh:
             json.dump(result.to_json(), fh, indent=1)
-    info.state["finished"] = True
+    info.state[RunFolder.FINISHED] = True
     info.save_state()
     hook.auh_run_end(run=info.view, result=result)  # read-only: what plugins learn goes in run.state
     info.save_state()
     return result.with_reports(info.state.get(REPORTS, {}))
 
 
-def preflight(recipe: dict[str, Any]) -> AUDataset:
+def preflight(recipe: Recipe) -> AUDataset:
     """Check everything ``recipe`` names before anything is written; return its dataset.
 
     Every component is built once (a factory that refuses its parameters,
@@ -204,7 +228,7 @@ def preflight(recipe: dict[str, Any]) -> AUDataset:
     return preflight_all([recipe])[0]
 
 
-def preflight_all(recipe_list: Sequence[dict[str, Any]]) -> list[AUDataset]:
+def preflight_all(recipe_list: Sequence[Recipe]) -> list[AUDataset]:
     """:func:`preflight` of several recipes (a comparison's arms, an ablation's rows):
     every check that writes nothing, for every recipe, before the first dataset is built."""
     for recipe in recipe_list:
@@ -212,28 +236,28 @@ def preflight_all(recipe_list: Sequence[dict[str, Any]]) -> list[AUDataset]:
     return [_checked_dataset(recipe) for recipe in recipe_list]
 
 
-def _check_components(recipe: dict[str, Any]) -> None:
+def _check_components(recipe: Recipe) -> None:
     device_of(recipe)
-    check_output_folder(recipe["run"]["output"], "recipe field run.output")
+    check_output_folder(recipe.run.output, "recipe field run.output")
     check_output_folder(cache_root(), "face cache folder (AUH_CACHE)")
     _in_field("aligner", lambda: make_aligner(recipe))
-    for section in ("sampler", "loss", "ensembler", "thresholder"):
-        _in_field(section, lambda: recipes.build(section, recipe[section]))
-    for view, spec in recipe["views"].items():
+    for section in ("sampler", "loss", "ensembler", "thresholder", "smoother"):
+        _in_field(section, lambda: recipes.build(section, getattr(recipe, section)))
+    for view, spec in recipe.views.items():
         # A dry build: any number of outputs tells whether the factory takes the view's table.
         _in_field(f"views.{view}.backbone", lambda: recipes.build(
-            "backbone", spec["backbone"], num_classes=len(ENC2020), input_size=recipe["train"]["input_size"]))
-        if spec["init"] and not Path(spec["init"]).is_file():
-            raise UserError(f"recipe field views.{view}.init: checkpoint {spec['init']!r} does not exist")
+            "backbone", spec.backbone, num_classes=len(ENC2020), input_size=recipe.train.input_size))
+        if spec.init and not Path(spec.init).is_file():
+            raise UserError(f"recipe field views.{view}.init: checkpoint {spec.init!r} does not exist")
     hooks().auh_check_recipe(recipe=recipe)
 
 
-def _checked_dataset(recipe: dict[str, Any]) -> AUDataset:
-    dataset = _in_field("dataset", lambda: recipes.build("dataset", recipe["dataset"]))
-    for view, spec in recipe["views"].items():
-        if spec["pretrain"] != "none" and spec["pretrain"] not in dataset.companions:
+def _checked_dataset(recipe: Recipe) -> AUDataset:
+    dataset = _in_field("dataset", lambda: recipes.build("dataset", recipe.dataset))
+    for view, spec in recipe.views.items():
+        if spec.pretrain != "none" and spec.pretrain not in dataset.companions:
             raise UserError(f"recipe field views.{view}.pretrain: dataset {dataset.name!r} has no "
-                            f"{spec['pretrain']!r} companion set; available: "
+                            f"{spec.pretrain!r} companion set; available: "
                             f"{', '.join(dataset.companions) or '(none)'}")
     return dataset
 
@@ -248,9 +272,9 @@ def _in_field(path: str, build: Any) -> Any:
         raise UserError(f"recipe field {path}: {exc}") from None
 
 
-def _set_determinism(recipe: dict[str, Any]) -> None:
-    torch.manual_seed(recipe["run"]["seed"])
-    if recipe["run"]["deterministic"]:
+def _set_determinism(recipe: Recipe) -> None:
+    torch.manual_seed(recipe.run.seed)
+    if recipe.run.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
@@ -267,19 +291,19 @@ def hooks() -> Any:
     return get_registry().hook if distributed.is_main() else _Silent()
 
 
-def device_of(recipe: dict[str, Any]) -> str:
-    wanted = resolve_device(recipe["run"]["device"], "recipe field run.device")
+def device_of(recipe: Recipe) -> str:
+    wanted = resolve_device(recipe.run.device, "recipe field run.device")
     if wanted == "cuda" and distributed.world_size() > 1:
         return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     return wanted
 
 
 # --------------------------------------------------------------- alignment
-def make_aligner(recipe: dict[str, Any]) -> Any:
-    return recipes.build("aligner", recipe["aligner"], size=recipe["train"]["input_size"])
+def make_aligner(recipe: Recipe) -> Any:
+    return recipes.build("aligner", recipe.aligner, size=recipe.train.input_size)
 
 
-def align(images: list[Path], recipe: dict[str, Any], landmarks: np.ndarray | None = None,
+def align(images: list[Path], recipe: Recipe, landmarks: np.ndarray | None = None,
           root: Path | None = None) -> Any:
     """The aligned-face cache for ``images`` (built on first use, then reused).
 
@@ -290,65 +314,58 @@ def align(images: list[Path], recipe: dict[str, Any], landmarks: np.ndarray | No
 
     aligner = make_aligner(recipe)
     return build_cache(images, aligner, cache_root() / "faces", landmarks=landmarks, root=root,
-                       workers=max(1, recipe["train"]["workers"]),
+                       workers=max(1, recipe.train.workers),
                        rank=distributed.rank(), world_size=distributed.world_size())
 
 
 # ------------------------------------------------------------------ splits
-def evaluation_splits(dataset: AUDataset, recipe: dict[str, Any]) -> list[Split]:
+def evaluation_splits(dataset: AUDataset, recipe: Recipe) -> list[Split]:
     """The fixed train/val/test split, or K folds (fold k tests, fold k+1 validates)."""
-    evaluation = recipe["evaluation"]
-    if evaluation["mode"] == "split":
+    evaluation = recipe.evaluation
+    if evaluation.mode == "split":
         missing = {"train", "val", "test"} - set(dataset.splits)
         if missing:
             raise UserError(f"dataset {dataset.name!r} has no {'/'.join(sorted(missing))} split; "
                             f"use evaluation.mode = \"kfold\"")
         return [Split("split", dataset.splits["train"], dataset.splits["val"], dataset.splits["test"])]
-    k = evaluation["folds"]
+    k = evaluation.folds
     folds = dataset.folds
     if folds is None or len(np.unique(folds)) != k:
         from harness.splits import iterative_stratification
 
-        folds = iterative_stratification(dataset.labels, k, recipe["run"]["seed"])
+        folds = iterative_stratification(dataset.labels, k, recipe.run.seed)
     rows = np.arange(len(dataset))
     return [Split(f"fold/{f}", rows[(folds != f) & (folds != (f + 1) % k)], rows[folds == (f + 1) % k],
                   rows[folds == f]) for f in range(k)]
 
 
 # ---------------------------------------------------------------- training
-def thread_plan(recipe: dict[str, Any]) -> threads.Plan:
-    return threads.plan(device_of(recipe), recipe["train"]["workers"],
-                        local_ranks=distributed.local_world_size())
-
-
-def stage_config(recipe: dict[str, Any], section: str = "train") -> StageConfig:
-    train, table = recipe["train"], recipe[section]
-    device = device_of(recipe)
-    plan = thread_plan(recipe)
+def stage_config(recipe: Recipe, plan: RunPlan, pretraining: bool = False) -> StageConfig:
+    train = recipe.train
+    table = recipe.pretrain if pretraining else train
     return StageConfig(
-        epochs=table["epochs"], batch_size=table["batch_size"], lr=table["lr"],
-        momentum=train["momentum"], weight_decay=train["weight_decay"], lr_step=train["lr_step"],
-        lr_gamma=train["lr_gamma"], workers=plan.workers, amp=train["amp"],
-        channels_last=train["channels_last"], max_steps=train["max_steps"],
-        seed=recipe["run"]["seed"], device=device,
-        augment=Augment(tuple(map(float, train["augment_scale"])), train["augment_shift"],
-                        train["augment_jitter"]))
+        epochs=table.epochs, batch_size=table.batch_size, lr=table.lr,
+        momentum=train.momentum, weight_decay=train.weight_decay, lr_step=train.lr_step,
+        lr_gamma=train.lr_gamma, workers=plan.threads.workers, amp=train.amp,
+        channels_last=train.channels_last, max_steps=train.max_steps,
+        seed=recipe.run.seed, device=plan.device,
+        augment=Augment(tuple(map(float, train.augment_scale)), train.augment_shift, train.augment_jitter))
 
 
-def checkpoint(recipe: dict[str, Any], folder: Path) -> Checkpoint:
-    return Checkpoint(folder, keep_epochs=recipe["train"]["keep_epochs"])
+def checkpoint(info: RunContext, stage: str) -> Checkpoint:
+    return Checkpoint(info.folder.stage(stage), keep_epochs=info.recipe.train.keep_epochs)
 
 
-def new_backbone(recipe: dict[str, Any], view: str, num_classes: int, stage: str) -> torch.nn.Module:
+def new_backbone(recipe: Recipe, view: str, num_classes: int, stage: str) -> torch.nn.Module:
     """A freshly initialised backbone for ``stage``.
 
     Its random initialisation is seeded from ``(seed, stage)``, not from
     whatever the global generator went through before: a resumed run skips
     finished stages, and must still build the same models.
     """
-    torch.manual_seed(derive_seed(recipe["run"]["seed"], stage, "init"))
-    return recipes.build("backbone", recipe["views"][view]["backbone"], num_classes=num_classes,
-                         input_size=recipe["train"]["input_size"])
+    torch.manual_seed(derive_seed(recipe.run.seed, stage, "init"))
+    return recipes.build("backbone", recipe.views[view].backbone, num_classes=num_classes,
+                         input_size=recipe.train.input_size)
 
 
 def pretrain_view(info: RunContext, view: str, dataset: AUDataset) -> Path | None:
@@ -357,32 +374,30 @@ def pretrain_view(info: RunContext, view: str, dataset: AUDataset) -> Path | Non
     Pretraining does not depend on the AU folds, so it runs once per view.
     """
     recipe = info.recipe
-    spec = recipe["views"][view]
-    if spec["pretrain"] == "none":
-        return Path(spec["init"]) if spec["init"] else None
-    task_name = spec["pretrain"]
-    companion = dataset.companions[task_name]  # present: checked by preflight
-    stage = f"{view}/pretrain"
+    spec = recipe.views[view]
+    if spec.pretrain == "none":
+        return Path(spec.init) if spec.init else None
+    companion = dataset.companions[spec.pretrain]  # present: checked by preflight
+    stage = RunPlan.pretrain_stage(view)
     info.announce(stage)
-    folder = info.out_dir / stage
     model = new_backbone(recipe, view, len(companion.classes), stage)
-    if spec["init"]:
-        _init_weights(model, spec["init"], f"views.{view}.init",
-                      (task_name, len(companion.classes), "the checkpoint's head"))
+    if spec.init:
+        _init_weights(model, spec.init, f"views.{view}.init",
+                      (spec.pretrain, len(companion.classes), "the checkpoint's head"))
     faces = align(companion.images, recipe, companion.landmarks, dataset.root)
     task = classification_task(companion, faces, recipe)
-    cfg = stage_config(recipe, "pretrain")
-    _stage(info, stage, lambda: train_stage(model, task, cfg, recipe["train"]["input_size"],
-                                            checkpoint(recipe, folder), stage,
+    cfg = stage_config(recipe, info.plan, pretraining=True)
+    _stage(info, stage, lambda: train_stage(model, task, cfg, recipe.train.input_size,
+                                            checkpoint(info, stage), stage,
                                             _epoch_hook(info, stage, cfg.epochs)))
-    return folder / "final.safetensors"
+    return info.folder.final_weights(stage)
 
 
-def classification_task(companion: LabelledImages, faces: Any, recipe: dict[str, Any]) -> Task:
+def classification_task(companion: LabelledImages, faces: Any, recipe: Recipe) -> Task:
     n = len(companion.targets)
     return Task(images=faces, targets=companion.targets,
                 order=lambda seed: np.random.default_rng(seed).permutation(n),
-                loss=torch.nn.CrossEntropyLoss(), flip_perm=[] if recipe["train"]["flip"] else None)
+                loss=torch.nn.CrossEntropyLoss(), flip_perm=[] if recipe.train.flip else None)
 
 
 def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
@@ -390,45 +405,49 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
     """Fine-tune every view on one split, ensemble, fit thresholds on val, score test."""
     recipe = info.recipe
     labels, aus = dataset.labels, list(dataset.schema.aus)
+    smoother = recipes.build("smoother", recipe.smoother)
+
+    def smooth(probs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Per video, before any threshold is fitted or applied (image-level datasets: as is)."""
+        return smooth_by_group(smoother, probs, None if dataset.groups is None else dataset.groups[rows])
     val_probs, test_probs, val_logits, test_logits = [], [], [], []
     view_scores: dict[str, float] = {}
     normalization = {}
-    for view in recipe["views"]:
-        stage = f"{split.name}/{view}/finetune"
-        logits = finetune_view(info, stage, view, split, dataset, faces, pretrained[view])
+    for view in recipe.views:
+        logits = finetune_view(info, RunPlan.finetune_stage(split.name, view), view, split, dataset, faces,
+                               pretrained[view])
         normalization[view] = logits["normalization"]
         val_logits.append(logits["val"])
         test_logits.append(logits["test"])
         val_probs.append(sigmoid(logits["val"]))
         test_probs.append(sigmoid(logits["test"]))
-    ens_stage = f"{split.name}/ensemble"
+    ens_stage = RunPlan.ensemble_stage(split.name)
     info.announce(ens_stage)
     hooks().auh_stage_start(run=info.view, stage=ens_stage)
-    ensembler = recipes.build("ensembler", recipe["ensembler"])
+    ensembler = recipes.build("ensembler", recipe.ensembler)
     if "fit" in capabilities(ensembler):
-        ensembler.fit(val_probs, labels[split.val], recipes.build("thresholder", recipe["thresholder"]))
-    val_ens = ensembler.combine(val_probs, logits=val_logits)
-    test_ens = ensembler.combine(test_probs, logits=test_logits)
+        ensembler.fit(val_probs, labels[split.val], recipes.build("thresholder", recipe.thresholder))
+    val_ens = smooth(ensembler.combine(val_probs, logits=val_logits), split.val)
+    test_ens = smooth(ensembler.combine(test_probs, logits=test_logits), split.test)
     thresholds = fit_thresholds(recipe, val_ens, labels[split.val])
     test_pred = (test_ens >= thresholds).astype(np.int64)
     score = challenge_score(test_pred, labels[split.test], aus)
-    for i, view in enumerate(recipe["views"]):  # each view alone, thresholded the same way
-        view_pred = test_probs[i] >= fit_thresholds(recipe, val_probs[i], labels[split.val])
+    for i, view in enumerate(recipe.views):  # each view alone, thresholded the same way
+        view_pred = smooth(test_probs[i], split.test) >= fit_thresholds(
+            recipe, smooth(val_probs[i], split.val), labels[split.val])
         view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus)["final"]
-    folder = info.out_dir / ens_stage
-    artifacts = (_save_predictions(folder, dataset, split, aus, val_ens, test_ens, thresholds, test_pred)
-                 if distributed.is_main() else {})
-    metrics = {"final": score["final"], "accuracy": score["accuracy"], "f1": score["f1"],
-               **{f"view/{v}/final": s for v, s in view_scores.items()}}
+    artifacts = (_save_predictions(info.folder.ensemble_files(ens_stage), dataset, split, aus, val_ens,
+                                   thresholds, test_pred) if distributed.is_main() else {})
+    metrics = {**{k: score[k] for k in SCORE_KEYS}, **{f"view/{v}/final": s for v, s in view_scores.items()}}
     hooks().auh_stage_end(run=info.view, stage=ens_stage, metrics=read_only(metrics), artifacts=read_only(artifacts))
     info.save_state()
     return FoldResult(split.name, score, view_scores, thresholds, split.test, split.val, test_pred, val_ens,
                       ensembler, normalization)
 
 
-def fit_thresholds(recipe: dict[str, Any], val_probs: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
+def fit_thresholds(recipe: Recipe, val_probs: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
     """Per-AU thresholds from the recipe's thresholder, fitted on validation rows only."""
-    thresholder = recipes.build("thresholder", recipe["thresholder"]).fit(val_probs, val_labels)
+    thresholder = recipes.build("thresholder", recipe.thresholder).fit(val_probs, val_labels)
     return np.asarray(thresholder.thresholds_, dtype=float)
 
 
@@ -437,8 +456,7 @@ def finetune_view(info: RunContext, stage: str, view: str, split: Split, dataset
     """The view's validation and test logits, and ``normalization`` (``[2, 3]``: the
     backbone's input mean and std), from a fine-tuning stage or its saved result."""
     recipe = info.recipe
-    folder = info.out_dir / stage
-    preds_file = folder / "logits.npz"
+    preds_file = info.folder.logits(stage)
     if preds_file.is_file():  # finished before a resume
         with np.load(preds_file) as saved:
             # a stage saved before backbones declared normalization used the IR nets' for all
@@ -449,30 +467,30 @@ def finetune_view(info: RunContext, stage: str, view: str, split: Split, dataset
     labels = dataset.labels
     model = new_backbone(recipe, view, len(dataset.schema), stage)
     if start is not None:
-        replaced = ("the pretraining head" if recipe["views"][view]["pretrain"] != "none"
+        replaced = ("the pretraining head" if recipe.views[view].pretrain != "none"
                     else "the init checkpoint's head")
         _init_weights(model, start, f"views.{view}", ("AU", len(dataset.schema), replaced))
-    sampler = recipes.build("sampler", recipe["sampler"])
-    loss = recipes.build("loss", recipe["loss"])
+    sampler = recipes.build("sampler", recipe.sampler)
+    loss = recipes.build("loss", recipe.loss)
     if "fit" in capabilities(loss):
         loss.fit(labels[split.train])
-    cfg = stage_config(recipe)
-    size = recipe["train"]["input_size"]
+    cfg = stage_config(recipe, info.plan)
+    size = recipe.train.input_size
     train_rows, val_rows = split.train, split.val
     val_crops = _Rows(faces, val_rows)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         probs = sigmoid(predict_logits(m, val_crops, size, device=cfg.device, channels_last=cfg.channels_last))
         s = challenge_score((probs >= 0.5).astype(np.int64), labels[val_rows], list(dataset.schema.aus))
-        out = {"val/final": s["final"], "val/accuracy": s["accuracy"], "val/f1": s["f1"]}
+        out = {f"val/{k}": s[k] for k in SCORE_KEYS}
         out.update({f"au/{au}/f1": v["f1"] for au, v in s["per_au"].items() if v["f1"] is not None})
         return {k: v for k, v in out.items() if v is not None}
 
-    flip = dataset.schema.flip_permutation() if recipe["train"]["flip"] else None
+    flip = dataset.schema.flip_permutation() if recipe.train.flip else None
     task = Task(images=_Rows(faces, train_rows), targets=labels[train_rows],
                 order=lambda seed: sampler.sample(labels[train_rows], seed), loss=loss,
                 flip_perm=flip, evaluate=evaluate)
-    _stage(info, stage, lambda: train_stage(model, task, cfg, size, checkpoint(recipe, folder), stage,
+    _stage(info, stage, lambda: train_stage(model, task, cfg, size, checkpoint(info, stage), stage,
                                             _epoch_hook(info, stage, cfg.epochs)))
     logits = {part: predict_logits(model, _Rows(faces, rows), size, device=cfg.device,
                                    channels_last=cfg.channels_last)
@@ -515,7 +533,7 @@ def _init_weights(model: torch.nn.Module, path: str | Path, field: str,
             note(f"auh: {field}: new {head[0]} head ({head[1]} outputs) in place of {head[2]}")
             return
     if report.missing or report.unexpected or report.mismatched:
-        print(f"auh: {field} = {str(path)!r}: {report.summary()}", file=sys.stderr)
+        note(f"auh: {field} = {str(path)!r}: {report.summary()}")
 
 
 def _stage(info: RunContext, stage: str, body: Any) -> None:
@@ -538,19 +556,16 @@ def _epoch_hook(info: RunContext, stage: str, epochs: int) -> Any:
 def epoch_line(stage: str, epoch: int, epochs: int, metrics: dict[str, float]) -> str:
     """``face/pretrain epoch 2/5: loss 1.2345`` (and the validation scores, where there are)."""
     parts = [f"loss {metrics['loss']:.4f}"] + [
-        f"val {key[4:]} {metrics[key]:.4f}" for key in ("val/final", "val/accuracy", "val/f1") if key in metrics]
+        f"val {k} {metrics['val/' + k]:.4f}" for k in SCORE_KEYS if f"val/{k}" in metrics]
     return f"{stage} epoch {epoch + 1}/{epochs}: {', '.join(parts)}"
 
 
-def _save_predictions(folder: Path, dataset: AUDataset, split: Split, aus: list[str],
-                      val_probs: np.ndarray, test_probs: np.ndarray, thresholds: np.ndarray,
-                      test_pred: np.ndarray) -> dict[str, str]:
+def _save_predictions(paths: dict[str, Path], dataset: AUDataset, split: Split, aus: list[str],
+                      val_probs: np.ndarray, thresholds: np.ndarray, test_pred: np.ndarray) -> dict[str, str]:
     from harness.labels import write_labels
 
-    folder.mkdir(parents=True, exist_ok=True)
+    paths["thresholds"].parent.mkdir(parents=True, exist_ok=True)
     names = dataset.names
-    paths = {"thresholds": folder / "thresholds.json", "val_probs": folder / "val_probs.npz",
-             "test_submission": folder / "test_submission.csv"}
     with atomic_open(paths["thresholds"]) as fh:
         json.dump(dict(zip(aus, map(float, thresholds))), fh, indent=1)
     with atomic_path(paths["val_probs"]) as tmp, open(tmp, "wb") as fh:
@@ -561,21 +576,17 @@ def _save_predictions(folder: Path, dataset: AUDataset, split: Split, aus: list[
 
 
 # ---------------------------------------------------------------- summary
-TEST_PREDICTIONS = "test_predictions.npz"
-
-
-def save_test_predictions(out_dir: Path, names: list[str], pred: np.ndarray, labels: np.ndarray,
+def save_test_predictions(path: Path, names: list[str], pred: np.ndarray, labels: np.ndarray,
                           aus: list[str]) -> Path:
     """The pooled test rows of a run (image names, 0/1 predictions, truth): what
     ``auh compare`` pairs across arms, image by image."""
-    path = out_dir / TEST_PREDICTIONS
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, names=np.array(names), pred=pred.astype(np.int8), labels=labels.astype(np.int16),
                  aus=np.array(aus))
     return path
 
 
-def baselines(dataset: AUDataset, splits: list[Split], seed: int) -> dict[str, dict[str, Any]]:
+def baselines(dataset: AUDataset, splits: list[Split] | tuple[Split, ...], seed: int) -> dict[str, dict[str, Any]]:
     """Trivial predictors on the pooled test rows of ``splits``: all zeros, and
     draws at each AU's prior, taken for each split from its own training rows
     (a fold's test rows are never part of the prior they are scored against)."""
@@ -591,34 +602,33 @@ def baselines(dataset: AUDataset, splits: list[Split], seed: int) -> dict[str, d
             "prior": challenge_score(np.concatenate(draws), labels[test], aus)}
 
 
-def summarize(info: RunContext, splits: list[Split], folds: list[FoldResult], dataset: AUDataset,
-              aus: list[str], faces: Any) -> RunResult:
-    """Pool the test predictions of every split, score them with a CI, save the bundle."""
+def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset, aus: list[str],
+                  faces: Any) -> RunResult:
+    """Pool the test predictions of every split, score them with a CI, and write the
+    pooled test rows and the model bundle into the run folder."""
     recipe = info.recipe
     test_rows = np.concatenate([f.test_rows for f in folds])
     pred = np.concatenate([f.test_pred for f in folds])
     scores = challenge_score(pred, dataset.labels[test_rows], aus)
-    if recipe["evaluation"]["bootstrap"]:
-        scores["ci95"] = bootstrap_ci(pred, dataset.labels[test_rows], recipe["evaluation"]["bootstrap"],
-                                      seed=recipe["run"]["seed"])
+    if recipe.evaluation.bootstrap:
+        scores["ci95"] = bootstrap_ci(pred, dataset.labels[test_rows], recipe.evaluation.bootstrap,
+                                      seed=recipe.run.seed)
     finals = np.array([f.score["final"] for f in folds], dtype=float)
     first = folds[0]
-    bundle = info.out_dir / "bundle"
     if distributed.is_main():  # the first split's models: the fixed split, or fold 0 of k
         from harness.bundle import save_bundle
 
-        save_test_predictions(info.out_dir, [dataset.names[i] for i in test_rows], pred,
+        save_test_predictions(info.folder.test_predictions, [dataset.names[i] for i in test_rows], pred,
                               dataset.labels[test_rows], aus)
-        save_bundle(bundle, recipe, dataset.schema,
-                    {v: info.out_dir / first.name / v / "finetune" / "final.safetensors"
-                     for v in recipe["views"]},
+        save_bundle(info.folder.bundle, recipe, dataset.schema,
+                    {v: info.folder.final_weights(RunPlan.finetune_stage(first.name, v)) for v in recipe.views},
                     first.thresholds, first.ensembler, first.normalization)
     return RunResult(
         scores=scores, folds=tuple(folds),
         cv={"mean": float(finals.mean()), "std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
             "n_folds": len(folds)},
-        view_final={v: float(np.mean([f.view_final[v] for f in folds])) for v in recipe["views"]},
-        baselines=baselines(dataset, splits, recipe["run"]["seed"]),
+        view_final={v: float(np.mean([f.view_final[v] for f in folds])) for v in recipe.views},
+        baselines=baselines(dataset, info.plan.splits, recipe.run.seed),
         faces={"n": len(faces.found), "not_found": int(np.sum(~np.asarray(faces.found, bool)))},
-        bundle=str(bundle), out_dir=str(info.out_dir), aus=tuple(aus),
+        bundle=str(info.folder.bundle), out_dir=str(info.out_dir), aus=tuple(aus),
         val_labels=dataset.labels[first.val_rows])

@@ -7,11 +7,13 @@ alter a score. A score is the JSON object of
 ``n_images``, ``per_au`` (``{AU: {"accuracy", "f1", "n"}}``) and, with a
 bootstrap, ``ci95``; it is shown read-only.
 
-What lifecycle plugins learn about a run (the tracking plugin: its tracking
-URI, experiment and run ids, the model URI and the command that opens the
-UI) is theirs to report in ``run.state["reports"][<plugin purpose>]``
-(:class:`harness.pipeline.RunView`): kept in the run's ``state.json`` and
-handed back as :attr:`RunResult.reports` once the hooks have run.
+**The reports rule** (stated here only): what a lifecycle plugin learns about
+a run (the tracking plugin: its tracking URI, experiment and run ids, the
+model URI and the command that opens the UI) it reports in
+``run.state["reports"][<plugin purpose>]`` (``run`` is the
+:class:`harness.pipeline.RunView` its hooks get; the key is :data:`REPORTS`):
+kept in the run's ``state.json`` and handed back as :attr:`RunResult.reports`
+once the hooks have run. The tracking plugin reports ``reports["tracking"]``.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-REPORTS = "reports"  # the key of run.state where lifecycle plugins report what they learned
+REPORTS = "reports"  # the key of run.state where lifecycle plugins report (the rule: module docstring)
 
 
 def read_only(value: Any) -> Any:
@@ -124,9 +126,7 @@ class RunResult(_ReadOnly):
     aus : tuple of str
         The AU columns, in order.
     reports : mapping
-        What lifecycle plugins reported (``run.state["reports"]``), e.g.
-        ``reports["tracking"]``: ``tracking_uri``, ``experiment_id``,
-        ``run_id``, ``model_uri``, ``ui_command``.
+        What lifecycle plugins reported (the reports rule: the module docstring).
 
     The headline numbers are attributes too (``final``, ``accuracy`` (also
     ``acc``), ``f1``, ``per_au``, ``ci95``), and ``result["scores"]``-style

@@ -491,6 +491,45 @@ def _thresholder_bundle_round_trip(build: Callable[..., Any]) -> None:
             "thresholds saved in a bundle as JSON numbers predict differently")
 
 
+# --------------------------------------------------------------------- smoother
+def _pushed(stream: Any, probs: np.ndarray, cuts: list[int]) -> np.ndarray:
+    """Every row a stream returns for ``probs`` pushed in pieces cut at ``cuts``."""
+    out = []
+    for piece in np.split(probs, cuts):
+        got = stream.push(piece.copy())
+        _expect(isinstance(got, np.ndarray) and got.ndim == 2 and got.shape[1] == N_AUS
+                and got.dtype == np.float64, f"push returned {type(got).__name__} "
+                f"{getattr(got, 'dtype', '')} {getattr(got, 'shape', '')}, expected float64 [K, {N_AUS}]")
+        out.append(got)
+    rest = np.asarray(stream.close(), dtype=np.float64).reshape(-1, N_AUS)
+    return np.concatenate([*out, rest])
+
+
+def _smoother_one_row_per_frame(build: Callable[..., Any]) -> None:
+    probs = _probs()
+    smoothed = _pushed(build().stream(), probs, [])
+    _expect(smoothed.shape == probs.shape, f"{len(smoothed)} rows for {len(probs)} frames, expected one per frame")
+    _expect(np.all((smoothed >= 0) & (smoothed <= 1)), "probabilities in [0, 1] left [0, 1]")
+    _expect(np.array_equal(smoothed, _pushed(build().stream(), probs, [])), "smoothing the same frames twice differed")
+
+
+def _smoother_batch_independence(build: Callable[..., Any]) -> None:
+    probs = _probs()
+    whole = _pushed(build().stream(), probs, [])
+    for cuts in ([1, 2, 3, 4, 5, 6, 7], [13, 14, 33], list(range(1, len(probs)))):
+        _expect(np.allclose(_pushed(build().stream(), probs, cuts), whole, rtol=0, atol=1e-12),
+                f"pushing the frames in pieces (cut at {cuts[:4]}...) gave other values than all at once")
+
+
+def _smoother_videos_independent(build: Callable[..., Any]) -> None:
+    smoother, a, b = build(), _probs(seed=2), _probs(seed=3)
+    alone = _pushed(smoother.stream(), b, [])
+    first, second = smoother.stream(), smoother.stream()
+    first.push(a)
+    _expect(np.allclose(_pushed(second, b, []), alone, rtol=0, atol=1e-12),
+            "a stream's values depend on another video's stream")
+
+
 # ---------------------------------------------------------------------- dataset
 def _dataset_contents(build: Callable[..., Any]) -> None:
     from harness.data import AUDataset, LabelledImages
@@ -532,6 +571,47 @@ def _reader_refuses_bad_input_in_one_line(build: Callable[..., Any]) -> None:
                 _fail(f"read({path.name!r}) did not raise harness.errors.UserError")
 
 
+# -------------------------------------------------------------------- benchmark
+def _benchmark_declaration(build: Callable[..., Any]) -> None:
+    import harness
+    from harness.benchmark import Benchmark
+
+    bench = build()
+    _expect(isinstance(bench, Benchmark), f"factory gave {type(bench).__name__}, not harness.benchmark.Benchmark")
+    _expect(build() == bench, "two calls of the factory gave different benchmarks")
+    _expect(Benchmark.from_dict(json.loads(json.dumps(bench.to_dict()))) == bench,
+            "to_dict() does not survive JSON and from_dict()")
+    known = harness.get_registry().available("metric")
+    _expect(bench.metric in known, f"metric {bench.metric!r} is not registered (metrics: {', '.join(known)})")
+
+
+def _benchmark_coding_round_trip(build: Callable[..., Any]) -> None:
+    coding = build().coding
+    codes = np.array(coding.accepted)
+    memory = coding.to_memory(codes)
+    _expect(set(np.unique(memory)) <= {0, 1, UNKNOWN}, "codes read into values other than 1 / 0 / 999")
+    _expect(np.array_equal(coding.to_memory(coding.to_file(memory)), memory),
+            "writing and reading back changes a label")
+
+
+# ----------------------------------------------------------------------- metric
+def _metric_vectorized_and_nan(build: Callable[..., Any]) -> None:
+    from harness.metrics import Metric
+
+    metric = build()
+    _expect(isinstance(metric, Metric), f"factory gave {type(metric).__name__}, not harness.metrics.Metric")
+    rng = np.random.default_rng(0)
+    acc, f1 = rng.random((4, 3, N_AUS)), rng.random((4, 3, N_AUS))
+    acc[0, 0, 0] = f1[0, 0, 0] = np.nan
+    for part in (metric.final, metric.per_au):
+        out = np.asarray(part(acc, f1))
+        _expect(out.shape == acc.shape, f"{part.__name__} gave shape {out.shape} for inputs {acc.shape}")
+        _expect(np.isnan(out[0, 0, 0]) and np.isfinite(out.flat[1:]).all(),
+                f"{part.__name__}: NaN where an AU is undefined, finite elsewhere, expected")
+        _expect(np.array_equal(out[1], np.asarray(part(acc[1], f1[1]))),
+                f"{part.__name__}: an element depends on other elements")
+
+
 CHECKS: dict[str, tuple[Callable[[Callable[..., Any]], None], ...]] = {
     "aligner": (_aligner_builds_with_size, _aligner_outputs, _aligner_all_faces, _aligner_batch_independence,
                 _aligner_pickles),
@@ -542,6 +622,9 @@ CHECKS: dict[str, tuple[Callable[[Callable[..., Any]], None], ...]] = {
     "ensembler": (_ensembler_fit_convention, _ensembler_combines, _ensembler_row_independence),
     "thresholder": (_thresholder_fit_convention, _thresholder_predicts_at_or_above,
                     _thresholder_ignores_999_rows, _thresholder_deterministic, _thresholder_bundle_round_trip),
+    "smoother": (_smoother_one_row_per_frame, _smoother_batch_independence, _smoother_videos_independent),
     "dataset": (_dataset_contents,),
     "reader": (_reader_refuses_bad_input_in_one_line,),
+    "benchmark": (_benchmark_declaration, _benchmark_coding_round_trip),
+    "metric": (_metric_vectorized_and_nan,),
 }

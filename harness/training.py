@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from harness.augment import Augment, model_input
 from harness.fileio import atomic_open, atomic_path
 from harness.progress import progress
+from harness.run_folder import StageFiles
 from harness.protocols import capabilities
 from harness import distributed
 from harness.errors import UserError
@@ -118,13 +119,13 @@ def loader(dataset: CropBatches, rows: np.ndarray, batch_size: int, workers: int
 
 
 class Checkpoint:
-    """Per-epoch checkpoint of a stage in ``folder``.
+    """Per-epoch checkpoint of a stage in ``folder`` (file names: :class:`harness.run_folder.StageFiles`).
 
-    The weights go to ``weights-e{epoch}.safetensors``, then ``state.pt``
+    The weights go to an epoch's weights file, then the checkpoint state
     (optimizer, scheduler, RNG, the weights file's name) replaces the old
     one atomically; a kill at any moment leaves the last complete pair.
     Only that pair is kept while the stage runs, and nothing of it once the
-    stage is done (``final.safetensors`` and ``done.json`` are what a resume
+    stage is done (the final weights and the done file are what a resume
     reads then); ``keep_epochs`` keeps every epoch's weights file.
 
     The files are written off the training step's critical path: ``save``
@@ -141,14 +142,18 @@ class Checkpoint:
 
     @property
     def done_file(self) -> Path:
-        return self.folder / "done.json"
+        return self.folder / StageFiles.DONE
+
+    @property
+    def final_file(self) -> Path:
+        return self.folder / StageFiles.FINAL
 
     def is_done(self) -> bool:
         return self.done_file.is_file()
 
     def save(self, epoch: int, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
         weights = _cpu_copy(model.state_dict())
-        state = {"epoch": epoch, "weights": f"weights-e{epoch}.safetensors",
+        state = {"epoch": epoch, "weights": StageFiles.EPOCH.format(epoch=epoch),
                  "optimizer": _cpu_copy(optimizer.state_dict()), "scheduler": scheduler.state_dict(),
                  "torch_rng": torch.get_rng_state()}
         self.wait()
@@ -166,19 +171,19 @@ class Checkpoint:
     def _write(self, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         save_state_dict(weights, self.folder / state["weights"])
-        with atomic_path(self.folder / "state.pt") as tmp:
+        with atomic_path(self.folder / StageFiles.CHECKPOINT) as tmp:
             torch.save(state, tmp)
         if not self.keep_epochs:
             self._remove_epochs(keep=state["weights"])
 
     def _remove_epochs(self, keep: str = "") -> None:
-        for old in self.folder.glob("weights-e*.safetensors"):
+        for old in self.folder.glob(StageFiles.EPOCH_GLOB):
             if old.name != keep:
                 old.unlink(missing_ok=True)
 
     def restore(self, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> int:
         """Load the last complete epoch; return the number of epochs done (0 if none)."""
-        path = self.folder / "state.pt"
+        path = self.folder / StageFiles.CHECKPOINT
         if not path.is_file():
             return 0
         state = safe_torch_load(path)
@@ -192,17 +197,17 @@ class Checkpoint:
         self.wait()
         if self._pool is not None:
             self._pool.shutdown()
-        save_weights(model, self.folder / "final.safetensors")
+        save_weights(model, self.final_file)
         with atomic_open(self.done_file) as fh:
             json.dump(metrics, fh)
-        # Done: resume reads final.safetensors, so the epoch state is dead weight
+        # Done: resume reads the final weights, so the epoch state is dead weight
         # (the optimizer's momentum alone is one more copy of the model).
-        (self.folder / "state.pt").unlink(missing_ok=True)
+        (self.folder / StageFiles.CHECKPOINT).unlink(missing_ok=True)
         if not self.keep_epochs:
             self._remove_epochs()
 
     def load_final(self, model: torch.nn.Module) -> dict[str, float]:
-        load_exact(model, self.folder / "final.safetensors")
+        load_exact(model, self.final_file)
         return json.loads(self.done_file.read_text())
 
 

@@ -7,10 +7,11 @@ Everything is validated (the challenge, every truth file, the platforms'
 limits) before the first byte is written, and the zip appears atomically.
 
 No private-row label enters a bundle: each phase's truth is packaged with its
-private rows set to 999 (unknown), so a platform scores, stores and shows the
-public rows only, whatever it returns to participants (Codabench's API returns
-every score of a submission, hidden columns included). The private board is
-``auh score`` on the submissions downloaded after the phase (docs/organizer.md).
+private rows unknown (999 for enc2020), so a platform scores, stores and shows
+the public rows only, whatever it returns to participants (Codabench's API
+returns every score of a submission, hidden columns included). The private
+board is ``auh score`` on the submissions downloaded after the phase
+(docs/organizer.md).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from harness import hookimpl
 from harness.cli import add_command
 from harness.errors import UserError
+from leaderboard.scoring_cli import add_benchmark_arg, challenge_benchmark
 
 if TYPE_CHECKING:  # imported by the commands that need them: `auh --help` stays light
     from harness.schema import AUSchema
@@ -40,6 +42,7 @@ if TYPE_CHECKING:  # imported by the commands that need them: `auh --help` stays
 # The scorer's modules, in dependency order; `platform` imports the rest.
 SCORER_MODULES: tuple[str, ...] = (
     "harness.errors", "harness.schema", "harness.fileio", "harness.labels", "harness.metrics",
+    "harness.benchmark", "harness.layouts", "plugins", "plugins.metrics",
     "leaderboard", "leaderboard.challenge", "leaderboard.scoring", "leaderboard.scoring_program",
 )
 # `harness/__init__.py` loads the plugin system (pluggy): the bundle gets this instead.
@@ -75,11 +78,13 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     export = add_command(subparsers, "export", cmd_export)
     export.add_argument("platform", choices=sorted(EXPORTERS), help="the platform")
     export.add_argument("--challenge", required=True, type=Path, help="challenge definition (TOML)")
+    add_benchmark_arg(export)
     export.add_argument("out", type=Path, metavar="OUT.zip", help="the zip to write")
 
     blind = add_command(subparsers, "blind", cmd_blind)
     blind.add_argument("--challenge", required=True, type=Path, help="challenge definition (TOML)")
     blind.add_argument("--phase", help="phase (default: the first)")
+    add_benchmark_arg(blind)
     blind.add_argument("out", type=Path, metavar="OUT", help="folder to write")
 
 
@@ -94,6 +99,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = _zip_path(args.out)
     checked = check_challenge(args.challenge)
+    challenge_benchmark(checked.challenge, args.benchmark)
     check_not_inputs({"OUT.zip": out}, _challenge_inputs(args.challenge, checked))
     files = EXPORTERS[args.platform](checked)
     write_zip(out, files)
@@ -106,29 +112,60 @@ def cmd_blind(args: argparse.Namespace) -> int:
     """what participants get: the test image list and a submission template
 
     Write OUT/images.txt (the phase's test images, sorted), OUT/blind_truth.csv (every label
-    999: `auh check --truth` it) and OUT/submission_template.csv (the submission header, every
-    image with all AUs 0: a valid submission to edit). Never any truth label.
+    unknown, 999 for enc2020: `auh check --truth` it; a folder of per-video files for a video
+    benchmark; none for a benchmark without an unknown code) and OUT/submission_template.csv
+    (the submission header, every image with all AUs 0: a valid submission to edit; .txt for
+    a video benchmark). Never any truth label.
     """
     import numpy as np
 
-    from harness.fileio import check_not_inputs, check_output_folder, write_texts
-    from harness.labels import labels_text
+    from harness.fileio import atomic_open, check_output_folder
+    from harness.layouts import Table, write_submission, write_truth_files
+    from harness.labels import write_labels
     from harness.schema import UNKNOWN
 
     check_output_folder(args.out, "OUT")
     checked = check_challenge(args.challenge)
+    challenge_benchmark(checked.challenge, args.benchmark)
     phase = checked.challenge.phase(args.phase)
-    schema = checked.challenge.schema
-    names = sorted(checked.truths[phase.name].names)  # sorted: the order tells nothing
-    shape = (len(names), len(schema))
-    files = {args.out / "images.txt": "".join(f"{name}\n" for name in names),
-             args.out / "blind_truth.csv": labels_text(names, np.full(shape, UNKNOWN), schema, True, "OUT"),
-             args.out / "submission_template.csv": labels_text(names, np.zeros(shape), schema, True, "OUT")}
-    check_not_inputs({f"OUT/{path.name}": path for path in files}, _challenge_inputs(args.challenge, checked))
-    write_texts(files)
-    print(f"wrote {args.out}/images.txt, blind_truth.csv and submission_template.csv "
-          f"({len(names):,} images, phase {phase.name!r})")
+    benchmark, truth = checked.challenge.benchmark, checked.truths[phase.name]
+    videos = truth.videos  # a video's frames keep their order: only whole videos are listed
+    names = truth.names if videos is not None else sorted(truth.names)  # sorted: the order tells nothing
+    blind = np.full((len(names), len(benchmark.aus)), UNKNOWN)
+    template = "submission_template" + (".txt" if videos is not None else ".csv")
+    truth_name = "blind_truth/" if videos is not None else "blind_truth.csv" if benchmark.coding.unknown else None
+    written = ["images.txt", *([truth_name] if truth_name else []), template]
+    _check_targets(args.out, written, _challenge_inputs(args.challenge, checked))
+    with atomic_open(args.out / "images.txt", "w", newline="\n") as fh:
+        fh.writelines(f"{name}\n" for name in names)
+    if videos is not None:
+        write_truth_files(args.out / "blind_truth", Table(names, blind, videos), benchmark)
+    elif truth_name:
+        write_labels(args.out / truth_name, names, blind, benchmark.schema)
+    write_submission(args.out / template, names, np.zeros(blind.shape, dtype=np.int64), benchmark)
+    print(f"wrote {args.out}/{', '.join(written[:-1])} and {written[-1]} "
+          f"({len(names):,} {benchmark.unit}s, phase {phase.name!r})")
     return 0
+
+
+def _check_targets(out: Path, names: list[str], inputs: dict[str, Path]) -> None:
+    """Every file (and ``name/`` folder) ``auh blind`` writes under ``out`` can be written
+    and replaces no input: refused before the first is written."""
+    from harness.fileio import check_not_inputs, check_output_folder
+
+    for name in names:
+        path = out / name.rstrip("/")
+        if name.endswith("/"):
+            check_output_folder(path, f"OUT/{name}")
+        elif path.is_dir():
+            raise UserError(f"OUT/{name} ({str(path)!r}): is a directory; expected a file name to write")
+    check_not_inputs({f"OUT/{name}": out / name.rstrip("/") for name in names}, inputs)
+
+
+def _challenge_inputs(path: Path, checked: Checked) -> dict[str, Path]:
+    """The challenge file and its truth files, which no output may replace."""
+    return {"--challenge": path, **{f"phases.{name}.truth": phase.truth
+                                    for name, phase in checked.challenge.phases.items()}}
 
 
 # ----------------------------------------------------------------- checking
@@ -142,14 +179,42 @@ def check_challenge(path: Path) -> Checked:
         if not _SAFE_NAME.fullmatch(name):
             raise UserError(f"{path}: phases.{name}: expected a phase name of letters, digits, "
                             f"'-', '_' and '.' (it names folders and codenames on the platforms)")
-    truths = {name: load_truth(phase.truth, challenge.schema) for name, phase in challenge.phases.items()}
+    _check_packaged_metric(path, challenge)
+    truths = {name: load_truth(phase.truth, challenge.benchmark) for name, phase in challenge.phases.items()}
     return Checked(challenge, truths)
 
 
-def _challenge_inputs(path: Path, checked: Checked) -> dict[str, Path]:
-    """The challenge file and its truth files, which no output may replace."""
-    return {"--challenge": path, **{f"phases.{name}.truth": phase.truth
-                                    for name, phase in checked.challenge.phases.items()}}
+def _check_packaged_metric(path: Path, challenge: Challenge) -> None:
+    """The packaged scorer carries the built-in metrics only (numpy and the standard library)."""
+    from plugins.metrics import BUILTIN
+
+    name = challenge.benchmark.metric
+    if BUILTIN.get(name) is not challenge.metric:
+        raise UserError(f"{path}: benchmark {challenge.benchmark.name!r} is scored by metric {name!r}, "
+                        f"which the packaged scorer does not carry; expected one of "
+                        f"{', '.join(sorted(BUILTIN))}")
+
+
+def public_truth(checked: Checked, phase: str) -> bytes:
+    """A phase's truth as a bundle holds it: one CSV table, every private row unknown
+    (a frame-level truth's videos go into the config). All a platform gets."""
+    import tempfile
+
+    from harness.layouts import Table, write_truth_table
+    from harness.schema import UNKNOWN
+
+    challenge, truth = checked.challenge, checked.truths[phase]
+    private = ~challenge.public_mask(challenge.phases[phase], truth.names)
+    if private.any() and not challenge.benchmark.coding.unknown:
+        raise UserError(f"phases.{phase}: benchmark {challenge.benchmark.name!r} has no code for an "
+                        f"unknown label, so its private rows cannot be kept off the platform; "
+                        f"expected public_fraction = 1 (score the private rows with `auh score`)")
+    labels = truth.labels.copy()
+    labels[private] = UNKNOWN
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(tmp) / "truth.csv"
+        write_truth_table(table, Table(truth.names, labels, truth.videos), challenge.benchmark)
+        return table.read_bytes()
 
 
 def _zip_path(out: Path) -> Path:
@@ -190,14 +255,14 @@ def codabench_files(checked: Checked) -> dict[str, bytes]:
     for index, (name, phase) in enumerate(challenge.phases.items()):
         ref = f"reference_data/{name}/"
         files[ref + "truth.csv"] = public_truth(checked, name)
-        files[ref + CONFIG] = _config(challenge, {name: "truth.csv"})
+        files[ref + CONFIG] = _config(checked, {name: "truth.csv"})
         tasks.append({"index": index, "name": name, "description": f"Scoring of phase {name}",
                       "scoring_program": "scoring_program", "reference_data": ref.rstrip("/")})
-        phases.append(_codabench_phase(index, name, phase))
+        phases.append(_codabench_phase(index, name, phase, challenge))
     cols = [_column(i, key, title) for i, (key, title) in enumerate(ranking_columns(challenge))]
     files["competition.yaml"] = _yaml({
         "version": 2, "title": title,
-        "description": f"{challenge.name}: score = (mean accuracy + mean F1) / 2 over the AUs.",
+        "description": f"{challenge.name}: score = {challenge.metric.over_aus} over the AUs.",
         "image": "logo.png", "registration_auto_approve": False,
         "docker_image": CODABENCH_IMAGE, "enable_detailed_results": True,
         "terms": "pages/terms.md",
@@ -236,10 +301,10 @@ def _cap(phase: Phase) -> int:
     return phase.cap or NO_CAP
 
 
-def _codabench_phase(index: int, name: str, phase: Phase) -> dict[str, Any]:
+def _codabench_phase(index: int, name: str, phase: Phase, challenge: Challenge) -> dict[str, Any]:
     cap = _cap(phase)
     # Written explicitly: without them Codabench applies 5 a day and 100 in all.
-    entry: dict[str, Any] = {"index": index, "name": name, "description": _phase_text(phase),
+    entry: dict[str, Any] = {"index": index, "name": name, "description": _phase_text(phase, challenge),
                              "start": _when(phase.start or _today()), "tasks": [index],
                              "max_submissions_per_day": cap, "max_submissions": cap,
                              # Logs carry a refused submission's one-line reason; the bundle
@@ -281,26 +346,26 @@ def evalai_files(checked: Checked) -> dict[str, bytes]:
     # Annotation files by phase number: EvalAI stores the extraction path in 100 characters.
     truths = {name: f"phase{index}.csv" for index, name in enumerate(challenge.phases, start=1)}
     script = {**_scorer(""), "__init__.py": _EVALAI_INIT.encode()}
-    script[CONFIG] = _config(challenge, truths)
+    script[CONFIG] = _config(checked, truths)
     files = {"logo.png": _logo(), **_pages(challenge, "html")}
     files.update((f"evaluation_script/{name}", data) for name, data in script.items())
     files["evaluation_script.zip"] = _zip_bytes(script)
     phases = []
     for index, (name, phase) in enumerate(challenge.phases.items(), start=1):
         files[f"annotations/{truths[name]}"] = public_truth(checked, name)
-        files[f"templates/phase_{name}.html"] = f"<p>{_phase_text(phase)}</p>\n".encode()
-        phases.append(_evalai_phase(index, name, phase, f"annotations/{truths[name]}"))
+        files[f"templates/phase_{name}.html"] = f"<p>{_phase_text(phase, challenge)}</p>\n".encode()
+        phases.append(_evalai_phase(index, name, phase, f"annotations/{truths[name]}", challenge))
     ranked = [key for key, _ in ranking_columns(challenge)]
     labels = ranked + [key for key, _ in columns(challenge.schema) if key not in ranked]
     files["challenge_config.yaml"] = _yaml({
         "title": challenge.name,
-        "short_description": "Facial action unit detection: (mean accuracy + mean F1) / 2",
+        "short_description": f"Facial action unit detection: {challenge.metric.over_aus}",
         "description": "templates/description.html",
         "evaluation_details": "templates/evaluation_details.html",
         "terms_and_conditions": "templates/terms_and_conditions.html",
         "image": "logo.png",
         "submission_guidelines": "templates/submission_guidelines.html",
-        "leaderboard_description": "final = (mean accuracy + mean F1) / 2 over the AUs",
+        "leaderboard_description": f"final = {challenge.metric.over_aus} over the AUs",
         "evaluation_script": "evaluation_script.zip",
         "remote_evaluation": False, "is_docker_based": False,
         "start_date": min(p["start_date"] for p in phases), "end_date": max(p["end_date"] for p in phases),
@@ -336,7 +401,8 @@ from leaderboard.scoring_program import evaluate  # noqa: E402,F401
 '''
 
 
-def _evalai_phase(index: int, name: str, phase: Phase, annotations: str) -> dict[str, Any]:
+def _evalai_phase(index: int, name: str, phase: Phase, annotations: str,
+                  challenge: Challenge) -> dict[str, Any]:
     cap = _cap(phase)
     # is_submission_public: every scored submission is on the public board, as with `auh leaderboard`.
     return {"id": index, "name": name, "description": f"templates/phase_{name}.html",
@@ -347,7 +413,7 @@ def _evalai_phase(index: int, name: str, phase: Phase, annotations: str) -> dict
             "max_submissions_per_day": cap, "max_submissions_per_month": cap,
             "max_submissions": cap, "is_restricted_to_select_one_submission": False,
             "is_partial_submission_evaluation_enabled": False,
-            "allowed_submission_file_types": ".csv"}
+            "allowed_submission_file_types": ".csv" if challenge.benchmark.unit == "image" else ".txt,.zip"}
 
 
 def _split(phase_id: int) -> dict[str, Any]:
@@ -374,44 +440,47 @@ def _scorer(prefix: str) -> dict[str, bytes]:
     return files
 
 
-def _config(challenge: Challenge, truths: dict[str, str]) -> bytes:
-    """What the packaged scorer needs to know: the schema and each phase's truth file
-    (its known rows are the public rows: no split salt leaves the organizer)."""
+def _config(checked: Checked, truths: dict[str, str]) -> bytes:
+    """What the packaged scorer needs to know: the benchmark, each phase's truth file (its
+    known rows are the public rows: no split salt leaves the organizer) and the videos of
+    a frame-level truth."""
+    def phase_config(name: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"truth": truths[name]}
+        videos = checked.truths[name].videos
+        if videos is not None:
+            body["videos"] = [[v, n] for v, n in zip(videos.names, videos.frames)]
+        return body
+
+    challenge = checked.challenge
     return json.dumps({"name": challenge.name, "schema": challenge.schema.name,
-                       "phases": {name: {"truth": truth} for name, truth in truths.items()}},
-                      indent=1).encode()
+                       "benchmark": challenge.benchmark.to_dict(),
+                       "phases": {name: phase_config(name) for name in truths}}, indent=1).encode()
 
 
-def public_truth(checked: Checked, name: str) -> bytes:
-    """Phase ``name``'s truth as CSV with every private row unknown (999): all a platform gets."""
-    from harness.labels import labels_text
-    from harness.schema import UNKNOWN
-
-    challenge, truth = checked.challenge, checked.truths[name]
-    labels = truth.labels.copy()
-    labels[~challenge.public_mask(challenge.phases[name], truth.names)] = UNKNOWN
-    return labels_text(truth.names, labels, challenge.schema, True, str(truth.path)).encode()
-
-
-def _phase_text(phase: Phase) -> str:
-    split = (f" {phase.public_fraction:.0%} of the images rank this board; the rest rank the "
+def _phase_text(phase: Phase, challenge: Challenge) -> str:
+    unit = challenge.benchmark.unit
+    split = (f" {phase.public_fraction:.0%} of the {unit}s rank this board; the rest rank the "
              f"final board, scored by the organizers after the phase (no score of theirs is "
              f"shown here)." if phase.has_private else "")
     cap = f" At most {phase.cap} submissions." if phase.cap else ""
-    return f"Phase {phase.name}: upload a zip holding one submission CSV.{split}{cap}"
+    what = "one submission CSV" if unit == "image" else "one submission file or its per-video files"
+    return f"Phase {phase.name}: upload a zip holding {what}.{split}{cap}"
 
 
 def _pages(challenge: Challenge, kind: str) -> dict[str, bytes]:
     from harness.labels import submission_header
 
-    header = submission_header(challenge.schema)
+    benchmark, unit = challenge.benchmark, challenge.benchmark.unit
+    header = submission_header(challenge.schema, benchmark.image_column)
     overview = (f"{challenge.name}: detect {len(challenge.schema)} facial action units "
-                f"({challenge.schema.name} schema) in every test image.")
-    evaluation = ("For each AU, rows whose truth is 999 (unknown) are left out; accuracy and F1 "
-                  "are computed on the rest. accuracy and F1 are the means over the AUs, and "
-                  "final = (accuracy + F1) / 2.")
-    submit = (f"A CSV with the header {header} and one row per test image, 0 or 1 per AU "
-              f"(check it first with `auh check`).")
+                f"({challenge.schema.name} schema) in every test {unit}.")
+    unknown = " or ".join(map(str, benchmark.coding.unknown))
+    dropped = f"rows whose truth is {unknown} (unknown) are left out; " if unknown else ""
+    evaluation = (f"For each AU, {dropped}accuracy and F1 are computed on the "
+                  f"{'rest' if unknown else 'rows'}. accuracy and F1 are the means over the AUs, "
+                  f"and final = {challenge.metric.headline}.")
+    submit = (f"A {'CSV' if unit == 'image' else 'file'} with the header {header} and one row "
+              f"per test {unit}, 0 or 1 per AU (check it first with `auh check`).")
     terms = "Submissions are scored automatically; the organizers may remove any submission."
     if kind == "md":
         return {"pages/overview.md": f"# Overview\n\n{overview}\n\n{submit}\n".encode(),

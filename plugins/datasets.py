@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,7 +19,7 @@ from harness.errors import UserError
 from harness.fileio import check_input_file
 from harness.images import IMAGE_SUFFIXES, ImageError, check_image
 from harness.labels import read_labels
-from harness.progress import progress
+from harness.progress import note, progress
 from harness.schema import ENC2020
 from harness.splits import iterative_stratification, train_val_test_split
 
@@ -46,8 +45,8 @@ def synth(n: int = 2000, seed: int = 0, size: int = 112, identities: int = 200, 
                                 per_identity=per_identity, per_expression=per_expression)
     folder = (Path(cache).expanduser() if cache else cache_root() / "synth") / params.key()
     if (folder / "meta.json").is_file() and (bad := writer.damaged(folder)):
-        print(f"synth: cached benchmark {folder} fails its checksums ({len(bad)} files, e.g. "
-              f"{bad[0]}); rebuilding it", file=sys.stderr)
+        note(f"synth: cached benchmark {folder} fails its checksums ({len(bad)} files, e.g. "
+             f"{bad[0]}); rebuilding it")
         _discard(folder)
     if not (folder / "meta.json").is_file():
         try:
@@ -110,7 +109,7 @@ def _usable(paths: list[Path], shown: list[str], what: str, skip_bad: bool, wher
         summary = f"{len(bad)} of {len(paths)} {what} are missing or unreadable"
         if not skip_bad:
             raise UserError(f"{where}: {summary}: {listed}{more}; fix them or set skip_bad = true")
-        print(f"{where}: skipped {summary}: {listed}{more}", file=sys.stderr)
+        note(f"{where}: skipped {summary}: {listed}{more}")
     return np.setdiff1d(np.arange(len(paths)), [i for i, _ in bad])
 
 

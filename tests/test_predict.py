@@ -7,6 +7,7 @@ values are checked against independent computations, not against quality.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     recipe = recipes.load(None, ["train.input_size=32", "aligner.name=mtcnn", "views.face.pretrain=none",
                                  "views.face.backbone.name=timm:test_resnet"])
-    recipe["views"] = {"face": recipe["views"]["face"]}
+    recipe = dataclasses.replace(recipe, views={"face": recipe.views["face"]})
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     model = harness.create("backbone", "timm:test_resnet", num_classes=len(AUS), input_size=32)

@@ -83,9 +83,11 @@ def test_lifecycle_hooks_see_a_read_only_run_whose_state_is_saved(in_tmp, monkey
     assert {name for name, _ in seen} >= {"auh_run_start", "auh_stage_start", "auh_epoch_end",
                                           "auh_stage_end", "auh_run_end"}
     run = runs[0]
-    assert run.recipe["train"]["epochs"] == 1 and run.out_dir == Path(r.out_dir)
-    with pytest.raises(TypeError):
-        run.recipe["train"]["epochs"] = 5
+    assert run.recipe.train.epochs == 1 and run.out_dir == Path(r.out_dir)
+    with pytest.raises(TypeError):  # the recipe's tables are read-only mappings
+        run.recipe.views["face"] = None
+    with pytest.raises(dataclasses.FrozenInstanceError):  # and its fields frozen
+        run.recipe.train.epochs = 5
     with pytest.raises(dataclasses.FrozenInstanceError):
         run.out_dir = Path("elsewhere")
     assert json.loads((Path(r.out_dir) / "state.json").read_text())["mine"] == {"noted": True}

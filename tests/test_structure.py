@@ -49,7 +49,11 @@ def imports_of(name: str, file: Path, modules: dict[str, Path]) -> set[str]:
 
     package = name if file.name == "__init__.py" else name.rpartition(".")[0]
     deps = set()
-    for node in ast.walk(ast.parse(file.read_text())):
+    tree = ast.parse(file.read_text())
+    for block in ast.walk(tree):  # `if TYPE_CHECKING:` imports never run: annotations only
+        if isinstance(block, ast.If) and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            block.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             deps.update(owner(a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -90,6 +94,14 @@ def test_the_cycle_finder_finds_a_function_level_cycle(tmp_path):
     modules = {"a": tmp_path / "a.py", "b": tmp_path / "b.py"}
     graph = {m: imports_of(m, f, modules) for m, f in modules.items()}
     assert cycles(graph) == [["a", "b", "a"]]
+
+
+def test_the_cycle_finder_skips_imports_made_for_type_checkers_only(tmp_path):
+    (tmp_path / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import b\n")
+    (tmp_path / "b.py").write_text("import a\n")
+    modules = {"a": tmp_path / "a.py", "b": tmp_path / "b.py"}
+    graph = {m: imports_of(m, f, modules) for m, f in modules.items()}
+    assert cycles(graph) == [] and graph["b"] == {"a"}
 
 
 def test_no_import_cycles_between_modules():

@@ -21,6 +21,7 @@ from harness import hookimpl
 from harness.cli import add_command
 from harness.errors import UserError
 from harness.fileio import atomic_open
+from harness.progress import note
 from harness.registry import unknown_message
 from plugins.bench.rows import RESULTS, format_notes, format_table, machine, row, seconds
 
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "loader": ("plugins.bench.bench_device", "bench_loader"),
     "device-training": ("plugins.bench.bench_device", "bench_device_training"),
     "predict": ("plugins.bench.bench_device", "bench_predict"),
+    "video": ("plugins.bench.bench_video", "bench_video"),
 }
 # What `auh bench --device cuda` runs unless --only says otherwise.
 DEVICE_BENCHMARKS = ("loader", "device-training", "predict")
@@ -103,7 +105,7 @@ def selected(only: str | None, device: str = "cpu") -> list[str]:
 
 
 def run_bench(names: list[str], quick: bool, device: str = "cpu",
-              log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict[str, Any]:
+              log: Callable[[str], None] = note) -> dict[str, Any]:
     """Run the named benchmarks; return the report (machine, rows, times).
 
     Progress bars of the harness are off while it runs (``AUH_QUIET``).

@@ -7,19 +7,19 @@ and loss the recipe names). The core's ``auh ablate`` runs whatever rows the
 """
 from __future__ import annotations
 
-import copy
-from typing import Any
+import dataclasses
 
 from harness import hookimpl
 from harness.errors import UserError
+from harness.recipe import ComponentSpec, Recipe
 
 
 @hookimpl
-def auh_ablation(recipe: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+def auh_ablation(recipe: Recipe) -> tuple[list[tuple[str, Recipe]], str]:
     return rows(recipe), legend(recipe)
 
 
-def rows(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def rows(base: Recipe) -> list[tuple[str, Recipe]]:
     """The paper's Table 2 as ``(row name, recipe)`` pairs derived from ``base``, in table order.
 
     Without alignment the aligner is ``none`` (resize only); without
@@ -30,13 +30,13 @@ def rows(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     balancing, is refused: its "+ Align" or "+ balancing" row would repeat
     the row before it under a name that says otherwise.
     """
-    views = list(base["views"])
+    views = list(base.views)
     if len(views) < 2:
         raise UserError("auh ablate needs a recipe with two views (face and emotion)")
-    if base["aligner"]["name"] == "none":
+    if base.aligner.name == "none":
         raise UserError("auh ablate: the recipe's aligner is 'none', so its '+ Align' row would "
                         "repeat the row without alignment; set aligner.name to the aligner to ablate")
-    if base["sampler"]["name"] == "uniform" and base["loss"]["name"] == "bce":
+    if base.sampler.name == "uniform" and base.loss.name == "bce":
         raise UserError("auh ablate: the recipe's sampler is 'uniform' and its loss 'bce', so its "
                         "'+ balancing' row would repeat the row without it; name the sampler or "
                         "loss to ablate")
@@ -44,28 +44,24 @@ def rows(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     emotion = "emotion" if "emotion" in views else views[1]
     both = f"F_{face} + F_{emotion}"
 
-    def variant(view_names: list[str], aligned: bool, balanced: bool) -> dict[str, Any]:
-        r = copy.deepcopy(base)
-        r["views"] = {v: r["views"][v] for v in view_names}
+    def variant(row: str, view_names: list[str], aligned: bool, balanced: bool) -> tuple[str, Recipe]:
+        changes: dict = {"views": {v: base.views[v] for v in view_names}}
         if not aligned:
-            r["aligner"] = {"name": "none"}
+            changes["aligner"] = ComponentSpec("none")
         if not balanced:
-            r["sampler"], r["loss"] = {"name": "uniform"}, {"name": "bce"}
-        return r
-
-    table = [(f"F_{face}", variant([face], False, False)),
-             (f"F_{emotion}", variant([emotion], False, False)),
-             (both, variant([face, emotion], False, False)),
-             (f"Align + {both}", variant([face, emotion], True, False)),
-             (f"Align + {both} + balancing", variant([face, emotion], True, True))]
-    for row, r in table:
+            changes.update(sampler=ComponentSpec("uniform"), loss=ComponentSpec("bce"))
         slug = row.lower().replace(" + ", "+").replace(" ", "_")
-        r["run"]["name"] = f"{base['run']['name']}-ablate-{slug}"
-    return table
+        return row, dataclasses.replace(base, **changes).with_run(name=f"{base.run.name}-ablate-{slug}")
+
+    return [variant(f"F_{face}", [face], False, False),
+            variant(f"F_{emotion}", [emotion], False, False),
+            variant(both, [face, emotion], False, False),
+            variant(f"Align + {both}", [face, emotion], True, False),
+            variant(f"Align + {both} + balancing", [face, emotion], True, True)]
 
 
-def legend(base: dict[str, Any]) -> str:
+def legend(base: Recipe) -> str:
     """What "Align" and "balancing" stand for in the rows derived from ``base``."""
-    return (f"Align = aligner {base['aligner']['name']!r}; balancing = sampler "
-            f"{base['sampler']['name']!r} + loss {base['loss']['name']!r} "
+    return (f"Align = aligner {base.aligner.name!r}; balancing = sampler "
+            f"{base.sampler.name!r} + loss {base.loss.name!r} "
             f"(without: aligner 'none', sampler 'uniform', loss 'bce')")

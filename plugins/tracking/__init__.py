@@ -33,18 +33,19 @@ import numbers
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from harness import hookimpl
 from harness import recipe as recipes
+from harness.progress import note
+from harness.recipe import Recipe
 from harness.registry import package_versions
 from harness.results import REPORTS
+from harness.run_folder import RunFolder
 from plugins.tracking import store
 
 OFF = "off"
@@ -54,16 +55,15 @@ _BAD_CHARS = re.compile(r"[^\w.\- /]")
 
 
 # ------------------------------------------------------------ configuration
-def enabled(recipe: dict[str, Any], tracking_uri: str = "") -> bool:
+def enabled(recipe: Recipe, tracking_uri: str = "") -> bool:
     """False when ``AUH_TRACKING=off`` or the tracking URI (recipe or explicit) is ``off``."""
-    settings = (os.environ.get("AUH_TRACKING", ""), tracking_uri,
-                recipe.get("run", {}).get("tracking_uri", ""))
+    settings = (os.environ.get("AUH_TRACKING", ""), tracking_uri, recipe.run.tracking_uri)
     return all(s.strip().lower() != OFF for s in settings)
 
 
 def tracking_uri(run: Any) -> str:
     """The resolved tracking URI of ``run`` (see :func:`plugins.tracking.store.resolve_tracking_uri`)."""
-    return store.resolve_tracking_uri(run.tracking_uri or run.recipe["run"].get("tracking_uri") or None)
+    return store.resolve_tracking_uri(run.tracking_uri or run.recipe.run.tracking_uri or None)
 
 
 def metric_key(name: str) -> str:
@@ -155,8 +155,7 @@ class Tracker:
             elif path.is_file():
                 store.with_retry(self.client.log_artifact, run_id, str(path), artifact_path)
             else:
-                warnings.warn(f"tracking: artifact {name!r} ({path}) does not exist; not logged",
-                              stacklevel=2)
+                note(f"auh: tracking: artifact {name!r} ({path}) does not exist; not logged")
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         store.with_retry(self.client.set_terminated, run_id, status)
@@ -181,11 +180,11 @@ def auh_open_bundle(source: str, tracking_uri: str | None) -> Any:
 
 
 @hookimpl
-def auh_check_recipe(recipe: dict[str, Any]) -> None:
+def auh_check_recipe(recipe: Recipe) -> None:
     """A tracking URI that cannot take the run is refused before the run folder exists."""
     if not enabled(recipe):
         return
-    store.check_store(store.resolve_tracking_uri(recipe["run"]["tracking_uri"] or None))
+    store.check_store(store.resolve_tracking_uri(recipe.run.tracking_uri or None))
 
 
 @hookimpl
@@ -195,12 +194,11 @@ def auh_run_start(run: Any) -> None:
         return
     uri = tracking_uri(run)
     client = store.client_for(uri)
-    experiment_id = store.get_or_create_experiment(run.recipe["run"]["experiment"], uri)
+    experiment_id = store.get_or_create_experiment(run.recipe.run.experiment, uri)
     state = run.state.get(STATE_KEY) or {}
     parent = _known_run(client, uri, state, "parent_run_id")
     if state.get("parent_run_id") and not parent:
-        warnings.warn(f"tracking: parent run {state['parent_run_id']} is not in {uri}; starting a new "
-                      f"MLflow run", stacklevel=2)
+        note(f"auh: tracking: parent run {state['parent_run_id']} is not in {uri}; starting a new MLflow run")
     opened = _open_run(client, experiment_id, parent, Path(run.out_dir).name,
                        {"auh.run_id": run.run_id, "auh.out_dir": str(Path(run.out_dir).resolve())})
     if not parent:
@@ -216,8 +214,8 @@ def auh_run_start(run: Any) -> None:
     tracker.set_missing_tags(tracker.parent, run_tags(text))
     changed = tracker.log_params(tracker.parent, recipes.flatten(run.recipe))
     if changed:
-        warnings.warn(f"tracking: run {tracker.parent} keeps its first value of params "
-                      f"{', '.join(changed)} (MLflow params are write-once)", stacklevel=2)
+        note(f"auh: tracking: run {tracker.parent} keeps its first value of params "
+             f"{', '.join(changed)} (MLflow params are write-once)")
     if not _has_artifact(client, tracker.parent, "recipe.toml"):
         store.with_retry(client.log_text, tracker.parent, text, "recipe.toml")
 
@@ -259,7 +257,7 @@ def auh_stage_end(run: Any, stage: str, metrics: dict[str, float], artifacts: di
 @hookimpl
 def auh_run_end(run: Any, result: Any) -> None:
     """Scores as metrics, plots, artifacts and the pyfunc model; close every run.
-    Reports ``run.state["reports"]["tracking"]``: ``tracking_uri``, ``experiment_id``,
+    Reports (the rule: :mod:`harness.results`) ``tracking_uri``, ``experiment_id``,
     ``run_id`` (the parent), ``model_uri`` and ``ui_command`` (what to type to browse it);
     ``result`` (a :class:`harness.results.RunResult`, or its JSON form) is only read."""
     tracker = _TRACKERS.pop(run.run_id, None)
@@ -291,9 +289,9 @@ def auh_compare_end(study: Any, verdicts: dict[str, Any]) -> None:
     first = next(iter(study.arms.values()))
     if not enabled(first):
         return
-    uri = store.resolve_tracking_uri(first["run"]["tracking_uri"] or None)
+    uri = store.resolve_tracking_uri(first.run.tracking_uri or None)
     client = store.client_for(uri)
-    experiment_id = store.get_or_create_experiment(first["run"]["experiment"], uri)
+    experiment_id = store.get_or_create_experiment(first.run.experiment, uri)
     run_id = _open_run(client, experiment_id, _known_run(client, uri, study.state.get(STATE_KEY) or {}, "run_id"),
                        Path(study.root).name,
                        {"auh.kind": "comparison", "auh.out_dir": str(Path(study.root).resolve())})
@@ -351,7 +349,7 @@ def _parent_run_of(folder: Path | None, uri: str) -> str | None:
     if folder is None:
         return None
     try:
-        state = json.loads((Path(folder) / "state.json").read_text()).get(STATE_KEY) or {}
+        state = RunFolder(Path(folder)).read_state().get(STATE_KEY) or {}
     except (OSError, ValueError):
         return None
     return state.get("parent_run_id") if state.get("tracking_uri") == uri else None
@@ -374,8 +372,7 @@ def _mark_unfinished() -> None:
         try:
             _finish_all(tracker, "FAILED")
         except Exception as exc:  # at exit, the store may be gone: report, never raise
-            print(f"auh: tracking: could not mark MLflow run {tracker.parent} failed: {exc}",
-                  file=sys.stderr)
+            note(f"auh: tracking: could not mark MLflow run {tracker.parent} failed: {exc}")
 
 
 # ------------------------------------------------------------ what is logged
