@@ -75,16 +75,6 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
         yield fh
 
 
-def write_texts(files: dict[Path, str]) -> None:
-    """Write several text files as one: every temporary file is created
-    (refusing a folder or file system in the way) before any is written, and
-    all are renamed into place only once each is complete."""
-    with contextlib.ExitStack() as stack:
-        temporaries = {path: stack.enter_context(atomic_path(path)) for path in files}
-        for path, text in files.items():
-            temporaries[path].write_text(text, encoding="utf-8", newline="")
-
-
 def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
     """Refuse, before any work, an output file that cannot be written.
 

@@ -23,7 +23,6 @@ scorer packaged into the Codabench and EvalAI bundles (``auh export``).
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import os
 import re
@@ -118,30 +117,21 @@ def write_predictions(path: str | os.PathLike, names: Sequence[str], labels: np.
     """Write values as they are (a submission's 0/1) atomically, as :func:`write_labels`
     lays them out (``as_csv``: a CSV with a header whatever the suffix); a CSV's
     name column is ``image_column``."""
-    is_csv = Path(path).suffix.lower() == ".csv" if as_csv is None else as_csv
-    text = labels_text(names, labels, schema or default_schema(), is_csv, str(path), image_column)
-    with atomic_open(path, "w", newline="") as fh:
-        fh.write(text)
-
-
-def labels_text(names: Sequence[str], labels: np.ndarray, schema: AUSchema, is_csv: bool,
-                where: str, image_column: str = IMAGE) -> str:
-    """The text of a label file holding ``labels`` as they are (the file's coding): CSV
-    with the header, or the challenge text format (refused, naming ``where``, for an
-    image name with whitespace)."""
+    schema = schema or default_schema()
     labels = np.asarray(labels)
     if labels.shape != (len(names), len(schema)):
         raise ValueError(f"labels of shape {labels.shape} for {len(names)} names "
                          f"and {len(schema)} AUs")
+    is_csv = Path(path).suffix.lower() == ".csv" if as_csv is None else as_csv
     if not is_csv and any(re.search(r"\s", name) for name in names):
-        raise UserError(f"{where}: an image name contains whitespace, which the challenge "
+        raise UserError(f"{path}: an image name contains whitespace, which the challenge "
                         f"text format cannot hold; write a .csv instead")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter="," if is_csv else " ", lineterminator="\n")
-    if is_csv:
-        buffer.write(submission_header(schema, image_column) + "\n")
-    writer.writerows([name, *values] for name, values in zip(names, labels.astype(np.int64).tolist()))
-    return buffer.getvalue()
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.writer(fh, delimiter="," if is_csv else " ", lineterminator="\n")
+        if is_csv:
+            fh.write(submission_header(schema, image_column) + "\n")
+        writer.writerows([name, *values] for name, values in
+                         zip(names, labels.astype(np.int64).tolist()))
 
 
 def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
