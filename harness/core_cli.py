@@ -29,8 +29,9 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "predict", cmd_predict)
     p.add_argument("bundle", help="a bundle folder written by `auh run`, or an MLflow model URI "
                                   "(runs:/<run id>/model, models:/<name>/<version>)")
-    p.add_argument("input", type=Path, help="a folder of images and videos, one image or video, or a "
-                                            "text file of paths")
+    p.add_argument("input", type=Path,
+                   help="a folder of images and videos, one image or video, or a list file of "
+                        "paths, one per line (a relative path is read from the list file's folder)")
     p.add_argument("--out", type=Path, required=True,
                    help="the table: .parquet (metadata inside) or .csv (metadata in OUT.json)")
     p.add_argument("--submission", type=Path, metavar="CSV",
@@ -216,32 +217,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
             writer.finish(tally.metadata(), columns(bundle.aus, bool(videos)))
     lines = [tally.summary(args.out)]
     if args.submission is not None:
-        from harness.labels import write_labels
+        from harness.labels import write_predictions
 
         names, preds, unreadable = tally.submission_rows()
-        write_labels(args.submission, names, preds, bundle.schema)
+        # a CSV with the header whatever the name ends in: what `auh check` accepts
+        write_predictions(args.submission, names, preds, bundle.schema, as_csv=True)
         note = f" ({count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
         lines.append(f"wrote the submission for {len(names)} images to {args.submission}{note}")
     print("\n".join(lines))
     return 0
 
 
-def _check_predict_args(args: argparse.Namespace) -> tuple[list[Path], dict[str, Any] | None]:
+def _check_predict_args(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, Any] | None]:
     """Every argument of ``auh predict``, checked before the bundle is loaded or anything is
     written: the output files, and the smoother table ``--smoother`` names (None: the bundle's)."""
+    from harness.fileio import check_not_inputs
     from harness.predict import check_out, sidecar
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
     if args.every < 1:
         raise UserError(f"--every: expected an integer >= 1 (every Nth frame), got {args.every}")
-    outputs = [check_out(check_output_file(args.out))]
+    outputs = {"--out": check_out(check_output_file(args.out))}
     if args.out.suffix.lower() == ".csv":
-        outputs.append(check_output_file(sidecar(args.out), "--out metadata file"))
+        outputs["--out metadata file"] = check_output_file(sidecar(args.out), "--out metadata file")
     if args.submission is not None:
-        outputs.append(check_output_file(args.submission, "--submission"))
-    if len({p.resolve() for p in outputs}) < len(outputs):
-        raise UserError(f"--out and --submission name the same file ({args.out})")
+        outputs["--submission"] = check_output_file(args.submission, "--submission")
+    # An input folder may hold the table (only its images and videos are read); an input file may not.
+    check_not_inputs(outputs, {"INPUT": None if args.input.is_dir() else args.input})
     if args.smoother is None:
         if args.smoother_params:
             raise UserError("--smoother-param: expected --smoother NAME too")

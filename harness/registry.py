@@ -250,15 +250,22 @@ def unknown_message(what: str, name: str, choices: Iterable[str], match: str | N
     return msg + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
-def check_params(component: Component, params: dict[str, Any]) -> None:
-    """Refuse parameters the factory does not accept, naming those it does."""
+def accepted_params(component: Component) -> list[str] | None:
+    """The keyword parameters the factory takes; ``None`` when it takes any."""
     try:
         sig = inspect.signature(component.factory)
     except (TypeError, ValueError):
-        return
-    accepted = [p.name for p in sig.parameters.values()
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        return None
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return [p.name for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_params(component: Component, params: dict[str, Any]) -> None:
+    """Refuse parameters the factory does not accept, naming those it does."""
+    accepted = accepted_params(component)
+    if accepted is None:
         return
     for key in params:
         if key not in accepted:

@@ -45,6 +45,7 @@ import pandas as pd
 
 import harness
 from harness.errors import UserError
+from harness.fileio import check_input_file
 from harness.metrics import per_au_counts, per_au_scores
 from harness.schema import NEGATIVE
 from harness.tooloutput import ToolOutput
@@ -253,10 +254,9 @@ def _by_basename(index: dict[str, int]) -> Callable[[str], int | None]:
 
 def read_map(path: Path, index: dict[str, int]) -> dict[str, int]:
     """A ``--map`` CSV with header ``key,image``: the tool's path or frame number -> truth image."""
+    check_input_file(path, "--map")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such --map file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not a CSV 'key,image': {exc}") from None
     if [c.strip() for c in frame.columns] != ["key", "image"]:

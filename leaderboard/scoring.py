@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the recording side's modules load only when a score is reco
     from leaderboard import other_tools
 
 VIEWS = ("public", "private")
+SPLIT_TAG = "split"  # ledger tag: the phase's public/private split when scored (Challenge.split_id)
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,8 @@ def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submiss
         result.experiment, team=team, metrics=metrics, scorecard=result.score,
         submission=submission, truth=truth.path, truth_sha256=truth.sha256,
         submission_sha256=sha256_file(submission), cap=phase.cap,
-        scorer_version=_own_version(), tracking_uri=tracking_uri, extra_tags=tags)
+        scorer_version=_own_version(), tracking_uri=tracking_uri,
+        extra_tags={**(tags or {}), SPLIT_TAG: challenge.split_id(phase)})
     harness.get_registry().hook.auh_scored(score=result.score, context={
         "team": team, "phase": phase.name, "challenge": challenge.name,
         "submission": str(source or submission), "truth": str(truth.path), "run_id": result.run_id})
