@@ -261,6 +261,8 @@ class Recipe:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in LEFT_OUT_AT_DEFAULT and value.to_dict() == LEFT_OUT_AT_DEFAULT[f.name]:
+                continue
             out[f.name] = ({k: v.to_dict() for k, v in value.items()} if f.name == "views"
                            else value.to_dict() if isinstance(value, ComponentSpec) else _to_dict(value))
         return out
@@ -270,6 +272,9 @@ class Recipe:
         return dataclasses.replace(self, run=dataclasses.replace(self.run, **changes))
 
 
+# Sections added after run folders were first named by the recipe's hash: at their default
+# they are not written, so a recipe that predates them keeps its text and digest (its runs resume).
+LEFT_OUT_AT_DEFAULT: dict[str, dict[str, Any]] = {"smoother": {"name": "none"}}
 _HINTS = typing.get_type_hints(Recipe)
 # Recipe sections that name a component of the kind of the same name; the settings sections.
 COMPONENTS: tuple[str, ...] = tuple(name for name, kind in _HINTS.items() if kind is ComponentSpec)
