@@ -92,6 +92,19 @@ def auh_readers() -> Factories:
 
 
 @hookspec
+def auh_benchmarks() -> Factories:
+    """Register benchmarks (``--benchmark NAME``, ``benchmark = "NAME"`` in a challenge):
+    ``{name: factory() -> harness.benchmark.Benchmark}`` (:class:`harness.protocols.BenchmarkFactory`).
+    The factory's docstring is its line in ``auh plugins``."""
+
+
+@hookspec
+def auh_metrics() -> Factories:
+    """Register metrics, the headline score a benchmark names:
+    ``{name: factory() -> harness.metrics.Metric}`` (:class:`harness.protocols.MetricFactory`)."""
+
+
+@hookspec
 def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``auh`` subcommands: ``harness.cli.add_command(subparsers, name, handler)``
     where ``handler(args) -> int`` returns the exit status and its docstring is

@@ -6,8 +6,11 @@ Two formats, both read into ``(names, labels[N, C])`` in schema column order:
   separated, no header;
 * CSV with a header ``image,AU1,...`` (the AU columns in any order).
 
-Labels are 1 present, 0 absent, 999 unknown. A *submission* is a CSV of
-0/1 predictions with one row per truth image, in any row order.
+A truth file holds its schema's :class:`~harness.schema.Coding` (ENC-2020's
+1 present, 0 absent, 999 unknown), read into the in-memory 1/0/999 and
+written back from it. A *submission* is a CSV of 0/1 predictions with one
+row per truth image, in any row order. A video benchmark's per-video files
+(a header of AU names, one row per frame) are read by :func:`read_frame_rows`.
 
 Every problem is a one-line :class:`~harness.errors.UserError` naming the
 file, the line (1-based, as an editor shows it; the CSV header is line 1)
@@ -31,7 +34,7 @@ import numpy as np
 
 from harness.errors import UserError
 from harness.fileio import atomic_open
-from harness.schema import ENC2020, UNKNOWN, AUSchema
+from harness.schema import AUSchema
 
 IMAGE = "image"
 BOM = "\ufeff"
@@ -43,11 +46,11 @@ _GAP = re.compile(r"[ \t]+")  # the text format's field separator
 # included, is refused even where it would round to a valid value.
 _INTEGER = re.compile(r"\s*([+-]?[0-9]+)(?:\.0+)?\s*")
 # The values nearly every cell holds, parsed once: the rest go through _INTEGER.
-_COMMON = {"0": 0, "1": 1, "999": 999}
-_NOT_A_NUMBER = -1
-# The value of a one-byte cell, by byte: "0" and "1"; -1 for every other byte.
+_COMMON = {"0": 0, "1": 1, "999": 999, "-1": -1}
+_NOT_A_NUMBER = -32768  # no label code: codes are in [-32767, 32767]
+# The value of a one-byte cell, by byte: the digits; _NOT_A_NUMBER for every other byte.
 _ONE_BYTE = np.full(256, _NOT_A_NUMBER, dtype=np.int16)
-_ONE_BYTE[[ord("0"), ord("1")]] = [0, 1]
+_ONE_BYTE[ord("0"):ord("9") + 1] = np.arange(10)
 # The text format's gaps between fields, by byte: space, tab, line end.
 _IS_GAP = np.zeros(256, dtype=bool)
 _IS_GAP[[ord(" "), ord("\t"), ord("\n")]] = True
@@ -58,49 +61,88 @@ _ENDS_CELL[1, [ord(","), ord("\n")]] = True
 
 
 # ------------------------------------------------------------------ public API
-def read_labels(path: str | os.PathLike, schema: AUSchema = ENC2020) -> tuple[list[str], np.ndarray]:
+def default_schema() -> AUSchema:
+    """The default benchmark's schema, for callers that name none."""
+    from harness.benchmark import default_benchmark
+
+    return default_benchmark().schema
+
+
+def read_labels(path: str | os.PathLike, schema: AUSchema | None = None,
+                image_column: str = IMAGE) -> tuple[list[str], np.ndarray]:
     """Read a truth label file (text or CSV, told apart by content).
 
     Returns ``(names, labels)``: image names in file order and an int64
-    array ``[N, len(schema)]`` of 1/0/999 in schema column order. Refuses an
-    empty file, a file without data rows, wrong field counts, values other
-    than 0/1/999 and duplicate image names.
+    array ``[N, len(schema)]`` of the in-memory 1/0/999 in schema column
+    order. Refuses an empty file, a file without data rows, wrong field
+    counts, values other than the schema's codes and duplicate image names.
+    ``image_column`` names a CSV's name column.
     """
+    schema = schema or default_schema()
     first = _first_line(path)
     is_csv = "," in first
-    columns = _csv_columns(path, first, schema) if is_csv else [IMAGE, *schema.aus]
+    columns = _csv_columns(path, first, schema, image_column) if is_csv else [IMAGE, *schema.aus]
     lines = _data_lines(path, skip=int(is_csv))
-    return _validated(path, lines, is_csv, columns, schema, (0, 1, UNKNOWN), first_row_line=1 + is_csv)
+    names, codes = _validated(path, lines, is_csv, columns, schema, schema.coding.accepted,
+                              first_row_line=1 + is_csv)
+    return names, schema.coding.to_memory(codes)
+
+
+def read_frame_rows(path: str | os.PathLike, schema: AUSchema, allowed: tuple[int, ...]) -> np.ndarray:
+    """One video's rows: the header exactly ``AU1,AU2,...`` (the schema's AUs),
+    then one row of values in ``allowed`` per frame. Returns the values as
+    int64 ``[frames, len(schema)]``, uncoded."""
+    header = ",".join(schema.aus)
+    first = _first_line(path)
+    if first.strip() != header:
+        raise UserError(f"{path}: line 1: header {first.strip()!r}, expected exactly {header!r}")
+    lines = _data_lines(path, skip=1)
+    if not lines:
+        raise UserError(f"{path}: no frame rows (header only)")
+    cells = _cells(path, lines, True, list(schema.aus), first_row_line=2)
+    return _values(path, cells, list(schema.aus), allowed, first_row_line=2).astype(np.int64)
 
 
 def write_labels(path: str | os.PathLike, names: Sequence[str], labels: np.ndarray,
-                 schema: AUSchema = ENC2020) -> None:
-    """Write labels atomically: ``.csv`` as CSV with a header, anything else
-    in the challenge text format."""
+                 schema: AUSchema | None = None, image_column: str = IMAGE) -> None:
+    """Write truth labels (in-memory 1/0/999) atomically in the schema's coding:
+    ``.csv`` as CSV with a header, anything else in the challenge text format."""
+    schema = schema or default_schema()
+    write_predictions(path, names, schema.coding.to_file(np.asarray(labels)), schema, image_column)
+
+
+def write_predictions(path: str | os.PathLike, names: Sequence[str], labels: np.ndarray,
+                      schema: AUSchema | None = None, image_column: str = IMAGE,
+                      as_csv: bool | None = None) -> None:
+    """Write values as they are (a submission's 0/1) atomically, as :func:`write_labels`
+    lays them out (``as_csv``: a CSV with a header whatever the suffix); a CSV's
+    name column is ``image_column``."""
+    schema = schema or default_schema()
     labels = np.asarray(labels)
     if labels.shape != (len(names), len(schema)):
         raise ValueError(f"labels of shape {labels.shape} for {len(names)} names "
                          f"and {len(schema)} AUs")
-    is_csv = Path(path).suffix.lower() == ".csv"
+    is_csv = Path(path).suffix.lower() == ".csv" if as_csv is None else as_csv
     if not is_csv and any(re.search(r"\s", name) for name in names):
         raise UserError(f"{path}: an image name contains whitespace, which the challenge "
                         f"text format cannot hold; write a .csv instead")
     with atomic_open(path, "w", newline="") as fh:
         writer = csv.writer(fh, delimiter="," if is_csv else " ", lineterminator="\n")
         if is_csv:
-            fh.write(submission_header(schema) + "\n")
+            fh.write(submission_header(schema, image_column) + "\n")
         writer.writerows([name, *values] for name, values in
                          zip(names, labels.astype(np.int64).tolist()))
 
 
 def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
-                    schema: AUSchema = ENC2020) -> np.ndarray:
+                    schema: AUSchema | None = None, image_column: str = IMAGE) -> np.ndarray:
     """Validate a submission against the truth's image names; return its
     0/1 predictions as int64 ``[len(truth_names), C]`` in truth row order.
 
-    A file far larger than a submission for this truth could be is refused
-    before it is read.
+    ``image_column`` names the CSV's name column. A file far larger than a
+    submission for this truth could be is refused before it is read.
     """
+    schema = schema or default_schema()
     limit = _size_limit(truth_names, schema)
     size = _size(path)
     if size > limit:
@@ -110,8 +152,8 @@ def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
     first = _first_line(path)
     if "," not in first:
         raise UserError(f"{path}: line 1: not a CSV header; expected "
-                        f"'{_header_hint(schema)}'")
-    columns = _csv_columns(path, first, schema)
+                        f"'{_header_hint(schema, image_column)}'")
+    columns = _csv_columns(path, first, schema, image_column)
     # Read to the end (the size check bounds it): a row after a blank line,
     # or a second row for an image, is refused, never left unread.
     lines = _data_lines(path, skip=1)
@@ -119,9 +161,9 @@ def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
     return _align(path, names, preds, truth_names)
 
 
-def submission_header(schema: AUSchema = ENC2020) -> str:
+def submission_header(schema: AUSchema | None = None, image_column: str = IMAGE) -> str:
     """The header line a submission starts with: ``image,AU1,...``."""
-    return ",".join((IMAGE, *schema.aus))
+    return ",".join((image_column, *(schema or default_schema()).aus))
 
 
 # ------------------------------------------------------------------ reading
@@ -167,35 +209,37 @@ def _refuse_nul(path: str | os.PathLike) -> None:
             lines += block.count(b"\n")
 
 
-def _header_hint(schema: AUSchema) -> str:
-    return ",".join((IMAGE, schema.aus[0], schema.aus[1], "...", schema.aus[-1]))
+def _header_hint(schema: AUSchema, image_column: str = IMAGE) -> str:
+    return ",".join((image_column, schema.aus[0], schema.aus[1], "...", schema.aus[-1]))
 
 
-def _csv_columns(path: str | os.PathLike, first_line: str, schema: AUSchema) -> list[str]:
-    """Validate the CSV header: ``image`` and every schema AU exactly once."""
+def _csv_columns(path: str | os.PathLike, first_line: str, schema: AUSchema,
+                 image_column: str = IMAGE) -> list[str]:
+    """Validate the CSV header: ``image_column`` and every schema AU exactly once.
+    The name column is returned as :data:`IMAGE`, whatever its name in the file."""
     columns = [c.strip() for c in next(csv.reader([first_line]))]
-    allowed = {IMAGE, *schema.aus}
+    allowed = {image_column, *schema.aus}
     seen: set[str] = set()
     for number, col in enumerate(columns, start=1):
         if col in seen:
             raise UserError(f"{path}: line 1, column {number}: duplicated column {col!r}")
         if col not in allowed:
             raise UserError(f"{path}: line 1, column {number}: unknown column {col!r}; "
-                            f"expected '{_header_hint(schema)}' ({schema.name} AUs)")
+                            f"expected '{_header_hint(schema, image_column)}' ({schema.name} AUs)")
         seen.add(col)
-    missing = [c for c in (IMAGE, *schema.aus) if c not in seen]
+    missing = [c for c in (image_column, *schema.aus) if c not in seen]
     if missing:
         raise UserError(f"{path}: line 1: missing column{'s' * (len(missing) > 1)} "
-                        f"{', '.join(missing)}; expected '{_header_hint(schema)}'")
-    return columns
+                        f"{', '.join(missing)}; expected '{_header_hint(schema, image_column)}'")
+    return [IMAGE if c == image_column else c for c in columns]
 
 
 @dataclass(frozen=True)
 class _Cells:
     """A table whose every row has one field per column.
 
-    ``codes[r, c]`` is the value of a cell holding one of :data:`_COMMON`, and
-    -1 for any other cell (the image column included); ``raw(r, c)`` is the
+    ``codes[r, c]`` is the value of a cell holding one of :data:`_COMMON` or
+    one digit, and :data:`_NOT_A_NUMBER` for any other cell; ``raw(r, c)`` is the
     cell's text, read only for the rare other values and for messages.
     """
 
@@ -224,9 +268,10 @@ def _data_lines(path: str | os.PathLike, skip: int) -> list[bytes]:
 def _cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, columns: list[str],
            first_row_line: int) -> _Cells:
     """Tokenize: vectorized over the bytes when every row is regular (and, in
-    a CSV, nothing is quoted), else row by row, which also explains a bad row."""
+    a CSV, nothing is quoted), else row by row, which also explains a bad row.
+    Without an :data:`IMAGE` column (a video's frame rows) ``names`` is empty."""
     width = len(columns)
-    image = columns.index(IMAGE)
+    image = columns.index(IMAGE) if IMAGE in columns else None
     data = b"\n".join(lines) + b"\n"
     spans = _spans(data, is_csv, width, len(lines))
     if spans is None:
@@ -242,6 +287,8 @@ def _cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, columns: l
         # Field c ends a byte before field c + 1 starts (at its separator), or at the line end.
         return cut(int(starts[r, c]), int(starts[r, c + 1]) - 1 if c + 1 < width else int(line_ends[r]))
 
+    if image is None:
+        return _Cells([], _codes(data, starts, is_csv), raw)
     ends = starts[:, image + 1] - 1 if image + 1 < width else line_ends
     bounds = zip(starts[:, image].tolist(), ends.tolist())
     names = [text[a:b] for a, b in bounds] if text is not None else [data[a:b].decode() for a, b in bounds]
@@ -263,6 +310,10 @@ def _codes(data: bytes, starts: np.ndarray, is_csv: bool) -> np.ndarray:
     at = starts.flat[maybe]
     nines = (buf[at + 1] == ord("9")) & (buf[at + 2] == ord("9")) & ends_cell[buf[at + 3]]
     codes.flat[maybe[nines]] = 999
+    minus = np.flatnonzero(first == ord("-"))  # the few cells that may hold -1
+    at = starts.flat[minus]
+    ones = (buf[at + 1] == ord("1")) & ends_cell[buf[at + 2]]
+    codes.flat[minus[ones]] = -1
     return codes
 
 
@@ -290,7 +341,7 @@ def _spans(data: bytes, is_csv: bool, width: int, n_rows: int) -> tuple[np.ndarr
 
 
 def _row_cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, width: int,
-               image: int, first_row_line: int) -> _Cells:
+               image: int | None, first_row_line: int) -> _Cells:
     """The row-by-row reading of :func:`_cells` (the same fields on regular
     rows), refusing the first row whose field count is wrong."""
     text = [line.decode() for line in lines]
@@ -306,11 +357,13 @@ def _row_cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, width:
         rows = [_GAP.split(line.strip(" \t")) if line.strip(" \t") else [] for line in text]
     bad = next((i for i, row in enumerate(rows) if len(row) != width), None)
     if bad is not None:
-        raise UserError(_field_count_problem(path, rows[bad], bad + first_row_line, width))
+        raise UserError(_field_count_problem(path, rows[bad], bad + first_row_line, width,
+                                             has_image=image is not None))
     codes = np.fromiter(map(_COMMON.get, itertools.chain.from_iterable(rows),
                             itertools.repeat(_NOT_A_NUMBER)),
                         dtype=np.int16, count=len(rows) * width).reshape(len(rows), width)
-    return _Cells([row[image].strip() for row in rows], codes, lambda r, c: rows[r][c])
+    names = [] if image is None else [row[image].strip() for row in rows]
+    return _Cells(names, codes, lambda r, c: rows[r][c])
 
 
 # --------------------------------------------------------------- validation
@@ -330,10 +383,12 @@ def _validated(path: str | os.PathLike, lines: list[bytes], is_csv: bool, column
     return cells.names, values[:, order].astype(np.int64)
 
 
-def _field_count_problem(path: str | os.PathLike, row: list[str], line: int, width: int) -> str:
+def _field_count_problem(path: str | os.PathLike, row: list[str], line: int, width: int,
+                         has_image: bool = True) -> str:
     if not any(field.strip() for field in row):
         return f"{path}: line {line}: blank line; expected a label row"
-    return f"{path}: line {line}: {len(row)} fields, expected {width} (image + {width - 1} AUs)"
+    fields = f"image + {width - 1} AUs" if has_image else f"{width} AUs"
+    return f"{path}: line {line}: {len(row)} fields, expected {width} ({fields})"
 
 
 def _values(path: str | os.PathLike, cells: _Cells, columns: list[str],
@@ -373,6 +428,14 @@ def _check_unique(path: str | os.PathLike, names: list[str], first_row_line: int
 
 
 # ------------------------------------------------------------- submissions
+class MissingRows(UserError):
+    """A submission lacks truth rows: ``missing`` names them, in truth order."""
+
+    def __init__(self, missing: list[str], message: str) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 def _size_limit(truth_names: Sequence[str], schema: AUSchema) -> int:
     """Bytes a submission for this truth can reasonably take.
 
@@ -399,6 +462,6 @@ def _align(path: str | os.PathLike, names: list[str], preds: np.ndarray,
                             f"the truth; expected one row per test image")
         missing = [truth_names[i] for i in np.flatnonzero(where < 0)]
         shown = ", ".join(repr(m) for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
-        raise UserError(f"{path}: {len(missing):,} truth image{'s' * (len(missing) > 1)} "
+        raise MissingRows(missing, f"{path}: {len(missing):,} truth image{'s' * (len(missing) > 1)} "
                         f"missing from the submission ({shown}); expected one row per test image")
     return preds[where]

@@ -1,14 +1,16 @@
-"""The challenge metric: the one scorer for training, thresholds and ``auh score``.
+"""The metric machinery: the one scorer for training, thresholds and ``auh score``.
 
-For each AU the rows whose truth is 999 (unknown) are dropped; on the ``n``
-remaining rows::
+For each AU the rows whose truth is 999 (unknown, in memory) are dropped; on
+the ``n`` remaining rows::
 
     acc = (TP + TN) / n
     F1  = 2 TP / (2 TP + FP + FN)      (0 where 2 TP + FP + FN = 0)
 
 ``accuracy`` and ``f1`` are the means over the AUs with ``n > 0`` (an AU with
 no known row is *undefined*: reported, and left out of the means), and
-``final = (accuracy + f1) / 2``.
+``final`` is the benchmark's :class:`Metric` of them: a component
+(``auh_metrics``), such as ENC-2020's ``(accuracy + f1) / 2`` or the mean F1
+of the ABAW, BP4D and DISFA benchmarks (:mod:`plugins.metrics`).
 
 Uncertainty comes from a bootstrap over images. Every resample is a vector
 of row multiplicities ``w`` (multinomial, drawn with ``bincount``), and its
@@ -21,7 +23,7 @@ one submission and the paired comparison of two;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -36,6 +38,50 @@ SCORE_KEYS = ("final", "accuracy", "f1")  # the headline keys of a challenge sco
 # (~100 MB whatever the number of rows), large enough that the matrix product
 # amortizes reading the indicator matrix.
 _CHUNK_CELLS = 1 << 22
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A benchmark's headline score from the per-AU accuracy and F1.
+
+    ``final(accuracy, f1)`` maps the means over the defined AUs to the
+    headline; ``per_au(acc, f1)`` is the same score of one AU, the objective a
+    threshold search maximizes. Both are vectorized over any leading axes.
+    ``headline`` names it for people ("mean F1"); ``description`` says it in
+    terms of the means over the AUs, for challenge pages (default: the headline).
+    """
+
+    name: str
+    headline: str
+    final: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    per_au: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    description: str = ""
+
+    @property
+    def over_aus(self) -> str:
+        """How ``final`` comes from the means over the AUs, e.g. ``(mean accuracy + mean F1) / 2``."""
+        return self.description or self.headline
+
+    def objective(self, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> np.ndarray:
+        """:attr:`per_au` from confusion counts (a thresholder's objective)."""
+        acc, f1, _ = per_au_scores(tp, fp, fn, tn)
+        return self.per_au(acc, f1)
+
+
+def default_metric() -> Metric:
+    """The metric of the default benchmark, for callers that name none."""
+    from harness.benchmark import default_benchmark
+
+    return get_metric(default_benchmark().metric)
+
+
+def get_metric(name: str | None) -> Metric:
+    """The registered metric ``name`` (``auh plugins --kind metric``); None: :func:`default_metric`."""
+    if name is None:
+        return default_metric()
+    from harness.registry import get_registry
+
+    return get_registry().create("metric", name)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -78,8 +124,10 @@ def per_au_scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray,
     return acc, f1, n.astype(np.int64)
 
 
-def summarize(acc: np.ndarray, f1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(final, accuracy, f1)`` means over the defined AUs (last axis).
+def summarize(acc: np.ndarray, f1: np.ndarray,
+              metric: Metric | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(final, accuracy, f1)``: the means over the defined AUs (last axis) and
+    ``metric`` of them (default: :func:`default_metric`).
 
     NaN where no AU is defined.
     """
@@ -88,10 +136,11 @@ def summarize(acc: np.ndarray, f1: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_acc = np.where(defined, acc, 0.0).sum(axis=-1) / count
         mean_f1 = np.where(defined, f1, 0.0).sum(axis=-1) / count
-    return (mean_acc + mean_f1) / 2, mean_acc, mean_f1
+    return (metric or default_metric()).final(mean_acc, mean_f1), mean_acc, mean_f1
 
 
-def challenge_score(pred: np.ndarray, truth: np.ndarray, aus: Sequence[str]) -> dict[str, Any]:
+def challenge_score(pred: np.ndarray, truth: np.ndarray, aus: Sequence[str],
+                    metric: Metric | None = None) -> dict[str, Any]:
     """The challenge scorecard (final, accuracy, F1, per-AU table), without ``ci95``.
 
     ``{"final", "accuracy", "f1", "n_images", "per_au": {au: {"accuracy", "f1", "n"}}}``,
@@ -104,7 +153,7 @@ def challenge_score(pred: np.ndarray, truth: np.ndarray, aus: Sequence[str]) -> 
     if len(aus) != truth.shape[1]:
         raise ValueError(f"{len(aus)} AU names for {truth.shape[1]} label columns")
     acc, f1, n = per_au_scores(*per_au_counts(pred, truth))
-    final, mean_acc, mean_f1 = summarize(acc, f1)
+    final, mean_acc, mean_f1 = summarize(acc, f1, metric)
     score: dict[str, Any] = {
         "final": _float(final),
         "accuracy": _float(mean_acc),
@@ -119,23 +168,25 @@ def challenge_score(pred: np.ndarray, truth: np.ndarray, aus: Sequence[str]) -> 
     return score
 
 
-def final_score(pred: np.ndarray, truth: np.ndarray) -> float:
+def final_score(pred: np.ndarray, truth: np.ndarray, metric: Metric | None = None) -> float:
     """Just ``final`` (NaN when no AU is defined): the objective for model selection."""
     acc, f1, _ = per_au_scores(*per_au_counts(pred, truth))
-    return float(summarize(acc, f1)[0])
+    return float(summarize(acc, f1, metric)[0])
 
 
 # ------------------------------------------------------------------ bootstrap
 def bootstrap_scores(preds: Sequence[np.ndarray], truth: np.ndarray,
-                     n_resamples: int = DEFAULT_RESAMPLES,
-                     seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                     groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-AU ``(acc, f1)`` of each submission on the same bootstrap resamples.
 
     Both arrays are ``[B, K, C]`` (resample, submission, AU). Resample ``b``
     draws N rows with replacement (seeded: the same seed, data and
     ``n_resamples`` give the same arrays); an AU with no known row in a
     resample is NaN there, as in :func:`per_au_scores`. Memory stays bounded
-    by processing resamples in chunks.
+    by processing resamples in chunks. With ``groups`` (``[N]`` ints from 0:
+    the video of each frame), a resample draws groups with replacement, each
+    bringing all its rows: the frames of one video are not independent draws.
     """
     truth = np.asarray(truth)
     checked = [_check(p, truth)[0] for p in preds]
@@ -146,6 +197,7 @@ def bootstrap_scores(preds: Sequence[np.ndarray], truth: np.ndarray,
     dtype = np.float32 if n_rows < 2 ** 24 else np.float64
     indicators = _indicators(checked, truth).astype(dtype)  # [N, (2 + 2K) C]
     rng = np.random.default_rng(seed)
+    units = n_rows if groups is None else int(np.max(groups)) + 1
     chunk = max(1, min(n_resamples, _CHUNK_CELLS // n_rows))
     acc = np.empty((n_resamples, len(checked), n_aus))
     f1 = np.empty_like(acc)
@@ -158,27 +210,31 @@ def bootstrap_scores(preds: Sequence[np.ndarray], truth: np.ndarray,
     with threadpool_limits(limits=1, user_api="blas"):
         for start in range(0, n_resamples, chunk):
             b = min(chunk, n_resamples - start)
-            draws = rng.integers(0, n_rows, size=(b, n_rows))
-            draws += (np.arange(b) * n_rows)[:, None]
-            weights = np.bincount(draws.ravel(), minlength=b * n_rows).reshape(b, n_rows)
+            draws = rng.integers(0, units, size=(b, units))
+            draws += (np.arange(b) * units)[:, None]
+            weights = np.bincount(draws.ravel(), minlength=b * units).reshape(b, units)
+            if groups is not None:
+                weights = weights[:, groups]
             counts = (weights.astype(dtype) @ indicators).astype(np.int64)
             acc[start:start + b], f1[start:start + b] = _scores_from_sums(counts.reshape(b, -1, n_aus))
     return acc, f1
 
 
 def bootstrap_finals(preds: Sequence[np.ndarray], truth: np.ndarray,
-                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:
+                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                     metric: Metric | None = None, groups: np.ndarray | None = None) -> np.ndarray:
     """``final`` of each submission on the resamples of :func:`bootstrap_scores`: ``[B, K]``.
 
     An AU with no known row in a resample is left out of that resample's means.
     """
-    return summarize(*bootstrap_scores(preds, truth, n_resamples, seed))[0]
+    return summarize(*bootstrap_scores(preds, truth, n_resamples, seed, groups), metric)[0]
 
 
 def bootstrap_ci(pred: np.ndarray, truth: np.ndarray, n_resamples: int = DEFAULT_RESAMPLES,
-                 seed: int = DEFAULT_SEED, level: float = 0.95) -> list[float]:
+                 seed: int = DEFAULT_SEED, level: float = 0.95, metric: Metric | None = None,
+                 groups: np.ndarray | None = None) -> list[float]:
     """Percentile bootstrap interval ``[lo, hi]`` of ``final`` (95% by default)."""
-    finals = bootstrap_finals([pred], truth, n_resamples, seed)[:, 0]
+    finals = bootstrap_finals([pred], truth, n_resamples, seed, metric, groups)[:, 0]
     tail = (1 - level) / 2 * 100
     lo, hi = np.nanpercentile(finals, [tail, 100 - tail])
     return [float(lo), float(hi)]
@@ -199,11 +255,12 @@ class PairedResult:
 
 
 def paired_bootstrap(pred_a: np.ndarray, pred_b: np.ndarray, truth: np.ndarray,
-                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> PairedResult:
+                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                     metric: Metric | None = None, groups: np.ndarray | None = None) -> PairedResult:
     """Probability that submission A beats B, from one shared set of resamples."""
-    finals = bootstrap_finals([pred_a, pred_b], truth, n_resamples, seed)
+    finals = bootstrap_finals([pred_a, pred_b], truth, n_resamples, seed, metric, groups)
     return paired_from_finals(finals[:, 0], finals[:, 1],
-                              final_score(pred_a, truth) - final_score(pred_b, truth))
+                              final_score(pred_a, truth, metric) - final_score(pred_b, truth, metric))
 
 
 def paired_from_finals(finals_a: np.ndarray, finals_b: np.ndarray, diff: float) -> PairedResult:

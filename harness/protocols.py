@@ -338,7 +338,31 @@ class Reader(Protocol):
         ...
 
 
+class BenchmarkFactory(Protocol):
+    """What a benchmark factory returns: a :class:`harness.benchmark.Benchmark`.
+
+    ``factory() -> Benchmark``: the AUs, flip pairs and label coding (its
+    ``schema``), the name of a registered metric, the unit of evaluation
+    (``"image"`` or ``"frame"``), the truth and submission layouts, the default
+    protocol. The same object every call (a declaration, not a state).
+    """
+
+    def __call__(self) -> Any: ...
+
+
+class MetricFactory(Protocol):
+    """What a metric factory returns: a :class:`harness.metrics.Metric`.
+
+    ``final(accuracy, f1)`` and ``per_au(acc, f1)`` take float64 arrays of any
+    matching shape (the last axis AUs for ``per_au``; the leading axes
+    bootstrap resamples and submissions), return arrays of that shape, NaN
+    where an input is NaN, and depend on nothing else.
+    """
+
+    def __call__(self) -> Any: ...
+
+
 PROTOCOLS: dict[str, Any] = {"aligner": Aligner, "backbone": Backbone, "sampler": Sampler,
                              "loss": Loss, "ensembler": Ensembler, "thresholder": Thresholder,
-                             "smoother": Smoother,
-                             "dataset": Dataset, "reader": Reader}
+                             "smoother": Smoother, "dataset": Dataset, "reader": Reader,
+                             "benchmark": BenchmarkFactory, "metric": MetricFactory}

@@ -250,18 +250,26 @@ class Recipe:
     loss: ComponentSpec
     ensembler: ComponentSpec
     thresholder: ComponentSpec
-    smoother: ComponentSpec  # per video, before thresholds (frame-level datasets, predicted videos)
+    # per video, before thresholds (frame-level datasets, predicted videos); added after recipes
+    # were first hashed, so it is written only when it smooths (see to_dict)
+    smoother: ComponentSpec = field(metadata={"written_unless": "none"})
     views: FrozenMap  # name -> View, in the recipe's order
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "views", FrozenMap(self.views))  # a plain dict of views, frozen
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe as plain nested dicts, in its order (for TOML, MLflow params, hashes)."""
+        """The recipe as plain nested dicts, in its order (for TOML, MLflow params, hashes).
+
+        A component section added after recipes were first written and hashed declares
+        ``written_unless``: it is left out while it names that component with no
+        parameters, so every recipe that does not use it keeps its text and digest
+        (and its run folders and arm-seeds are found again); reading fills it back in."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in LEFT_OUT_AT_DEFAULT and value.to_dict() == LEFT_OUT_AT_DEFAULT[f.name]:
+            if isinstance(value, ComponentSpec) and not value.params \
+                    and value.name == f.metadata.get("written_unless"):
                 continue
             out[f.name] = ({k: v.to_dict() for k, v in value.items()} if f.name == "views"
                            else value.to_dict() if isinstance(value, ComponentSpec) else _to_dict(value))
@@ -272,9 +280,6 @@ class Recipe:
         return dataclasses.replace(self, run=dataclasses.replace(self.run, **changes))
 
 
-# Sections added after run folders were first named by the recipe's hash: at their default
-# they are not written, so a recipe that predates them keeps its text and digest (its runs resume).
-LEFT_OUT_AT_DEFAULT: dict[str, dict[str, Any]] = {"smoother": {"name": "none"}}
 _HINTS = typing.get_type_hints(Recipe)
 # Recipe sections that name a component of the kind of the same name; the settings sections.
 COMPONENTS: tuple[str, ...] = tuple(name for name, kind in _HINTS.items() if kind is ComponentSpec)

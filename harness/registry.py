@@ -38,6 +38,8 @@ KINDS: dict[str, str] = {
     "smoother": "auh_smoothers",
     "dataset": "auh_datasets",
     "reader": "auh_readers",
+    "benchmark": "auh_benchmarks",
+    "metric": "auh_metrics",
 }
 FAMILY_SUFFIX = ":*"
 
@@ -103,7 +105,7 @@ class Registry:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self._providers: dict[str, Provider] = {}
-        self._table: dict[str, dict[str, Component]] | None = None
+        self._table: dict[str, dict[str, Component]] = {}
 
     # ------------------------------------------------------------- loading
     def register(self, plugin: Any, provider: Provider) -> None:
@@ -115,7 +117,7 @@ class Registry:
         except pluggy.PluginValidationError as exc:
             raise UserError(f"plugin {provider}: {exc}") from None
         self._providers[provider.plugin] = provider
-        self._table = None
+        self._table = {}
 
     def load_builtins(self) -> None:
         _check_builtin_package()
@@ -152,34 +154,34 @@ class Registry:
     # -------------------------------------------------------------- lookup
     @property
     def table(self) -> dict[str, dict[str, Component]]:
-        if self._table is None:
-            self._table = self._collect()
+        for kind in KINDS:
+            self._kind(kind)
         return self._table
 
-    def _collect(self) -> dict[str, dict[str, Component]]:
+    def _collect(self, kind: str) -> dict[str, Component]:
+        """One kind's components. Kinds are collected when first asked for: looking up a
+        benchmark runs no other kind's registration hook (nor imports what they need)."""
         try:  # a misspelled hook (``auh_sampler``) would otherwise be silently ignored
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise UserError(f"plugin {self._provider_of(exc.plugin)}: {exc}") from None
-        table: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
-        for kind, hook_name in KINDS.items():
-            hook = getattr(self.pm.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):  # registration order
-                provider = self._providers.get(impl.plugin_name, Provider(impl.plugin_name))
-                try:
-                    result = impl.function()
-                except Exception as exc:
-                    raise UserError(f"plugin {provider}: {hook_name}() raised "
-                                    f"{type(exc).__name__}: {exc}") from exc
-                _check_factories(result, hook_name, provider)
-                for name, factory in result.items():
-                    _check_signature(kind, name, factory, provider)
-                    if name in table[kind]:
-                        raise UserError(
-                            f"{kind} {name!r} is registered twice: by {table[kind][name].provider} "
-                            f"and by {provider}")
-                    table[kind][name] = Component(kind, name, factory, provider)
-        return table
+        found: dict[str, Component] = {}
+        hook_name = KINDS[kind]
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):  # registration order
+            provider = self._providers.get(impl.plugin_name, Provider(impl.plugin_name))
+            try:
+                result = impl.function()
+            except Exception as exc:
+                raise UserError(f"plugin {provider}: {hook_name}() raised "
+                                f"{type(exc).__name__}: {exc}") from exc
+            _check_factories(result, hook_name, provider)
+            for name, factory in result.items():
+                _check_signature(kind, name, factory, provider)
+                if name in found:
+                    raise UserError(f"{kind} {name!r} is registered twice: by {found[name].provider} "
+                                    f"and by {provider}")
+                found[name] = Component(kind, name, factory, provider)
+        return found
 
     def _provider_of(self, plugin: Any) -> Provider:
         name = self.pm.get_name(plugin) or repr(plugin)
@@ -216,7 +218,9 @@ class Registry:
     def _kind(self, kind: str) -> dict[str, Component]:
         if kind not in KINDS:
             raise UserError(unknown_message("component kind", kind, KINDS))
-        return self.table[kind]
+        if kind not in self._table:
+            self._table[kind] = self._collect(kind)
+        return self._table[kind]
 
     # ----------------------------------------------------------- lifecycle
     @property

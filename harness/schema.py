@@ -1,19 +1,101 @@
-"""AU schemas and label coding.
+"""AU schemas and label codings.
 
-The core never hard-codes an AU list: a dataset carries its :class:`AUSchema`.
-ENC-2020 is provided because the challenge file formats default to it.
+The core never hard-codes an AU list or a label code: a benchmark
+(:mod:`harness.benchmark`, registered by a plugin) carries its
+:class:`AUSchema`, and the schema its :class:`Coding`, the codes its files use.
+
+In memory every label is one of three values, whatever the benchmark:
+:data:`POSITIVE` (present), :data:`NEGATIVE` (absent) and :data:`UNKNOWN`
+(not known: occluded, not annotated, not coded). Reading a file maps the
+benchmark's codes onto them and writing maps them back, so every component
+(metrics, losses, samplers, thresholders) sees one coding.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 POSITIVE, NEGATIVE, UNKNOWN = 1, 0, 999
-"""Label coding: 1 present, 0 absent, 999 occluded / not annotated."""
+"""The in-memory label values: 1 present, 0 absent, 999 not known (left out of every score)."""
+
+
+@dataclass(frozen=True)
+class Coding:
+    """The integer codes of a benchmark's label files.
+
+    ``present`` and ``absent`` are the codes read as present and absent,
+    ``unknown`` those read as not known (left out of scoring). A dataset that
+    gives intensities lists them: DISFA's 0-5 with presence from 2 is
+    ``Coding(present=(2, 3, 4, 5), absent=(0, 1), unknown=())``
+    (:meth:`intensities`). Writing uses the first code of each.
+    """
+
+    present: tuple[int, ...] = (POSITIVE,)
+    absent: tuple[int, ...] = (NEGATIVE,)
+    unknown: tuple[int, ...] = (UNKNOWN,)
+
+    def __post_init__(self) -> None:
+        codes = (*self.present, *self.absent, *self.unknown)
+        if not self.present or not self.absent:
+            raise ValueError("a coding needs at least one present and one absent code")
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"a label code appears twice in {self}")
+        if any(not isinstance(c, int) or isinstance(c, bool) or not -32767 <= c <= 32767 for c in codes):
+            raise ValueError(f"label codes must be integers in [-32767, 32767], got {codes}")
+
+    @classmethod
+    def intensities(cls, top: int, present_from: int, unknown: tuple[int, ...] = ()) -> "Coding":
+        """Intensities ``0..top``, present from ``present_from`` on."""
+        return cls(tuple(range(present_from, top + 1)), tuple(range(present_from)), unknown)
+
+    @property
+    def accepted(self) -> tuple[int, ...]:
+        """Every code a truth file may hold, in the order messages list them."""
+        return (*self.absent, *self.present, *self.unknown)
+
+    @property
+    def is_memory(self) -> bool:
+        """True when the file codes are the in-memory values (no mapping needed)."""
+        return (self.present, self.absent, self.unknown) == ((POSITIVE,), (NEGATIVE,), (UNKNOWN,))
+
+    def to_memory(self, codes: np.ndarray) -> np.ndarray:
+        """File codes (each one of :attr:`accepted`) to the in-memory 1/0/999, int64."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if self.is_memory:
+            return codes
+        out = np.full(codes.shape, UNKNOWN, dtype=np.int64)
+        out[np.isin(codes, self.present)] = POSITIVE
+        out[np.isin(codes, self.absent)] = NEGATIVE
+        return out
+
+    def to_file(self, labels: np.ndarray) -> np.ndarray:
+        """In-memory 1/0/999 to this coding's first present/absent/unknown code.
+
+        An unknown label with no unknown code to write is refused (ValueError).
+        """
+        labels = np.asarray(labels, dtype=np.int64)
+        if self.is_memory:
+            return labels
+        unknown = labels == UNKNOWN
+        if unknown.any() and not self.unknown:
+            raise ValueError("this coding has no code for an unknown label")
+        out = np.where(labels == POSITIVE, self.present[0], self.absent[0])
+        return np.where(unknown, self.unknown[0] if self.unknown else 0, out).astype(np.int64)
+
+    def to_dict(self) -> dict[str, list[int]]:
+        return {"present": list(self.present), "absent": list(self.absent), "unknown": list(self.unknown)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Coding":
+        return cls(*(tuple(int(c) for c in data[k]) for k in ("present", "absent", "unknown")))
 
 
 @dataclass(frozen=True)
 class AUSchema:
-    """An ordered list of AU column names, e.g. ``("AU1", "AU2", ...)``.
+    """An ordered list of AU column names, e.g. ``("AU1", "AU2", ...)``, and their coding.
 
     ``flip_pairs`` names the AUs that swap under a horizontal flip
     (left/right head turn and tilt), so augmentation can keep labels right.
@@ -22,6 +104,7 @@ class AUSchema:
     name: str
     aus: tuple[str, ...]
     flip_pairs: tuple[tuple[str, str], ...] = ()
+    coding: Coding = field(default_factory=Coding)
 
     def __post_init__(self) -> None:
         if len(set(self.aus)) != len(self.aus):
@@ -42,24 +125,11 @@ class AUSchema:
         return perm
 
 
-ENC2020 = AUSchema(
-    name="enc2020",
-    aus=tuple(
-        f"AU{n}"
-        for n in (1, 2, 4, 5, 6, 9, 10, 12, 15, 17, 18, 20, 24, 25, 26, 28, 43, 51, 52, 53, 54, 55, 56)
-    ),
-    # 51/52: head turn left/right; 55/56: head tilt left/right.
-    flip_pairs=(("AU51", "AU52"), ("AU55", "AU56")),
-)
-
-SCHEMAS: dict[str, AUSchema] = {ENC2020.name: ENC2020}
-
-
-def get_schema(name: str) -> AUSchema:
-    """Look up a schema by name (``enc2020``)."""
-    from harness.errors import UserError
-
-    try:
-        return SCHEMAS[name]
-    except KeyError:
-        raise UserError(f"unknown AU schema {name!r}; available: {', '.join(sorted(SCHEMAS))}") from None
+def __getattr__(name: str) -> Any:
+    # ENC-2020's schema is declared by its benchmark plugin; ``harness.schema.ENC2020``,
+    # its older home, stays importable. Looked up by name when first asked for: the
+    # plugin registry's modules import this one.
+    if name == "ENC2020":
+        registry = importlib.import_module("harness.registry")
+        return registry.get_registry().create("benchmark", "enc2020").schema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

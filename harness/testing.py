@@ -571,6 +571,47 @@ def _reader_refuses_bad_input_in_one_line(build: Callable[..., Any]) -> None:
                 _fail(f"read({path.name!r}) did not raise harness.errors.UserError")
 
 
+# -------------------------------------------------------------------- benchmark
+def _benchmark_declaration(build: Callable[..., Any]) -> None:
+    import harness
+    from harness.benchmark import Benchmark
+
+    bench = build()
+    _expect(isinstance(bench, Benchmark), f"factory gave {type(bench).__name__}, not harness.benchmark.Benchmark")
+    _expect(build() == bench, "two calls of the factory gave different benchmarks")
+    _expect(Benchmark.from_dict(json.loads(json.dumps(bench.to_dict()))) == bench,
+            "to_dict() does not survive JSON and from_dict()")
+    known = harness.get_registry().available("metric")
+    _expect(bench.metric in known, f"metric {bench.metric!r} is not registered (metrics: {', '.join(known)})")
+
+
+def _benchmark_coding_round_trip(build: Callable[..., Any]) -> None:
+    coding = build().coding
+    codes = np.array(coding.accepted)
+    memory = coding.to_memory(codes)
+    _expect(set(np.unique(memory)) <= {0, 1, UNKNOWN}, "codes read into values other than 1 / 0 / 999")
+    _expect(np.array_equal(coding.to_memory(coding.to_file(memory)), memory),
+            "writing and reading back changes a label")
+
+
+# ----------------------------------------------------------------------- metric
+def _metric_vectorized_and_nan(build: Callable[..., Any]) -> None:
+    from harness.metrics import Metric
+
+    metric = build()
+    _expect(isinstance(metric, Metric), f"factory gave {type(metric).__name__}, not harness.metrics.Metric")
+    rng = np.random.default_rng(0)
+    acc, f1 = rng.random((4, 3, N_AUS)), rng.random((4, 3, N_AUS))
+    acc[0, 0, 0] = f1[0, 0, 0] = np.nan
+    for part in (metric.final, metric.per_au):
+        out = np.asarray(part(acc, f1))
+        _expect(out.shape == acc.shape, f"{part.__name__} gave shape {out.shape} for inputs {acc.shape}")
+        _expect(np.isnan(out[0, 0, 0]) and np.isfinite(out.flat[1:]).all(),
+                f"{part.__name__}: NaN where an AU is undefined, finite elsewhere, expected")
+        _expect(np.array_equal(out[1], np.asarray(part(acc[1], f1[1]))),
+                f"{part.__name__}: an element depends on other elements")
+
+
 CHECKS: dict[str, tuple[Callable[[Callable[..., Any]], None], ...]] = {
     "aligner": (_aligner_builds_with_size, _aligner_outputs, _aligner_all_faces, _aligner_batch_independence,
                 _aligner_pickles),
@@ -584,4 +625,6 @@ CHECKS: dict[str, tuple[Callable[[Callable[..., Any]], None], ...]] = {
     "smoother": (_smoother_one_row_per_frame, _smoother_batch_independence, _smoother_videos_independent),
     "dataset": (_dataset_contents,),
     "reader": (_reader_refuses_bad_input_in_one_line,),
+    "benchmark": (_benchmark_declaration, _benchmark_coding_round_trip),
+    "metric": (_metric_vectorized_and_nan,),
 }

@@ -3,12 +3,13 @@
 ::
 
     name = "enc2020-demo"            # experiment names in the ledger: "<name>/<phase>"
-    schema = "enc2020"               # AU schema of truth and submissions
+    benchmark = "enc2020"            # the benchmark (auh plugins --kind benchmark); default enc2020
+                                     # ("schema" is accepted as its older name)
     tie_break = ["final", "f1", "accuracy", "time"]   # the default order
     split_salt = ""                  # optional secret: hides the public/private split
 
     [phases.test]
-    truth = "truth.txt"              # relative to this file
+    truth = "truth.txt"              # relative to this file (a folder for per-video truth)
     cap = 5                          # distinct submissions per team (omit: no cap)
     public_fraction = 0.5            # rows on the public board; the rest are private
     start = 2026-01-15               # optional dates (TOML dates or date-times, UTC),
@@ -28,12 +29,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from harness.benchmark import DEFAULT_BENCHMARK, Benchmark
 from harness.errors import UserError
-from harness.schema import AUSchema, get_schema
+from harness.layouts import Videos
+from harness.metrics import Metric, get_metric
+from harness.schema import AUSchema
 
 TIE_KEYS = ("final", "f1", "accuracy", "time")
 DEFAULT_TIE_BREAK = TIE_KEYS
-DEFAULT_CHALLENGE = "scoring"  # ledger name for `auh score` without --challenge
+DEFAULT_CHALLENGE = "scoring"  # ledger name for `auh score` without --challenge (default benchmark)
 DEFAULT_PHASE = "test"
 
 
@@ -47,6 +51,7 @@ class Phase:
     public_fraction: float = 1.0
     start: dt.datetime | None = None
     end: dt.datetime | None = None
+    videos: Videos | None = None  # a frame-level truth packaged as one table: its videos
 
     @property
     def has_private(self) -> bool:
@@ -56,10 +61,20 @@ class Phase:
 @dataclass(frozen=True)
 class Challenge:
     name: str
-    schema: AUSchema
+    benchmark: Benchmark
     phases: dict[str, Phase]
     tie_break: tuple[str, ...] = DEFAULT_TIE_BREAK
     split_salt: str = ""
+    metric: Metric | None = None  # the benchmark's metric, resolved (None: look it up by name)
+
+    def __post_init__(self) -> None:
+        if self.metric is None:  # from the plugin registry: the packaged scorer passes its metric
+            object.__setattr__(self, "metric", get_metric(self.benchmark.metric))
+
+    @property
+    def schema(self) -> AUSchema:
+        """The benchmark's AUs and label coding."""
+        return self.benchmark.schema
 
     def phase(self, name: str | None) -> Phase:
         """Phase ``name``; ``None`` means the first phase defined."""
@@ -79,11 +94,14 @@ class Challenge:
         return public_mask(names, phase.public_fraction, f"{self.split_salt}/{phase.name}")
 
 
-def adhoc(phase: str | None, truth: Path | None, schema: AUSchema) -> Challenge:
-    """The implicit challenge of ``auh score --truth T`` without ``--challenge``."""
+def adhoc(phase: str | None, truth: Path | None, benchmark: Benchmark) -> Challenge:
+    """The implicit challenge of ``auh score --truth T`` without ``--challenge``: one
+    ledger experiment per benchmark (runs of two benchmarks never share a board)."""
     name = phase or DEFAULT_PHASE
     _check_phase_name(name, "--phase")
-    return Challenge(DEFAULT_CHALLENGE, schema, {name: Phase(name, truth)})
+    challenge = DEFAULT_CHALLENGE if benchmark.name == DEFAULT_BENCHMARK else \
+        f"{DEFAULT_CHALLENGE}-{benchmark.name}"
+    return Challenge(challenge, benchmark, {name: Phase(name, truth)})
 
 
 def public_mask(names: Sequence[str], fraction: float, salt: str = "") -> np.ndarray:
@@ -118,15 +136,12 @@ def load_challenge(path: str | Path) -> Challenge:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
     where = str(path)
-    _known(data, {"name", "schema", "phases", "tie_break", "split_salt"}, where)
+    _known(data, {"name", "benchmark", "schema", "phases", "tie_break", "split_salt"}, where)
     name = _field(data, "name", str, where)
     if not name.strip() or "/" in name or not name.isprintable() or len(name) > 200:
         raise UserError(f"{where}: name: expected a printable name of at most 200 characters "
                         f"without '/', got {name!r}")
-    try:
-        schema = get_schema(_field(data, "schema", str, where, default="enc2020"))
-    except UserError as exc:
-        raise UserError(f"{where}: schema: {exc}") from None
+    benchmark = _benchmark(data, where)
     tie_break = tuple(_field(data, "tie_break", list, where, default=list(DEFAULT_TIE_BREAK)))
     for key in tie_break:
         if key not in TIE_KEYS:
@@ -135,20 +150,41 @@ def load_challenge(path: str | Path) -> Challenge:
     phases_data = data.get("phases")
     if not isinstance(phases_data, dict) or not phases_data:
         raise UserError(f"{where}: phases: expected at least one [phases.<name>] table")
-    phases = {pname: _phase(pname, body, path.parent, f"{where}: phases.{pname}")
+    phases = {pname: _phase(pname, body, path.parent, f"{where}: phases.{pname}", benchmark)
               for pname, body in phases_data.items()}
     salt = _field(data, "split_salt", str, where, default="")
-    return Challenge(name, schema, phases, tie_break, salt)
+    return Challenge(name, benchmark, phases, tie_break, salt)
 
 
-def _phase(name: str, body: Any, root: Path, where: str) -> Phase:
+def _benchmark(data: dict, where: str) -> Benchmark:
+    """``benchmark = "NAME"`` (or its older name ``schema``; both must agree)."""
+    from harness.benchmark import get_benchmark
+
+    names = {key: _field(data, key, str, where) for key in ("benchmark", "schema") if key in data}
+    if len(set(names.values())) > 1:
+        raise UserError(f"{where}: benchmark {names['benchmark']!r} and schema {names['schema']!r} "
+                        f"disagree; expected one benchmark (schema is its older name)")
+    key, name = next(iter(names.items()), ("benchmark", DEFAULT_BENCHMARK))
+    import harness
+    from harness.registry import unknown_message
+
+    known = harness.get_registry().available("benchmark")
+    if name not in known:
+        what = "AU schema" if key == "schema" else "benchmark"
+        raise UserError(f"{where}: {key}: {unknown_message(what, name, known)}")
+    return get_benchmark(name)
+
+
+def _phase(name: str, body: Any, root: Path, where: str, benchmark: Benchmark) -> Phase:
     _check_phase_name(name, where)
     if not isinstance(body, dict):
         raise UserError(f"{where}: expected a table, got {type(body).__name__} {body!r}")
     _known(body, {"truth", "cap", "public_fraction", "start", "end"}, where)
     truth = root / _field(body, "truth", str, where)
-    if truth.exists() and not truth.is_file():
-        raise UserError(f"{where}.truth: {str(truth)!r} is not a file; expected a truth label file")
+    folders = "frame_files" in benchmark.truth_layouts
+    if truth.exists() and not truth.is_file() and not (folders and truth.is_dir()):
+        expected = "a truth label file" + (" or a folder of per-video files" if folders else "")
+        raise UserError(f"{where}.truth: {str(truth)!r} is not a file; expected {expected}")
     cap = body.get("cap")
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
         raise UserError(f"{where}.cap: expected a positive integer, got {cap!r}")

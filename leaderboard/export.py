@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from harness import hookimpl
 from harness.cli import add_command
 from harness.errors import UserError
+from leaderboard.scoring_cli import add_benchmark_arg, challenge_benchmark
 
 if TYPE_CHECKING:  # imported by the commands that need them: `auh --help` stays light
     from harness.schema import AUSchema
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # imported by the commands that need them: `auh --help` stays
 # The scorer's modules, in dependency order; `platform` imports the rest.
 SCORER_MODULES: tuple[str, ...] = (
     "harness.errors", "harness.schema", "harness.fileio", "harness.labels", "harness.metrics",
+    "harness.benchmark", "harness.layouts", "plugins", "plugins.metrics",
     "leaderboard", "leaderboard.challenge", "leaderboard.scoring", "leaderboard.scoring_program",
 )
 # `harness/__init__.py` loads the plugin system (pluggy): the bundle gets this instead.
@@ -62,11 +64,13 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     export = add_command(subparsers, "export", cmd_export)
     export.add_argument("platform", choices=sorted(EXPORTERS), help="the platform")
     export.add_argument("--challenge", required=True, type=Path, help="challenge definition (TOML)")
+    add_benchmark_arg(export)
     export.add_argument("out", type=Path, metavar="OUT.zip", help="the zip to write")
 
     blind = add_command(subparsers, "blind", cmd_blind)
     blind.add_argument("--challenge", required=True, type=Path, help="challenge definition (TOML)")
     blind.add_argument("--phase", help="phase (default: the first)")
+    add_benchmark_arg(blind)
     blind.add_argument("out", type=Path, metavar="OUT", help="folder to write")
 
 
@@ -79,6 +83,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """
     out = _zip_path(args.out)
     checked = check_challenge(args.challenge)
+    challenge_benchmark(checked.challenge, args.benchmark)
     files = EXPORTERS[args.platform](checked)
     write_zip(out, files)
     print(f"wrote {out} ({args.platform}, {len(checked.truths)} phase"
@@ -90,26 +95,39 @@ def cmd_blind(args: argparse.Namespace) -> int:
     """what participants get: the test image list and a submission template
 
     Write OUT/images.txt (the phase's test images, sorted), OUT/blind_truth.csv (every label
-    999: `auh check --truth` it) and OUT/submission_template.csv (the submission header, every
-    image with all AUs 0: a valid submission to edit). Never any truth label.
+    unknown, 999 for enc2020: `auh check --truth` it; a folder of per-video files for a video
+    benchmark; none for a benchmark without an unknown code) and OUT/submission_template.csv
+    (the submission header, every image with all AUs 0: a valid submission to edit; .txt for
+    a video benchmark). Never any truth label.
     """
     import numpy as np
 
     from harness.fileio import atomic_open, check_output_folder
+    from harness.layouts import Table, write_submission, write_truth_files
     from harness.labels import write_labels
     from harness.schema import UNKNOWN
 
     check_output_folder(args.out, "OUT")
     checked = check_challenge(args.challenge)
+    challenge_benchmark(checked.challenge, args.benchmark)
     phase = checked.challenge.phase(args.phase)
-    schema = checked.challenge.schema
-    names = sorted(checked.truths[phase.name].names)  # sorted: the order tells nothing
+    benchmark, truth = checked.challenge.benchmark, checked.truths[phase.name]
+    videos = truth.videos  # a video's frames keep their order: only whole videos are listed
+    names = truth.names if videos is not None else sorted(truth.names)  # sorted: the order tells nothing
+    blind = np.full((len(names), len(benchmark.aus)), UNKNOWN)
+    template = "submission_template" + (".txt" if videos is not None else ".csv")
+    written = ["images.txt", template]
     with atomic_open(args.out / "images.txt", "w", newline="\n") as fh:
         fh.writelines(f"{name}\n" for name in names)
-    write_labels(args.out / "blind_truth.csv", names, np.full((len(names), len(schema)), UNKNOWN), schema)
-    write_labels(args.out / "submission_template.csv", names, np.zeros((len(names), len(schema))), schema)
-    print(f"wrote {args.out}/images.txt, blind_truth.csv and submission_template.csv "
-          f"({len(names):,} images, phase {phase.name!r})")
+    if videos is not None:
+        write_truth_files(args.out / "blind_truth", Table(names, blind, videos), benchmark)
+        written.insert(1, "blind_truth/")
+    elif benchmark.coding.unknown:
+        write_labels(args.out / "blind_truth.csv", names, blind, benchmark.schema)
+        written.insert(1, "blind_truth.csv")
+    write_submission(args.out / template, names, np.zeros(blind.shape, dtype=np.int64), benchmark)
+    print(f"wrote {args.out}/{', '.join(written[:-1])} and {written[-1]} "
+          f"({len(names):,} {benchmark.unit}s, phase {phase.name!r})")
     return 0
 
 
@@ -124,8 +142,37 @@ def check_challenge(path: Path) -> Checked:
         if not _SAFE_NAME.fullmatch(name):
             raise UserError(f"{path}: phases.{name}: expected a phase name of letters, digits, "
                             f"'-', '_' and '.' (it names folders and codenames on the platforms)")
-    truths = {name: load_truth(phase.truth, challenge.schema) for name, phase in challenge.phases.items()}
+    _check_packaged_metric(path, challenge)
+    truths = {name: load_truth(phase.truth, challenge.benchmark) for name, phase in challenge.phases.items()}
     return Checked(challenge, truths)
+
+
+def _check_packaged_metric(path: Path, challenge: Challenge) -> None:
+    """The packaged scorer carries the built-in metrics only (numpy and the standard library)."""
+    from plugins.metrics import BUILTIN
+
+    name = challenge.benchmark.metric
+    if BUILTIN.get(name) is not challenge.metric:
+        raise UserError(f"{path}: benchmark {challenge.benchmark.name!r} is scored by metric {name!r}, "
+                        f"which the packaged scorer does not carry; expected one of "
+                        f"{', '.join(sorted(BUILTIN))}")
+
+
+def truth_file(checked: Checked, phase: str) -> tuple[str, bytes]:
+    """A phase's truth as the bundle holds it: ``(suffix, bytes)``. A folder of
+    per-video files becomes one CSV table (its videos go into the config)."""
+    source = checked.challenge.phases[phase].truth
+    if not source.is_dir():
+        return source.suffix, source.read_bytes()
+    import tempfile
+
+    from harness.layouts import Table, write_truth_table
+
+    truth = checked.truths[phase]
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(tmp) / "truth.csv"
+        write_truth_table(table, Table(truth.names, truth.labels, truth.videos), checked.challenge.benchmark)
+        return ".csv", table.read_bytes()
 
 
 def _zip_path(out: Path) -> Path:
@@ -165,19 +212,20 @@ def codabench_files(checked: Checked) -> dict[str, bytes]:
     tasks, phases = [], []
     for index, (name, phase) in enumerate(challenge.phases.items()):
         ref = f"reference_data/{name}/"
-        truth_name = "truth" + phase.truth.suffix
-        files[ref + truth_name] = phase.truth.read_bytes()
-        files[ref + CONFIG] = _config(challenge, {name: phase}, {name: truth_name})
+        suffix, data = truth_file(checked, name)
+        truth_name = "truth" + suffix
+        files[ref + truth_name] = data
+        files[ref + CONFIG] = _config(checked, {name: phase}, {name: truth_name})
         tasks.append({"index": index, "name": name, "description": f"Scoring of phase {name}",
                       "scoring_program": "scoring_program", "reference_data": ref.rstrip("/")})
-        phases.append(_codabench_phase(index, name, phase))
+        phases.append(_codabench_phase(index, name, phase, challenge))
     keys = columns(challenge.schema)
     if any(p.has_private for p in challenge.phases.values()):
         keys += [(PRIVATE + key, f"private {title}") for key, title in keys[:3]]
     cols = [_column(i, key, title, hidden=i >= 3) for i, (key, title) in enumerate(keys)]
     files["competition.yaml"] = _yaml({
         "version": 2, "title": title,
-        "description": f"{challenge.name}: score = (mean accuracy + mean F1) / 2 over the AUs.",
+        "description": f"{challenge.name}: score = {challenge.metric.over_aus} over the AUs.",
         "image": "logo.png", "registration_auto_approve": False,
         "docker_image": CODABENCH_IMAGE, "enable_detailed_results": True,
         "terms": "pages/terms.md",
@@ -190,9 +238,9 @@ def codabench_files(checked: Checked) -> dict[str, bytes]:
     return files
 
 
-def _codabench_phase(index: int, name: str, phase: Phase) -> dict[str, Any]:
+def _codabench_phase(index: int, name: str, phase: Phase, challenge: Challenge) -> dict[str, Any]:
     entry: dict[str, Any] = {"index": index, "name": name,
-                             "description": _phase_text(phase),
+                             "description": _phase_text(phase, challenge),
                              "start": _when(phase.start or _today()), "tasks": [index]}
     if phase.end:
         entry["end"] = _when(phase.end)
@@ -226,16 +274,17 @@ def evalai_files(checked: Checked) -> dict[str, bytes]:
 
     challenge = checked.challenge
     script = {**_scorer(""), "__init__.py": _EVALAI_INIT.encode()}
-    truths = {name: f"{name}{phase.truth.suffix}" for name, phase in challenge.phases.items()}
-    script[CONFIG] = _config(challenge, challenge.phases, truths)
+    packed = {name: truth_file(checked, name) for name in challenge.phases}
+    truths = {name: f"{name}{suffix}" for name, (suffix, _) in packed.items()}
+    script[CONFIG] = _config(checked, challenge.phases, truths)
     files = {"logo.png": _logo(), **_pages(challenge, "html")}
     files.update((f"evaluation_script/{name}", data) for name, data in script.items())
     files["evaluation_script.zip"] = _zip_bytes(script)
     phases, splits = [], []
     for index, (name, phase) in enumerate(challenge.phases.items(), start=1):
-        files[f"annotations/{truths[name]}"] = phase.truth.read_bytes()
-        files[f"templates/phase_{name}.html"] = f"<p>{_phase_text(phase)}</p>\n".encode()
-        phases.append(_evalai_phase(index, name, phase, f"annotations/{truths[name]}"))
+        files[f"annotations/{truths[name]}"] = packed[name][1]
+        files[f"templates/phase_{name}.html"] = f"<p>{_phase_text(phase, challenge)}</p>\n".encode()
+        phases.append(_evalai_phase(index, name, phase, f"annotations/{truths[name]}", challenge))
         splits.append(_split(index, 1, PUBLIC))
         if phase.has_private:
             splits.append(_split(index, 2, HOST_ONLY))
@@ -246,13 +295,13 @@ def evalai_files(checked: Checked) -> dict[str, bytes]:
     ends = [p["end_date"] for p in phases]
     files["challenge_config.yaml"] = _yaml({
         "title": challenge.name,
-        "short_description": "Facial action unit detection: (mean accuracy + mean F1) / 2",
+        "short_description": f"Facial action unit detection: {challenge.metric.over_aus}",
         "description": "templates/description.html",
         "evaluation_details": "templates/evaluation_details.html",
         "terms_and_conditions": "templates/terms_and_conditions.html",
         "image": "logo.png",
         "submission_guidelines": "templates/submission_guidelines.html",
-        "leaderboard_description": "final = (mean accuracy + mean F1) / 2 over the AUs",
+        "leaderboard_description": f"final = {challenge.metric.over_aus} over the AUs",
         "evaluation_script": "evaluation_script.zip",
         "remote_evaluation": False, "is_docker_based": False,
         "start_date": min(starts), "end_date": max(ends), "published": False,
@@ -276,7 +325,8 @@ from leaderboard.scoring_program import evaluate  # noqa: E402,F401
 '''
 
 
-def _evalai_phase(index: int, name: str, phase: Phase, annotations: str) -> dict[str, Any]:
+def _evalai_phase(index: int, name: str, phase: Phase, annotations: str,
+                  challenge: Challenge) -> dict[str, Any]:
     cap = phase.cap or NO_CAP
     return {"id": index, "name": name, "description": f"templates/phase_{name}.html",
             "leaderboard_public": True, "is_public": True, "is_submission_public": False,
@@ -286,7 +336,7 @@ def _evalai_phase(index: int, name: str, phase: Phase, annotations: str) -> dict
             "max_submissions_per_day": cap, "max_submissions_per_month": cap,
             "max_submissions": cap, "is_restricted_to_select_one_submission": False,
             "is_partial_submission_evaluation_enabled": False,
-            "allowed_submission_file_types": ".csv"}
+            "allowed_submission_file_types": ".csv" if challenge.benchmark.unit == "image" else ".txt,.zip"}
 
 
 def _split(phase_id: int, split_id: int, visibility: int) -> dict[str, Any]:
@@ -313,33 +363,48 @@ def _scorer(prefix: str) -> dict[str, bytes]:
     return files
 
 
-def _config(challenge: Challenge, phases: dict[str, Phase], truths: dict[str, str]) -> bytes:
-    """What the packaged scorer needs to know: schema, split salt, each phase's truth and split."""
+def _config(checked: Checked, phases: dict[str, Phase], truths: dict[str, str]) -> bytes:
+    """What the packaged scorer needs to know: the benchmark, split salt, each phase's
+    truth and split, and the videos of a frame-level truth."""
+    challenge = checked.challenge
+
+    def phase_config(name: str, phase: Phase) -> dict[str, Any]:
+        body: dict[str, Any] = {"truth": truths[name], "public_fraction": phase.public_fraction}
+        videos = checked.truths[name].videos
+        if videos is not None:
+            body["videos"] = [[v, n] for v, n in zip(videos.names, videos.frames)]
+        return body
+
     return json.dumps({
         "name": challenge.name, "schema": challenge.schema.name, "split_salt": challenge.split_salt,
-        "phases": {name: {"truth": truths[name], "public_fraction": phase.public_fraction}
-                   for name, phase in phases.items()},
+        "benchmark": challenge.benchmark.to_dict(),
+        "phases": {name: phase_config(name, phase) for name, phase in phases.items()},
     }, indent=1).encode()
 
 
-def _phase_text(phase: Phase) -> str:
-    split = (f" {phase.public_fraction:.0%} of the images rank the public board; the rest, "
+def _phase_text(phase: Phase, challenge: Challenge) -> str:
+    unit = challenge.benchmark.unit
+    split = (f" {phase.public_fraction:.0%} of the {unit}s rank the public board; the rest, "
              f"the private one." if phase.has_private else "")
     cap = f" At most {phase.cap} submissions." if phase.cap else ""
-    return f"Phase {phase.name}: upload a zip holding one submission CSV.{split}{cap}"
+    what = "one submission CSV" if unit == "image" else "one submission file or its per-video files"
+    return f"Phase {phase.name}: upload a zip holding {what}.{split}{cap}"
 
 
 def _pages(challenge: Challenge, kind: str) -> dict[str, bytes]:
     from harness.labels import submission_header
 
-    header = submission_header(challenge.schema)
+    benchmark, unit = challenge.benchmark, challenge.benchmark.unit
+    header = submission_header(challenge.schema, benchmark.image_column)
     overview = (f"{challenge.name}: detect {len(challenge.schema)} facial action units "
-                f"({challenge.schema.name} schema) in every test image.")
-    evaluation = ("For each AU, rows whose truth is 999 (unknown) are left out; accuracy and F1 "
-                  "are computed on the rest. accuracy and F1 are the means over the AUs, and "
-                  "final = (accuracy + F1) / 2.")
-    submit = (f"A CSV with the header {header} and one row per test image, 0 or 1 per AU "
-              f"(check it first with `auh check`).")
+                f"({challenge.schema.name} schema) in every test {unit}.")
+    unknown = " or ".join(map(str, benchmark.coding.unknown))
+    dropped = f"rows whose truth is {unknown} (unknown) are left out; " if unknown else ""
+    evaluation = (f"For each AU, {dropped}accuracy and F1 are computed on the "
+                  f"{'rest' if unknown else 'rows'}. accuracy and F1 are the means over the AUs, "
+                  f"and final = {challenge.metric.headline}.")
+    submit = (f"A {'CSV' if unit == 'image' else 'file'} with the header {header} and one row "
+              f"per test {unit}, 0 or 1 per AU (check it first with `auh check`).")
     terms = "Submissions are scored automatically; the organizers may remove any submission."
     if kind == "md":
         return {"pages/overview.md": f"# Overview\n\n{overview}\n\n{submit}\n".encode(),

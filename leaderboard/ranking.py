@@ -20,9 +20,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from harness.benchmark import DEFAULT_BENCHMARK
 from harness.errors import UserError
-from harness.labels import read_submission
-from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, PairedResult, paired_bootstrap
+from harness.layouts import read_predictions
+from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, Metric, PairedResult, paired_bootstrap
 from leaderboard.challenge import DEFAULT_TIE_BREAK, Challenge, Phase
 from leaderboard.ledger import Entry
 
@@ -112,14 +113,16 @@ def rank(rows: list[Row], tie_break: Sequence[str] = DEFAULT_TIE_BREAK) -> list[
 
 def add_significance(rows: list[Row], predictions: Callable[[Entry], np.ndarray | None],
                      truth: np.ndarray, resamples: int = DEFAULT_RESAMPLES,
-                     seed: int = DEFAULT_SEED) -> None:
-    """Set ``row.gap`` for each row against the next one (paired bootstrap on
-    ``truth``'s rows); a row whose predictions are unavailable gets none."""
+                     seed: int = DEFAULT_SEED, metric: Metric | None = None,
+                     groups: np.ndarray | None = None) -> None:
+    """Set ``row.gap`` for each row against the next one (paired bootstrap of
+    the benchmark's ``metric`` on ``truth``'s rows, or on its videos with
+    ``groups``); a row whose predictions are unavailable gets none."""
     preds = [predictions(r.entry) for r in rows]
     for i in range(len(rows) - 1):
         a, b = preds[i], preds[i + 1]
         if a is not None and b is not None and resamples > 0:
-            rows[i].gap = paired_bootstrap(a, b, truth, resamples, seed)
+            rows[i].gap = paired_bootstrap(a, b, truth, resamples, seed, metric, groups)
 
 
 def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pick: str = "best",
@@ -140,19 +143,24 @@ def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pi
     prefix = "" if view == "all" else f"{view}/"
     experiment = challenge.experiment(phase)
     entries = ledger.entries(experiment, tracking_uri)
+    others = [e for e in entries if e.tags.get("benchmark", DEFAULT_BENCHMARK) != challenge.benchmark.name]
+    entries = [e for e in entries if e not in others]
     rows = build_rows(entries, challenge.schema.aus, prefix, pick, challenge.tie_break)
     board = Board(f"{challenge.name} / {phase.name}: {view} leaderboard", view, pick,
                   challenge.schema.aus, rows,
                   notes=[f"ranked by {', then '.join(challenge.tie_break)} (time: the earlier "
                          f"submission first)"])
+    if others:
+        board.notes.append(f"{len(others)} run(s) of another benchmark than "
+                           f"{challenge.benchmark.name!r} in {experiment!r}: not on this board")
     if not entries:
         board.notes.append(f"no scored submissions yet in experiment {experiment!r}")
         return board
     truth_path = phase.truth or Path(entries[-1].truth_path)
-    if not truth_path.is_file():
+    if not truth_path.exists():
         board.notes.append(f"truth {truth_path} not found: gaps were not tested")
         return board
-    truth = scoring.load_truth(truth_path, challenge.schema)
+    truth = scoring.load_truth(truth_path, challenge.benchmark)
     keep = np.ones(len(truth.names), dtype=bool)
     if view != "all":
         public = challenge.public_mask(phase, truth.names)
@@ -171,10 +179,11 @@ def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pi
         if entry.truth_sha256 != truth.sha256 or entry.tags.get("missing") == "exclude":
             return None
         with ledger.submission_copy(entry, tracking_uri) as copy:
-            pred = read_submission(copy, truth.names, challenge.schema)
+            pred = read_predictions(copy, truth, challenge.benchmark)
         return _as_scored(pred, entry, truth.labels, challenge.schema.aus)[keep]
 
-    add_significance(rows, predictions, truth.labels[keep], resamples, seed)
+    groups = None if truth.groups is None else np.unique(truth.groups[keep], return_inverse=True)[1]
+    add_significance(rows, predictions, truth.labels[keep], resamples, seed, challenge.metric, groups)
     return board
 
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from harness.benchmark import DEFAULT_BENCHMARK, Benchmark
 from harness.errors import UserError
 from harness.fileio import sha256_file
-from harness.labels import read_labels, read_submission, write_labels
-from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, challenge_score
-from harness.schema import AUSchema
+from harness.layouts import Videos, read_predictions, read_truth, write_submission
+from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, Metric, bootstrap_ci, challenge_score
 from leaderboard.challenge import Challenge, Phase
 
 if TYPE_CHECKING:  # the recording side's modules load only when a score is recorded
@@ -32,12 +32,18 @@ VIEWS = ("public", "private")
 
 @dataclass(frozen=True)
 class Truth:
-    """A truth label file, read and fingerprinted."""
+    """A truth (a label file, or a folder of per-video files), read and fingerprinted."""
 
     path: Path
     names: list[str]
     labels: np.ndarray
     sha256: str
+    videos: Videos | None = None  # frame-level truth: its videos, in row order
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """The video of each row (the bootstrap's unit), or None for images."""
+        return None if self.videos is None else self.videos.group_of_rows()
 
 
 @dataclass
@@ -51,26 +57,58 @@ class Result:
     experiment: str = ""
 
 
-def load_truth(path: Path | None, schema: AUSchema) -> Truth:
-    """Read a truth file (text or CSV labels)."""
+def load_truth(path: Path | None, benchmark: Benchmark, videos: Videos | None = None) -> Truth:
+    """Read a truth in the benchmark's layout (a label file, or a folder of per-video
+    files; with ``videos``, a frame-level truth packaged as one table)."""
     if path is None:
         raise UserError("no truth file: pass --truth or a --challenge whose phase names one")
-    names, labels = read_labels(path, schema)
-    return Truth(Path(path), names, labels, sha256_file(path))
+    table = read_truth(path, benchmark, videos)
+    return Truth(Path(path), table.names, table.labels, _fingerprint(Path(path)), table.videos)
+
+
+def _fingerprint(path: Path) -> str:
+    """The file's SHA-256; a folder's is that of its files' names and SHA-256s."""
+    if not path.is_dir():
+        return sha256_file(path)
+    import hashlib
+
+    listing = "".join(f"{p.name}\t{sha256_file(p)}\n" for p in sorted(path.iterdir())
+                      if p.is_file() and not p.name.startswith("."))
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def scorecard(pred: np.ndarray, truth: np.ndarray, aus: tuple[str, ...],
-              resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """The scorecard's JSON object: the challenge score plus ``ci95``
-    (seeded bootstrap over images; ``[None, None]`` when undefined)."""
-    score = challenge_score(pred, truth, aus)
+              resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+              benchmark: tuple[Benchmark, Metric] | None = None,
+              groups: np.ndarray | None = None) -> dict[str, Any]:
+    """The scorecard's JSON object: the benchmark's score plus ``ci95``
+    (seeded bootstrap over images, or over videos with ``groups``;
+    ``[None, None]`` when undefined). A benchmark other than the default also
+    names itself, its metric and what ``final`` is (``"mean F1"``)."""
+    bench, metric = benchmark or (None, None)
+    score = challenge_score(pred, truth, aus, metric)
     ci: list[float | None] = [None, None]
     if score["final"] is not None and resamples > 0:
-        ci = bootstrap_ci(pred, truth, resamples, seed)
+        ci = bootstrap_ci(pred, truth, resamples, seed, metric=metric, groups=groups)
     ordered = {k: score[k] for k in ("final", "accuracy", "f1", "n_images")}
     ordered["ci95"] = ci
+    if bench is not None and metric is not None and bench.name != DEFAULT_BENCHMARK:
+        ordered.update(benchmark=bench.name, metric=metric.name, headline=metric.headline)
     ordered.update((k, v) for k, v in score.items() if k not in ordered)
     return ordered
+
+
+def _card(challenge: Challenge, truth: Truth, pred: np.ndarray, resamples: int,
+          seed: int) -> Callable[[np.ndarray], dict[str, Any]]:
+    """The scorecard of the truth rows a mask keeps."""
+    groups = truth.groups
+
+    def card(rows: np.ndarray) -> dict[str, Any]:
+        kept = None if groups is None else np.unique(groups[rows], return_inverse=True)[1]
+        return scorecard(pred[rows], truth.labels[rows], challenge.schema.aus, resamples, seed,
+                         (challenge.benchmark, challenge.metric), kept)
+
+    return card
 
 
 def validate_and_score(challenge: Challenge, phase: Phase, submission: Path,
@@ -78,14 +116,14 @@ def validate_and_score(challenge: Challenge, phase: Phase, submission: Path,
                        seed: int = DEFAULT_SEED) -> tuple[Truth, Result]:
     """Validate the truth and the submission, then score all rows and, when
     the phase splits its rows, the public and the private ones."""
-    truth = load_truth(phase.truth, challenge.schema)
-    pred = read_submission(submission, truth.names, challenge.schema)
-    aus = challenge.schema.aus
-    result = Result(scorecard(pred, truth.labels, aus, resamples, seed))
+    truth = load_truth(phase.truth, challenge.benchmark, phase.videos)
+    pred = read_predictions(submission, truth, challenge.benchmark)
+    card = _card(challenge, truth, pred, resamples, seed)
+    result = Result(card(np.ones(len(truth.names), dtype=bool)))
     if phase.has_private:
         public = challenge.public_mask(phase, truth.names)
         for view, rows in zip(VIEWS, (public, ~public)):
-            result.views[view] = scorecard(pred[rows], truth.labels[rows], aus, resamples, seed)
+            result.views[view] = card(rows)
     return truth, result
 
 
@@ -96,13 +134,18 @@ def score_submission(challenge: Challenge, phase: Phase, submission: Path, team:
     from leaderboard import ledger
 
     _check_request(team, Path(submission), tracking_uri)
-    truth = load_truth(phase.truth, challenge.schema)
+    truth = load_truth(phase.truth, challenge.benchmark)
     ledger.check_text("truth path", str(truth.path.absolute()))
-    pred = read_submission(submission, truth.names, challenge.schema)
-    aus = challenge.schema.aus
-    return _record(challenge, phase, truth, team, Path(submission),
-                   lambda rows: scorecard(pred[rows], truth.labels[rows], aus, resamples, seed),
-                   tracking_uri=tracking_uri)
+    pred = read_predictions(submission, truth, challenge.benchmark)
+    card = _card(challenge, truth, pred, resamples, seed)
+    if not Path(submission).is_dir():
+        return _record(challenge, phase, truth, team, Path(submission), card, tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        # per-video files: the ledger keeps them as one table file (the benchmark's own layout)
+        table = Path(tmp) / f"{Path(submission).name}.txt"
+        write_submission(table, truth.names, pred, challenge.benchmark)
+        return _record(challenge, phase, truth, team, table, card, tracking_uri=tracking_uri,
+                       source=Path(submission))
 
 
 def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team: str,
@@ -115,9 +158,9 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
 
     _check_request(team, Path(output), tracking_uri)
     ledger.check_text("--tool-version", tool_version, ledger.TEAM_MAX)
-    truth = load_truth(phase.truth, challenge.schema)
+    truth = load_truth(phase.truth, challenge.benchmark)
     ledger.check_text("truth path", str(truth.path.absolute()))
-    p = tool_prediction(challenge.schema, truth, tool, output, rules, fit)
+    p = tool_prediction(challenge.benchmark, truth, tool, output, rules, fit)
     aus = challenge.schema.aus
     tags = {"tool": tool, "tool_version": tool_version or "unknown", "reader_rules": p.rules,
             "coverage": ",".join(p.covered), "derived_from_pose": ",".join(p.derived),
@@ -128,22 +171,23 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
     with tempfile.TemporaryDirectory() as tmp:
         # a CSV (the submission format) named after the tool's output, for the board's file column
         converted = Path(tmp) / (output.name if output.suffix.lower() == ".csv" else f"{output.name}.csv")
-        write_labels(converted, truth.names, submission_matrix(p, truth, aus), challenge.schema)
+        write_submission(converted, truth.names, submission_matrix(p, truth, aus), challenge.benchmark)
         return _record(challenge, phase, truth, team, converted,
-                       lambda rows: tool_scorecard(p, truth.labels, aus, rows, resamples, seed),
+                       lambda rows: tool_scorecard(p, truth.labels, aus, rows, resamples, seed,
+                                                   (challenge.benchmark, challenge.metric)),
                        tracking_uri=tracking_uri, tags=tags, source=output)
 
 
-def tool_prediction(schema: AUSchema, truth: Truth, tool: str, output: Path,
+def tool_prediction(benchmark: Benchmark, truth: Truth, tool: str, output: Path,
                     rules: other_tools.Rules, fit: tuple[Path, Path] | None) -> other_tools.Prediction:
     """The tool's predictions for ``truth``, with thresholds fitted on ``fit`` = (val truth, val output)."""
     from leaderboard import other_tools
 
     fitted = None
     if fit is not None:
-        val = load_truth(fit[0], schema)
-        fitted = other_tools.fit_thresholds(tool, fit[1], val.names, val.labels, schema.aus, rules)
-    return other_tools.predict(tool, output, truth.names, schema.aus, rules, fitted)
+        val = load_truth(fit[0], benchmark)
+        fitted = other_tools.fit_thresholds(tool, fit[1], val.names, val.labels, benchmark.aus, rules)
+    return other_tools.predict(tool, output, truth.names, benchmark.aus, rules, fitted)
 
 
 def submission_matrix(p: other_tools.Prediction, truth: Truth, aus: tuple[str, ...]) -> np.ndarray:
@@ -154,7 +198,8 @@ def submission_matrix(p: other_tools.Prediction, truth: Truth, aus: tuple[str, .
 
 
 def tool_scorecard(p: other_tools.Prediction, truth: np.ndarray, aus: Sequence[str], rows: np.ndarray,
-                   resamples: int, seed: int) -> dict[str, Any]:
+                   resamples: int, seed: int,
+                   benchmark: tuple[Benchmark, Metric] | None = None) -> dict[str, Any]:
     """The scorecard on all AUs (uncovered ones by the rule) of the truth ``rows`` that are
     kept, plus the covered-AU score, the coverage and the missing images."""
     from leaderboard import other_tools
@@ -163,14 +208,14 @@ def tool_scorecard(p: other_tools.Prediction, truth: np.ndarray, aus: Sequence[s
     truth, pred = truth[rows], p.pred[rows]
     uncovered = p.settings.uncovered
     card = scorecard(other_tools.full_predictions(pred, p.covered, truth, aus, uncovered), truth, aus,
-                     resamples, seed)
+                     resamples, seed, benchmark)
     not_covered = [au for au in aus if au not in p.covered]
     if uncovered == "not-predicted":
         for au in not_covered:
             card["per_au"][au] = {"accuracy": None, "f1": None, "n": card["per_au"][au]["n"],
                                   "predicted": False}
     covered = scorecard(pred, truth[:, [list(aus).index(au) for au in p.covered]], p.covered,
-                        resamples, seed)
+                        resamples, seed, benchmark)
     card["covered"] = {k: covered[k] for k in ("final", "accuracy", "f1", "ci95")}
     for au in p.derived:
         card["per_au"][au]["derived_from_pose"] = True
@@ -216,6 +261,7 @@ def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submiss
             result.views[view] = card(mask)
             metrics.update(ledger.score_metrics(result.views[view], prefix=f"{view}/"))
     result.experiment = challenge.experiment(phase)
+    tags = {**(tags or {}), "benchmark": challenge.benchmark.name}  # never ranked with another's runs
     result.run_id = ledger.log_score(
         result.experiment, team=team, metrics=metrics, scorecard=result.score,
         submission=submission, truth=truth.path, truth_sha256=truth.sha256,

@@ -14,8 +14,8 @@ from harness import hookimpl
 from harness.cli import add_command
 from harness.errors import UserError
 from harness.fileio import check_output_file
+from harness.benchmark import DEFAULT_BENCHMARK, get_benchmark
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, MAX_RESAMPLES
-from harness.schema import SCHEMAS, get_schema
 from leaderboard.challenge import DEFAULT_PHASE, Challenge, Phase, adhoc, load_challenge
 from leaderboard.other_tools import (DEFAULT_INTENSITY, DEFAULT_THRESHOLD, FACE_RULES, MISSING_RULES,
                                    UNCOVERED_RULES, Rules)
@@ -37,14 +37,16 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     check = add_command(subparsers, "check", cmd_check)
     _truth_args(check)
     check.add_argument("--submission", required=True, type=Path,
-                       help="submission CSV (with --from: the tool's output file or folder)")
+                       help="submission file, or folder of per-video files (with --from: the "
+                            "tool's output file or folder)")
     _tool_args(check)
 
     score = add_command(subparsers, "score", cmd_score, epilog=_SCORE_EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     _truth_args(score)
     score.add_argument("--submission", required=True, type=Path,
-                       help="submission CSV (with --from: the tool's output file or folder)")
+                       help="submission file, or folder of per-video files (with --from: the "
+                            "tool's output file or folder)")
     score.add_argument("--team", help="team name (default: the tool's name with --from, else anonymous)")
     score.add_argument("--json", action="store_true", help="print the scorecard as JSON only")
     _ledger_args(score)
@@ -74,8 +76,22 @@ def _truth_args(p: argparse.ArgumentParser, truth_help: str = "truth label file 
     p.add_argument("--challenge", type=Path, help="challenge definition (TOML)")
     p.add_argument("--phase", help=f"challenge phase (default: the first; '{DEFAULT_PHASE}' "
                                    f"without --challenge)")
-    p.add_argument("--schema", choices=sorted(SCHEMAS), default="enc2020",
-                   help="AU schema without --challenge (default: enc2020)")
+    add_benchmark_arg(p)
+
+
+def add_benchmark_arg(p: argparse.ArgumentParser) -> None:
+    """``--benchmark NAME`` (``--schema`` is its older name)."""
+    p.add_argument("--benchmark", "--schema", dest="benchmark", metavar="NAME",
+                   help=f"the benchmark (auh plugins --kind benchmark; default: the challenge's, "
+                        f"else {DEFAULT_BENCHMARK})")
+
+
+def challenge_benchmark(challenge: Challenge, name: str | None) -> None:
+    """Refuse a ``--benchmark`` other than the challenge file's."""
+    if name is not None and name != challenge.benchmark.name:
+        get_benchmark(name)  # an unknown name is refused as such
+        raise UserError(f"--benchmark {name}: the challenge's benchmark is "
+                        f"{challenge.benchmark.name!r}; expected that or no --benchmark")
 
 
 def _tool_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -148,13 +164,15 @@ def _challenge(args: argparse.Namespace, truth_required: bool = True) -> tuple[C
         if truth_required:
             raise UserError("give --truth or --challenge (whose phase names the truth), not both")
         challenge = load_challenge(args.challenge)
+        challenge_benchmark(challenge, args.benchmark)
         return challenge, replace(challenge.phase(args.phase), truth=args.truth)
     if args.challenge:
         challenge = load_challenge(args.challenge)
+        challenge_benchmark(challenge, args.benchmark)
         return challenge, challenge.phase(args.phase)
     if truth_required and args.truth is None:
         raise UserError("missing --truth (or --challenge with a phase that names a truth file)")
-    challenge = adhoc(args.phase, args.truth, get_schema(args.schema))
+    challenge = adhoc(args.phase, args.truth, get_benchmark(args.benchmark or DEFAULT_BENCHMARK))
     return challenge, challenge.phase(None)
 
 
@@ -165,24 +183,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     Run exactly the validation of `auh score`: one-line error and exit status 2 on the first
     problem, nothing written anywhere.
     """
-    from harness.labels import read_submission
+    from harness.layouts import read_predictions
     from leaderboard.scoring import load_truth
 
     rules = _rules(args)
     challenge, phase = _challenge(args)
-    truth = load_truth(phase.truth, challenge.schema)
+    truth = load_truth(phase.truth, challenge.benchmark)
     if args.tool:
         return _check_tool(args, challenge, truth, rules)
-    pred = read_submission(args.submission, truth.names, challenge.schema)
+    pred = read_predictions(args.submission, truth, challenge.benchmark)
     print(f"ok: {args.submission} is a valid submission for {truth.path} "
-          f"({pred.shape[0]:,} images x {pred.shape[1]} AUs)")
+          f"({pred.shape[0]:,} {challenge.benchmark.unit}s x {pred.shape[1]} AUs)")
     return 0
 
 
 def _check_tool(args: argparse.Namespace, challenge: Challenge, truth: Truth, rules: Rules) -> int:
     from leaderboard.scoring import tool_prediction
 
-    p = tool_prediction(challenge.schema, truth, args.tool, args.submission, rules, _fit(args))
+    p = tool_prediction(challenge.benchmark, truth, args.tool, args.submission, rules, _fit(args))
     print(f"ok: {args.submission} is a valid {args.tool} output for {truth.path} "
           f"({len(truth.names):,} images)")
     print(coverage_text(p.covered, challenge.schema.aus, p.missing, p.settings.missing))
@@ -241,7 +259,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     as a submission: AUs the tool does not predict and missing images are written as 0 (a
     submission needs 0 or 1), and say so.
     """
-    from harness.labels import write_labels
+    from harness.layouts import write_submission
     from leaderboard.scoring import load_truth, submission_matrix, tool_prediction
 
     check_output_file(args.out)
@@ -250,10 +268,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UserError("--missing exclude: a submission needs a row for every truth image; "
                         "expected --missing zeros")
     challenge, phase = _challenge(args)
-    truth = load_truth(phase.truth, challenge.schema)
-    p = tool_prediction(challenge.schema, truth, args.tool, args.output, rules, _fit(args))
+    truth = load_truth(phase.truth, challenge.benchmark)
+    p = tool_prediction(challenge.benchmark, truth, args.tool, args.output, rules, _fit(args))
     aus = challenge.schema.aus
-    write_labels(args.out, truth.names, submission_matrix(p, truth, aus), challenge.schema)
+    write_submission(args.out, truth.names, submission_matrix(p, truth, aus), challenge.benchmark)
     uncovered = [au for au in aus if au not in p.covered]
     print(f"wrote {args.out} ({len(truth.names):,} images x {len(aus)} AUs) from {args.tool} "
           f"output {args.output}")
@@ -272,6 +290,7 @@ def scorecard_text(score: dict, views: dict[str, dict] | None = None) -> str:
     lo, hi = score["ci95"]
     ci = "" if lo is None else f"   95% CI [{lo:.4f}, {hi:.4f}]"
     lines = [f"final     {num(score['final'])}{ci}",
+             *([f"          final = {score['headline']} ({score['benchmark']})"] if "headline" in score else []),
              f"accuracy  {num(score['accuracy'])}",
              f"F1        {num(score['f1'])}",
              f"images    {score['n_images']:,}"]

@@ -6,8 +6,9 @@ This module and the ones it imports (:mod:`leaderboard.scoring`,
 standard library: a submission is validated and scored there exactly as by
 ``auh check`` and ``auh score`` (without the bootstrap interval and the ledger).
 
-The export writes :data:`CONFIG` next to the truth: the challenge's schema,
-split salt and, per phase, the truth file and its public share.
+The export writes :data:`CONFIG` next to the truth: the challenge's benchmark
+(declared as plain data), split salt and, per phase, the truth file, its
+public share and, for a frame-level truth, its videos.
 
 * Codabench runs ``python3 -m leaderboard.scoring_program ../input ../output`` in the
   program folder: the truth is in ``input/ref``, the participant's files in
@@ -25,8 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.benchmark import Benchmark
 from harness.errors import UserError, one_line
-from harness.schema import AUSchema, get_schema
+from harness.layouts import SUFFIX, Videos
+from harness.schema import AUSchema
 from leaderboard.challenge import Challenge, Phase
 from leaderboard.scoring import Result, validate_and_score
 
@@ -70,9 +73,14 @@ def phase_of(config: dict[str, Any], phase: str, truth: Path) -> tuple[Challenge
     body = config["phases"].get(phase)
     if body is None:
         raise UserError(f"no phase {phase!r} in the bundle; phases: {', '.join(config['phases'])}")
-    chosen = Phase(phase, truth, public_fraction=body["public_fraction"])
-    challenge = Challenge(config["name"], get_schema(config["schema"]), {phase: chosen},
-                          split_salt=config["split_salt"])
+    from plugins.metrics import BUILTIN  # the packaged metrics: no plugin registry here
+
+    benchmark = Benchmark.from_dict(config["benchmark"])
+    videos = body.get("videos")
+    chosen = Phase(phase, truth, public_fraction=body["public_fraction"],
+                   videos=None if videos is None else Videos(*map(tuple, zip(*videos))))
+    challenge = Challenge(config["name"], benchmark, {phase: chosen}, split_salt=config["split_salt"],
+                          metric=BUILTIN[benchmark.metric])
     return challenge, chosen
 
 
@@ -88,7 +96,8 @@ def codabench(input_dir: Path, output_dir: Path) -> dict[str, float]:
     ref = input_dir / "ref"
     config = load_config(ref / CONFIG)
     (phase, body), = config["phases"].items()  # one phase per reference data
-    result = score(config, phase, ref / body["truth"], _submission(input_dir / "res"))
+    result = score(config, phase, ref / body["truth"],
+                   _submission(input_dir / "res", Benchmark.from_dict(config["benchmark"])))
     scores = leaderboard_scores(board_view(result))
     if "private" in result.views:
         scores.update(leaderboard_scores(result.views["private"], PRIVATE, per_au=False))
@@ -99,21 +108,29 @@ def codabench(input_dir: Path, output_dir: Path) -> dict[str, float]:
     return scores
 
 
-def _submission(res: Path) -> Path:
-    """The one CSV file of the participant's upload (at its top level or in one folder)."""
-    found = sorted(p for p in res.rglob("*.csv") if not any(part.startswith((".", "__")) for
-                                                             part in p.relative_to(res).parts))
+def _submission(res: Path, benchmark: Benchmark | None = None) -> Path:
+    """The participant's upload (at its top level or in one folder): its one submission
+    file (a CSV for an image benchmark), or, for a benchmark of per-video files, the
+    folder of its video files."""
+    frames = benchmark is not None and benchmark.unit == "frame"
+    suffix = SUFFIX if frames else ".csv"
+    found = sorted(p for p in res.rglob(f"*{suffix}") if not any(part.startswith((".", "__")) for
+                                                                  part in p.relative_to(res).parts))
+    folders = {p.parent for p in found}
+    if len(found) > 1 and len(folders) == 1 and frames and "frame_files" in benchmark.submission_layouts:
+        return found[0].parent
     if len(found) != 1:
-        names = ", ".join(p.relative_to(res).as_posix() for p in found) or "none"
-        raise UserError(f"the submission must hold exactly one .csv file (found: {names}); "
-                        f"expected a zip of one submission CSV")
+        names = ", ".join(p.relative_to(res).as_posix() for p in found[:5]) or "none"
+        raise UserError(f"the submission must hold exactly one {suffix} file (found: {names}); "
+                        f"expected a zip of one submission file")
     return found[0]
 
 
 def detailed_html(card: dict[str, Any]) -> str:
     """A self-contained page with the per-AU table of the public board's rows
     (never the private ones: participants see this page)."""
-    parts = [f"<h2>Per-AU scores ({card['n_images']:,} images)</h2>{_au_table(card)}"]
+    headline = f"<p>final = {html.escape(card['headline'])}</p>" if "headline" in card else ""
+    parts = [f"<h2>Per-AU scores ({card['n_images']:,} images)</h2>{headline}{_au_table(card)}"]
     style = ("body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Per-AU scores</title>"

@@ -18,6 +18,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.tracking",
     "plugins.datasets",
     "plugins.readers",
+    "plugins.benchmarks",
     "plugins.recipes.ablation",
     "leaderboard.scoring_cli",
     "leaderboard.export",

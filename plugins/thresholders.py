@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from harness import hookimpl
-from harness.metrics import per_au_scores
+from harness.metrics import get_metric, per_au_scores
 from harness.schema import POSITIVE, UNKNOWN
 
 DEFAULT_THRESHOLD = 0.5
@@ -32,11 +32,6 @@ def challenge_objective(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.n
     """``(acc + F1) / 2`` of one AU at each candidate: the challenge's ``final``, per AU."""
     acc, f1, _ = per_au_scores(tp, fp, fn, tn)
     return (acc + f1) / 2
-
-
-def f1_objective(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> np.ndarray:
-    """F1 of one AU at each candidate."""
-    return per_au_scores(tp, fp, fn, tn)[1]
 
 
 def candidate_counts(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -106,15 +101,21 @@ class FixedThresholder(_Thresholder):
 
 
 class SearchThresholder(_Thresholder):
-    """Per AU, the distinct validation score maximizing ``(acc + F1) / 2`` (exact, O(n log n)).
+    """Per AU, the distinct validation score maximizing the benchmark's per-AU score (exact, O(n log n)).
 
-    Subclasses change ``objective``. An AU without positives in the validation rows keeps ``default``.
+    ``metric`` names a registered metric whose per-AU part is maximized: the
+    default benchmark's (``enc2020``: ``(acc + F1) / 2``), ``mean_f1``: F1
+    alone. Subclasses change :meth:`objective`. An AU without positives in the
+    validation rows keeps ``default``.
     """
 
-    objective: Objective = staticmethod(challenge_objective)
-
-    def __init__(self, default: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(self, default: float = DEFAULT_THRESHOLD, metric: str | None = None) -> None:
         self.default = default
+        self.metric = metric
+        self._metric = get_metric(metric)  # an unknown name is refused when the thresholder is built
+
+    def objective(self, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> np.ndarray:
+        return self._metric.objective(tp, fp, fn, tn)
 
     def fit(self, probs: np.ndarray, labels: np.ndarray) -> "SearchThresholder":
         probs, labels = np.asarray(probs), np.asarray(labels)
@@ -128,7 +129,8 @@ class SearchThresholder(_Thresholder):
 class F1Thresholder(SearchThresholder):
     """Per AU, the distinct validation score maximizing F1 alone."""
 
-    objective: Objective = staticmethod(f1_objective)
+    def __init__(self, default: float = DEFAULT_THRESHOLD) -> None:
+        super().__init__(default, "mean_f1")
 
 
 @hookimpl

@@ -20,7 +20,9 @@ import yaml
 from harness.cli import main
 from harness.labels import read_labels, write_labels
 from harness.schema import ENC2020
+from harness.metrics import challenge_score
 from leaderboard.challenge import public_mask
+from plugins.metrics import MEAN_F1
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "submissions" / "examples"
 AUS = ENC2020.aus
@@ -403,3 +405,65 @@ def test_a_failed_write_leaves_no_zip_and_no_temporary_file(capsys, demo, monkey
                        str(demo / "ev.zip"))
     assert code == 2 and "ev.zip: cannot write: No space left on device" in err
     assert sorted(p.name for p in demo.iterdir()) == before
+
+
+# ------------------------------------------------------------ a video benchmark
+ABAW_AUS = [f"AU{n}" for n in (1, 2, 4, 6, 7, 10, 12, 15, 23, 24, 25, 26)]
+
+
+def abaw_challenge(folder: Path, seed: int = 4) -> Path:
+    """An ABAW-style phase: truth/VIDEO.txt with -1, a predictions.txt, a challenge TOML."""
+    rng = np.random.default_rng(seed)
+    (folder / "truth").mkdir(parents=True)
+    header, rows = ",".join(ABAW_AUS), []
+    for video, n in (("v1", 300), ("2-30-640x360", 450), ("v3_left", 250)):
+        truth = rng.choice([0, 1, -1], size=(n, 12), p=[0.6, 0.3, 0.1])
+        (folder / "truth" / f"{video}.txt").write_text(
+            "\n".join([header, *(",".join(map(str, r)) for r in truth)]) + "\n")
+        pred = np.where(rng.random(truth.shape) < 0.3, rng.integers(0, 2, truth.shape), truth == 1)
+        rows += [f"{video}/{k:05d}.jpg," + ",".join(map(str, r.astype(int))) for k, r in enumerate(pred, 1)]
+    (folder / "predictions.txt").write_text("\n".join([f"image_location,{header}", *rows]) + "\n")
+    (folder / "challenge.toml").write_text(
+        'name = "abaw"\nbenchmark = "abaw_au"\nsplit_salt = "x"\n[phases.val]\ntruth = "truth"\n'
+        "public_fraction = 0.6\n")
+    return folder
+
+
+def abaw_rows(folder: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Frame names, truth (-1 read as 999) and predictions of :func:`abaw_challenge`, by hand."""
+    lines = (folder / "predictions.txt").read_text().splitlines()[1:]
+    names = [line.split(",", 1)[0] for line in lines]
+    pred = np.array([[int(v) for v in line.split(",")[1:]] for line in lines])
+    truth = np.concatenate([np.loadtxt(folder / "truth" / f"{video}.txt", delimiter=",", skiprows=1, dtype=int)
+                            for video in ("v1", "2-30-640x360", "v3_left")])
+    return names, np.where(truth == -1, 999, truth), pred
+
+
+def test_abaw_exports_score_as_auh_score_with_numpy_only(capsys, in_tmp, stock_python):
+    folder = abaw_challenge(in_tmp / "abaw")
+    sub = folder / "predictions.txt"
+    code, out, err = run(capsys, "score", "--challenge", str(folder / "challenge.toml"), "--submission",
+                         str(sub), "--json", "--resamples", "0", "--tracking-uri", f"sqlite:///{in_tmp / 'm.db'}")
+    assert code == 0, err
+    card = json.loads(out)
+    assert card["metric"] == "mean_f1" and card["final"] == card["f1"]
+    proc = run_codabench(export(capsys, folder, "codabench"), "val", sub, in_tmp / "cb", stock_python)
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads((in_tmp / "cb" / "output" / "scores.json").read_text())
+    names, truth, pred = abaw_rows(folder)
+    public = public_mask(names, 0.6, "x/val")
+    for prefix, rows in (("", public), ("private_", ~public)):  # each split, scored independently here
+        want = challenge_score(pred[rows], truth[rows], ABAW_AUS, MEAN_F1)
+        assert abs(scores[prefix + "final"] - want["final"]) <= 1e-12
+    proc = run_evalai(export(capsys, folder, "evalai"), "val", sub, in_tmp / "ev", stock_python)
+    assert proc.returncode == 0, proc.stderr
+    public = json.loads(proc.stdout)["result"][0]["public"]
+    assert_same({k: v for k, v in scores.items() if not k.startswith("private_")}, public)
+    # all rows: a phase without a private split scores every row, as `auh score` does
+    (folder / "challenge.toml").write_text(
+        'name = "abaw"\nbenchmark = "abaw_au"\n[phases.val]\ntruth = "truth"\n')
+    proc = run_codabench(export(capsys, folder, "codabench"), "val", sub, in_tmp / "cb2", stock_python)
+    assert proc.returncode == 0, proc.stderr
+    assert_same(json.loads((in_tmp / "cb2" / "output" / "scores.json").read_text()),
+                {"final": card["final"], "accuracy": card["accuracy"], "f1": card["f1"],
+                 **{f"f1_{au}": card["per_au"][au]["f1"] for au in ABAW_AUS}})

@@ -60,8 +60,10 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def _install(root: Path, dist: str, version: str, entry: str, module: str, source: str) -> Path:
-    """Build and install ``dist`` (entry point group ``au_harness``) into a private site dir."""
+def _install(root: Path, dist: str, version: str, entry: str, module: str, source: str,
+             wheel: bool = False) -> Path:
+    """Build and install ``dist`` (entry point group ``au_harness``) into a private site dir;
+    with ``wheel``, build the wheel file first and install that file."""
     pkg = root / "src"
     (pkg / module).mkdir(parents=True)
     (pkg / module / "__init__.py").write_text(source)
@@ -78,8 +80,14 @@ def _install(root: Path, dist: str, version: str, entry: str, module: str, sourc
         {entry} = "{module}"
     '''))
     site = root / "site"
+    target = pkg
+    if wheel:
+        proc = _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                     "--no-index", "--wheel-dir", str(root / "dist"), str(pkg)], _env(None), root)
+        assert proc.returncode == 0, proc.stderr
+        target, = (root / "dist").glob("*.whl")
     proc = _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                 "--no-index", "--target", str(site), str(pkg)], _env(None), root)
+                 "--no-index", "--target", str(site), str(target)], _env(None), root)
     assert proc.returncode == 0, proc.stderr
     return site
 
@@ -189,3 +197,49 @@ def test_entry_point_reader_scores_a_tool(reader_site, tmp_path):
     y, p = labels[:, ENC2020.aus.index("AU12")], (smile >= 0.5).astype(int)
     assert card["covered"]["final"] == pytest.approx((accuracy_score(y, p) + f1_score(y, p)) / 2)
     assert card["final"] == pytest.approx(card["covered"]["final"] / len(ENC2020))  # 22 not predicted
+
+
+BENCHMARK_SOURCE = textwrap.dedent('''
+    """A made-up benchmark: three AUs, -9 = not coded, scored by mean F1."""
+    from harness import hookimpl
+    from harness.benchmark import Benchmark
+    from harness.schema import AUSchema, Coding
+
+    TOY = Benchmark(name="toy3", metric="mean_f1", description="Three AUs, -9 not coded, mean F1",
+                    schema=AUSchema("toy3", ("AU1", "AU6", "AU12"), coding=Coding((1,), (0,), (-9,))))
+
+
+    @hookimpl
+    def auh_benchmarks():
+        def toy3():
+            """Three AUs, -9 not coded, mean F1."""
+            return TOY
+
+        return {"toy3": toy3}
+''')
+
+
+def test_wheel_benchmark_works_through_check_score_and_leaderboard(tmp_path):
+    site = _install(tmp_path / "pkg", "auh-toy3", "1.0.0", "toy3", "auh_toy3", BENCHMARK_SOURCE, wheel=True)
+    env = _env(site)
+    truth = [[1, 0, -9], [0, 1, 1], [1, 1, 0], [0, -9, 1], [1, 0, 0]]
+    pred = [[1, 0, 1], [1, 1, 1], [0, 1, 0], [0, 0, 1], [1, 1, 1]]
+    for name, rows in (("truth.csv", truth), ("sub.csv", pred)):
+        (tmp_path / name).write_text("image,AU1,AU6,AU12\n" + "".join(
+            f"f{i}.jpg," + ",".join(map(str, r)) + "\n" for i, r in enumerate(rows)))
+    auh = [sys.executable, "-m", "harness"]
+    listed = _run(auh + ["plugins", "--kind", "benchmark"], env, tmp_path)
+    assert any(ln.split()[:4] == ["benchmark", "toy3", "toy3", "auh-toy3"] for ln in listed.stdout.splitlines())
+    checked = _run(auh + ["plugins", "--check", "toy3"], env, tmp_path)
+    assert checked.returncode == 0 and "ok    benchmark toy3" in checked.stdout, checked.stdout + checked.stderr
+    common = ["--benchmark", "toy3", "--truth", "truth.csv"]
+    proc = _run(auh + ["check", *common, "--submission", "sub.csv"], env, tmp_path)
+    assert proc.returncode == 0 and "5 images x 3 AUs" in proc.stdout, proc.stderr
+    ledger = ["--tracking-uri", f"sqlite:///{tmp_path / 'l.db'}", "--resamples", "0"]
+    proc = _run(auh + ["score", *common, "--submission", "sub.csv", "--json", "--team", "t", *ledger], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads(proc.stdout)
+    # by hand, -9 rows dropped: AU1 TP2 FP1 FN1 -> 4/6; AU6 TP2 FP1 FN0 -> 4/5; AU12 TP2 FP1 FN0 -> 4/5
+    assert abs(card["final"] - (4 / 6 + 4 / 5 + 4 / 5) / 3) < 1e-12 and card["benchmark"] == "toy3"
+    board = _run(auh + ["leaderboard", "--benchmark", "toy3", "--format", "csv", *ledger], env, tmp_path)
+    assert board.returncode == 0 and "\n1,t," in board.stdout, board.stdout + board.stderr

@@ -103,3 +103,32 @@ def test_fixed_thresholds():
         create("thresholder", "fixed", threshold=[0.4, 0.4]).fit(probs, None)
     with pytest.raises(RuntimeError, match="fit"):
         create("thresholder", "search").predict(probs)
+
+
+def test_search_maximizes_the_benchmarks_per_au_score():
+    """With metric = "mean_f1" the search picks, per AU, the candidate of best F1 alone
+    (brute force over every distinct score with scikit-learn), which is not the
+    candidate of best (accuracy + F1) / 2 on these rows."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from plugins.thresholders import SearchThresholder
+
+    rng = np.random.default_rng(11)
+    labels = rng.choice([0, 1, 999], size=(400, 3), p=[0.45, 0.45, 0.1])
+    probs = np.clip(0.15 * (labels == 1) + rng.random(labels.shape), 0, 1)
+
+    def brute(score):
+        best = []
+        for c in range(3):
+            known = labels[:, c] != 999
+            y, p = labels[known, c], probs[known, c]
+            cands = np.unique(p)
+            values = [score(y, (p >= t).astype(int)) for t in cands]
+            best.append(cands[int(np.argmax(values))])
+        return np.array(best)
+
+    f1_only = brute(lambda y, q: f1_score(y, q, zero_division=0))
+    enc = brute(lambda y, q: (f1_score(y, q, zero_division=0) + accuracy_score(y, q)) / 2)
+    assert not np.array_equal(f1_only, enc)
+    np.testing.assert_array_equal(SearchThresholder(metric="mean_f1").fit(probs, labels).thresholds_, f1_only)
+    np.testing.assert_array_equal(SearchThresholder().fit(probs, labels).thresholds_, enc)

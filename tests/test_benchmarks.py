@@ -1,0 +1,232 @@
+"""Benchmarks as plugins: ABAW, BP4D and DISFA scored like their papers score them
+(scikit-learn's f1_score as the oracle), the ABAW layouts read with every ENC rule,
+metrics that never count a masked row, and --benchmark through the organizer commands."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from harness.cli import main
+from harness.metrics import bootstrap_finals, challenge_score
+from plugins.metrics import ENC2020 as ENC_METRIC
+from plugins.metrics import MEAN_F1
+
+ABAW_AUS = [f"AU{n}" for n in (1, 2, 4, 6, 7, 10, 12, 15, 23, 24, 25, 26)]
+BP4D_AUS = [f"AU{n}" for n in (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)]
+DISFA_AUS = [f"AU{n}" for n in (1, 2, 4, 6, 9, 12, 25, 26)]
+ABAW_VIDEOS = {"10-60-1280x720": 40, "video7": 25, "118-30-640x480_left": 31}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def oracle_mean_f1(truth: np.ndarray, pred: np.ndarray, present: set[int], absent: set[int]) -> float:
+    """Mean over AUs of scikit-learn's F1 on the rows whose code is present or absent."""
+    scores = []
+    for j in range(truth.shape[1]):
+        keep = np.isin(truth[:, j], list(present | absent))
+        scores.append(f1_score(np.isin(truth[keep, j], list(present)).astype(int), pred[keep, j],
+                               zero_division=0))
+    return float(np.mean(scores))
+
+
+def score_json(capsys, tmp: Path, *argv: str) -> dict:
+    code, out, err = run(capsys, "score", *argv, "--json", "--resamples", "20",
+                         "--tracking-uri", f"sqlite:///{tmp / 'ledger.db'}")
+    assert code == 0, err
+    return json.loads(out)
+
+
+# ------------------------------------------------------------------- ABAW
+def abaw_files(root: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """truth/VIDEO.txt with -1s, sub/VIDEO.txt and predictions.txt of the same 0/1."""
+    rng = np.random.default_rng(seed)
+    (root / "truth").mkdir(parents=True)
+    (root / "sub").mkdir()
+    truths, preds, rows = [], [], []
+    header = ",".join(ABAW_AUS)
+    for video, n in ABAW_VIDEOS.items():
+        truth = rng.choice([0, 1, -1], size=(n, 12), p=[0.55, 0.3, 0.15])
+        truth[:, 3] = np.where(truth[:, 3] == 1, 0, truth[:, 3])  # an AU with no positive
+        pred = rng.integers(0, 2, (n, 12))
+        for folder, values in (("truth", truth), ("sub", pred)):
+            lines = [",".join(map(str, r)) for r in values]
+            (root / folder / f"{video}.txt").write_text("\n".join([header, *lines]) + "\n")
+        rows += [f"{video}/{k:05d}.jpg," + ",".join(map(str, r)) for k, r in enumerate(pred, start=1)]
+        truths.append(truth)
+        preds.append(pred)
+    (root / "predictions.txt").write_text("\n".join([f"image_location,{header}", *rows]) + "\n")
+    return np.concatenate(truths), np.concatenate(preds)
+
+
+@pytest.mark.parametrize("layout", ["sub", "predictions.txt"])
+def test_abaw_score_equals_sklearn_mean_f1(capsys, in_tmp, layout):
+    truth, pred = abaw_files(in_tmp)
+    card = score_json(capsys, in_tmp, "--benchmark", "abaw_au", "--truth", str(in_tmp / "truth"),
+                      "--submission", str(in_tmp / layout))
+    want = oracle_mean_f1(truth, pred, {1}, {0})
+    assert abs(card["final"] - want) < 1e-12 and abs(card["f1"] - want) < 1e-12
+    assert card["metric"] == "mean_f1" and card["headline"] == "mean F1" and card["benchmark"] == "abaw_au"
+    assert card["n_images"] == sum(ABAW_VIDEOS.values())
+    assert card["per_au"]["AU1"]["n"] == int((truth[:, 0] != -1).sum())
+    lo, hi = card["ci95"]
+    assert lo <= card["final"] <= hi
+
+
+def test_abaw_scorecard_names_the_metric(capsys, in_tmp):
+    abaw_files(in_tmp)
+    code, out, err = run(capsys, "score", "--benchmark", "abaw_au", "--truth", str(in_tmp / "truth"),
+                         "--submission", str(in_tmp / "sub"), "--resamples", "0",
+                         "--tracking-uri", f"sqlite:///{in_tmp / 'ledger.db'}")
+    assert code == 0, err
+    assert "final = mean F1" in out
+
+
+@pytest.mark.parametrize("layout", ["sub", "predictions.txt"])
+def test_abaw_missing_frame_is_refused_naming_the_video(capsys, in_tmp, layout):
+    abaw_files(in_tmp)
+    path = in_tmp / layout / "video7.txt" if layout == "sub" else in_tmp / layout
+    lines = path.read_text().splitlines(keepends=True)
+    victim = 9 if layout == "sub" else next(i for i, ln in enumerate(lines) if ln.startswith("video7/00009"))
+    path.write_text("".join(lines[:victim] + lines[victim + 1:]))
+    code, out, err = run(capsys, "check", "--benchmark", "abaw_au", "--truth", str(in_tmp / "truth"),
+                         "--submission", str(in_tmp / layout))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "video7" in err
+
+
+@pytest.mark.parametrize("edit, where", [
+    (lambda ls: ls[:3] + ["0,1,0,1,0,1,0,1,0,1,0,2\n"] + ls[4:], "video7.txt: line 4, column AU26: value '2'"),
+    (lambda ls: ls[:3] + ["0,1,0,1,0,1,0,1,0,1,0,-1\n"] + ls[4:], "line 4, column AU26: value '-1'"),
+    (lambda ls: ["AU1,AU2\n"] + ls[1:], "video7.txt: line 1: header"),
+    (lambda ls: ls[:5] + ["\n"] + ls[5:], "video7.txt: line 6: blank line"),
+    (lambda ls: ls[:5] + ["0,1\x00\n"] + ls[6:], "video7.txt: line 6: a NUL byte"),
+    (lambda ls: ls + ["0,0,0,0,0,0,0,0,0,0,0,0\n"], "video7.txt: 26 frame rows, expected 25"),
+])
+def test_abaw_video_files_keep_every_enc_rule(capsys, in_tmp, edit, where):
+    abaw_files(in_tmp)
+    path = in_tmp / "sub" / "video7.txt"
+    path.write_text("".join(edit(path.read_text().splitlines(keepends=True))))
+    code, _, err = run(capsys, "check", "--benchmark", "abaw_au", "--truth", str(in_tmp / "truth"),
+                       "--submission", str(in_tmp / "sub"))
+    assert code == 2 and err.count("\n") == 1
+    assert where in err
+
+
+def test_abaw_predictions_header_must_be_exact(capsys, in_tmp):
+    abaw_files(in_tmp)
+    path = in_tmp / "predictions.txt"
+    text = path.read_text().replace("image_location,AU1,AU2", "image_location,AU2,AU1", 1)
+    path.write_text(text)
+    code, _, err = run(capsys, "check", "--benchmark", "abaw_au", "--truth", str(in_tmp / "truth"),
+                       "--submission", str(path))
+    assert code == 2 and "line 1: header" in err and "expected exactly" in err
+
+
+def test_abaw_extra_video_is_refused(capsys, in_tmp):
+    abaw_files(in_tmp)
+    (in_tmp / "sub" / "stranger.txt").write_text(",".join(ABAW_AUS) + "\n" + "0," * 11 + "0\n")
+    code, _, err = run(capsys, "check", "--benchmark", "abaw_au", "--truth", str(in_tmp / "truth"),
+                       "--submission", str(in_tmp / "sub"))
+    assert code == 2 and "stranger.txt: video 'stranger' is not in the truth" in err
+
+
+def test_abaw_convert_round_trip_and_blind(capsys, in_tmp):
+    """A submission written per video reads back as the same predictions; blind writes -1 files."""
+    truth, pred = abaw_files(in_tmp)
+    (in_tmp / "challenge.toml").write_text('name = "abaw"\nbenchmark = "abaw_au"\n[phases.val]\ntruth = "truth"\n')
+    code, out, err = run(capsys, "blind", "--challenge", str(in_tmp / "challenge.toml"), str(in_tmp / "blind"))
+    assert code == 0, err
+    blind = (in_tmp / "blind" / "blind_truth" / "video7.txt").read_text().splitlines()
+    assert blind[0] == ",".join(ABAW_AUS) and len(blind) == 26 and set(blind[1:]) == {",".join(["-1"] * 12)}
+    template = (in_tmp / "blind" / "submission_template.txt").read_text().splitlines()
+    assert template[0] == "image_location," + ",".join(ABAW_AUS) and template[1].startswith("10-60-1280x720/00001.jpg,0,")
+    code, _, err = run(capsys, "check", "--challenge", str(in_tmp / "challenge.toml"), "--submission",
+                       str(in_tmp / "blind" / "submission_template.txt"))
+    assert code == 0, err
+
+
+# ------------------------------------------------------------ BP4D, DISFA
+@pytest.mark.parametrize("benchmark, aus, codes, present, absent", [
+    ("bp4d", BP4D_AUS, [0, 1, 9], {1}, {0}),
+    ("disfa", DISFA_AUS, [0, 1, 2, 3, 4, 5], {2, 3, 4, 5}, {0, 1}),
+])
+def test_image_benchmarks_equal_sklearn_mean_f1(capsys, in_tmp, benchmark, aus, codes, present, absent):
+    rng = np.random.default_rng(5)
+    n = 300
+    truth = rng.choice(codes, size=(n, len(aus)))
+    pred = rng.integers(0, 2, (n, len(aus)))
+    names = [f"S{i % 7:03d}/frame_{i:04d}.jpg" for i in range(n)]
+    for file, values in (("truth.csv", truth), ("sub.csv", pred)):
+        rows = [f"{name}," + ",".join(map(str, r)) for name, r in zip(names, values)]
+        (in_tmp / file).write_text("\n".join(["image," + ",".join(aus), *rows]) + "\n")
+    card = score_json(capsys, in_tmp, "--benchmark", benchmark, "--truth", str(in_tmp / "truth.csv"),
+                      "--submission", str(in_tmp / "sub.csv"))
+    assert abs(card["final"] - oracle_mean_f1(truth, pred, present, absent)) < 1e-12
+    assert card["metric"] == "mean_f1" and card["benchmark"] == benchmark
+
+
+def test_image_benchmark_refuses_another_benchmarks_codes(capsys, in_tmp):
+    (in_tmp / "truth.csv").write_text("image," + ",".join(BP4D_AUS) + "\na.jpg," + "999," * 11 + "0\n")
+    (in_tmp / "sub.csv").write_text("image," + ",".join(BP4D_AUS) + "\na.jpg," + "0," * 11 + "0\n")
+    code, _, err = run(capsys, "check", "--benchmark", "bp4d", "--truth", str(in_tmp / "truth.csv"),
+                       "--submission", str(in_tmp / "sub.csv"))
+    assert code == 2 and "column AU1: value '999', expected 0 or 1 or 9" in err
+
+
+def test_unknown_benchmark_is_one_line(capsys, in_tmp):
+    code, _, err = run(capsys, "check", "--benchmark", "bp4dd", "--truth", "t.csv", "--submission", "s.csv")
+    assert code == 2 and "unknown benchmark 'bp4dd'" in err and "did you mean 'bp4d'" in err
+
+
+def test_runs_of_two_benchmarks_never_share_a_board(capsys, in_tmp):
+    abaw_files(in_tmp)
+    db = f"sqlite:///{in_tmp / 'ledger.db'}"
+    assert run(capsys, "score", "--benchmark", "abaw_au", "--truth", str(in_tmp / "truth"), "--submission",
+               str(in_tmp / "sub"), "--team", "a", "--resamples", "0", "--tracking-uri", db)[0] == 0
+    code, out, _ = run(capsys, "leaderboard", "--tracking-uri", db, "--format", "csv")
+    assert code == 0 and "\na," not in out  # the default (enc2020) board holds no ABAW run
+    code, out, err = run(capsys, "leaderboard", "--benchmark", "abaw_au", "--tracking-uri", db,
+                         "--format", "csv", "--resamples", "0")
+    assert code == 0 and "\n1,a," in out, (out, err)
+
+
+# ---------------------------------------------------------------- metrics
+@pytest.mark.parametrize("metric", [ENC_METRIC, MEAN_F1])
+def test_a_masked_row_never_counts_in_any_average(metric):
+    """Changing the predictions of rows whose truth is unknown moves no score: not an
+    AU's, not a mean, not final, not a bootstrap resample."""
+    rng = np.random.default_rng(3)
+    truth = rng.choice([0, 1, 999], size=(200, 6), p=[0.5, 0.3, 0.2])
+    truth[:, 5] = 999  # an AU with no known row: undefined, out of every mean
+    pred = rng.integers(0, 2, truth.shape)
+    flipped = np.where(truth == 999, 1 - pred, pred)
+    aus = [f"AU{k}" for k in range(6)]
+    a, b = challenge_score(pred, truth, aus, metric), challenge_score(flipped, truth, aus, metric)
+    assert a == b and a["undefined_aus"] == ["AU5"]
+    np.testing.assert_array_equal(bootstrap_finals([pred], truth, 30, 1, metric),
+                                  bootstrap_finals([flipped], truth, 30, 1, metric))
+    known = truth[:, :5] != 999
+    f1s = [f1_score(truth[known[:, j], j], pred[known[:, j], j], zero_division=0) for j in range(5)]
+    accs = [np.mean(truth[known[:, j], j] == pred[known[:, j], j]) for j in range(5)]
+    want = np.mean(f1s) if metric is MEAN_F1 else (np.mean(f1s) + np.mean(accs)) / 2
+    assert abs(a["final"] - want) < 1e-12
+
+
+def test_video_bootstrap_resamples_whole_videos():
+    """With groups, a resample's rows come in whole videos: two videos whose frames are
+    all right or all wrong give resamples of F1 1, 0 or in between by video counts only."""
+    truth = np.ones((10, 1), dtype=int)
+    pred = np.array([[1]] * 4 + [[0]] * 6)
+    groups = np.array([0] * 4 + [1] * 6)
+    finals = bootstrap_finals([pred], truth, 200, 0, MEAN_F1, groups)[:, 0]
+    # drawing video 0 twice: F1 1; video 1 twice: F1 0; one of each: 2*4 / (2*4 + 6) = 8/14
+    assert set(np.round(finals, 12)) <= {1.0, 0.0, round(8 / 14, 12)}
+    assert len(set(np.round(finals, 12))) == 3
