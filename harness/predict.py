@@ -92,6 +92,7 @@ class Tally:
         ("rows", "faces", "images", "images_with_face", "frames", "frames_with_face"), 0))
     videos: set[str] = field(default_factory=set)
     firsts: list["pd.DataFrame"] = field(default_factory=list)  # images' face-0 rows
+    frame_firsts: list["pd.DataFrame"] = field(default_factory=list)  # video frames' face-0 rows
 
     def add(self, part: "pd.DataFrame") -> None:
         c = self.counts
@@ -106,6 +107,8 @@ class Tally:
         c["frames_with_face"] += int(frames["found"].sum())
         self.videos.update(first.loc[in_video, "path"])
         self.firsts.append(images[["image", *self.aus, "error"]])
+        if "video" in first:
+            self.frame_firsts.append(first.loc[in_video, ["video", "frame", *self.aus, "error"]])
 
     def metadata(self) -> dict[str, Any]:
         return Predictions(None, self.aus, self.thresholds, self.skipped, self.bundle,
@@ -131,6 +134,22 @@ class Tally:
             line += (f" as unreadable or unsupported (first: {path}: {reason}; each is listed "
                      f"in the table's error column)")
         return line
+
+    def frame_submission(self, benchmark: Any) -> tuple[list[str], np.ndarray, Any, list[str]]:
+        """``(names, 0/1 [F, C], Videos, videos that stopped early)`` of the videos' frames
+        (face 0), named as ``benchmark`` names frames (from 1; the table counts from 0)."""
+        import pandas as pd
+
+        from harness.layouts import Videos
+
+        rows = pd.concat(self.frame_firsts, ignore_index=True)
+        stopped = sorted(set(rows.loc[rows["error"] != "", "video"]))
+        rows = rows[rows["error"] == ""]
+        order = list(dict.fromkeys(rows["video"]))
+        counts = rows["video"].value_counts()
+        names = [benchmark.frame(v, int(f) + 1) for v, f in zip(rows["video"], rows["frame"])]
+        videos = Videos(tuple(order), tuple(int(counts[v]) for v in order))
+        return names, rows[self.aus].to_numpy(dtype=np.int64), videos, stopped
 
     def submission_rows(self) -> tuple[list[str], np.ndarray, int]:
         """As :func:`submission_rows`, from the images' face-0 rows counted so far."""
