@@ -1,10 +1,13 @@
-"""``auh predict``: a model bundle and images -> one table row per image and face.
+"""``auh predict``: a bundle and images or videos -> one table row per image (or frame) and face.
 
 Columns of the table (Parquet or CSV):
 
 ==================================  ==============================================
 ``image``                           the file name (what a submission calls it)
 ``path``                            the file as it was given
+``video frame timestamp``           only where the input has a video: the video's
+                                    name, the frame (from 0) and its time in
+                                    seconds (empty for an image row)
 ``face``                            face index in the image, 0 first (the face
                                     ``align`` selects, the one training used)
 ``found``                           the aligner found a face (``False``: a
@@ -12,7 +15,8 @@ Columns of the table (Parquet or CSV):
 ``score``                           the detector's confidence (empty without one)
 ``box_x0 box_y0 box_x1 box_y1``     the face box, source-image pixels
 ``<landmark>_x <landmark>_y``       the 5 landmarks, source-image pixels
-``AU1_prob ...``                    the ensemble's probability per AU
+``AU1_prob ...``                    the ensemble's probability per AU (a
+                                    video's smoothed by the smoother, per video)
 ``AU1 ...``                         0/1: probability >= the bundle's threshold
 ``error``                           why the image was skipped (empty if it was not)
 ==================================  ==============================================
