@@ -205,7 +205,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         benchmark = _submission_benchmark(args, bundle.schema.name, len(paths), videos)
         smoother = smoother or bundle.meta.get("smoother", {"name": "none"})
         tally = Tally(bundle.aus, bundle.thresholds, {"id": bundle_id(folder), "source": args.bundle},
-                      {"smoother": smoother, "every": args.every})
+                      {"smoother": smoother, "every": args.every}, keep_frames=benchmark is not None)
         built = recipes.build("smoother", smoother)
         with TableWriter(args.out) as writer, \
                 progress(total=None if videos else len(paths), desc="predict", unit="img") as bar:

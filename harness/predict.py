@@ -97,6 +97,7 @@ class Tally:
     videos: set[str] = field(default_factory=set)
     firsts: list["pd.DataFrame"] = field(default_factory=list)  # images' face-0 rows
     frame_firsts: list["pd.DataFrame"] = field(default_factory=list)  # video frames' face-0 rows
+    keep_frames: bool = False  # keep frame_firsts (for a frame-level submission; O(frames) ints)
 
     def add(self, part: "pd.DataFrame") -> None:
         c = self.counts
@@ -111,7 +112,7 @@ class Tally:
         c["frames_with_face"] += int(frames["found"].sum())
         self.videos.update(first.loc[in_video, "path"])
         self.firsts.append(images[["image", *self.aus, "error"]])
-        if "video" in first:
+        if self.keep_frames and "video" in first:
             self.frame_firsts.append(first.loc[in_video, ["video", "frame", *self.aus, "error"]])
 
     def metadata(self) -> dict[str, Any]:
