@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 BOX = ("box_x0", "box_y0", "box_x1", "box_y1")
 VIDEO_COLUMNS = ("video", "frame", "timestamp")
+# Final rows gathered before they become a piece of the table (a Parquet row group): the
+# per-piece cost of pandas and pyarrow is paid once per 1,024 rows, and memory stays bounded.
+ROWS_PER_PIECE = 1024
 OUT_SUFFIXES = (".parquet", ".csv")
 METADATA_KEY = b"au_harness"
 
@@ -220,9 +223,8 @@ def predict_batches(bundle: "Bundle", paths: Sequence[Path], batch_size: int = 6
                 rows.add(_row(unit, k, face), next(probs), (unit.path, k) if unit.video is not None else None)
         if bar is not None:
             bar.update(len(chunk))
-        ready = rows.ready()
-        if ready:
-            yield _frame(ready, bundle.aus, bundle.thresholds, video)
+        if rows.n_ready() >= ROWS_PER_PIECE:
+            yield _frame(rows.ready(), bundle.aus, bundle.thresholds, video)
     rows.close_all()
     ready = rows.ready()
     if ready:
@@ -305,6 +307,10 @@ class _SmoothedRows:
         for values in np.asarray(smoothed, dtype=np.float64)[:len(waiting)] if len(smoothed) else ():
             entry = waiting.popleft()
             entry[1], entry[2] = values, False
+
+    def n_ready(self) -> int:
+        """How many rows at the head of the queue are final."""
+        return next((i for i, entry in enumerate(self.queue) if entry[2]), len(self.queue))
 
     def ready(self) -> list[list[Any]]:
         out = []

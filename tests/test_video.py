@@ -285,3 +285,19 @@ def test_a_frame_level_submission_needs_every_frame_and_a_frame_benchmark(setup,
     assert predict(root, str(folder), "media/clip.mp4", "--out", "x.parquet", "--submission", "s.txt") == 2
     assert "frame-level benchmark" in capsys.readouterr().err  # an ENC-2020 bundle: image rows only
     assert set(os.listdir(root)) == before
+
+
+def test_the_table_written_in_small_pieces_is_the_same(setup, monkeypatch):
+    """Rows are gathered into pieces (Parquet row groups) of ROWS_PER_PIECE: any piece size,
+    smoothing included, gives the same table."""
+    import pyarrow.parquet as pq
+
+    import harness.predict
+
+    root, folder, _ = setup
+    args = ["media", "--smoother", "median", "--smoother-param", "window=5", "--batch-size", "4"]
+    assert predict(root, str(folder), *args, "--out", "whole.parquet") == 0
+    monkeypatch.setattr(harness.predict, "ROWS_PER_PIECE", 3)
+    assert predict(root, str(folder), *args, "--out", "pieces.parquet") == 0
+    assert pq.ParquetFile(root / "pieces.parquet").num_row_groups > 3
+    assert read(root, "pieces.parquet").equals(read(root, "whole.parquet"))
