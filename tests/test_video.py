@@ -301,3 +301,24 @@ def test_the_table_written_in_small_pieces_is_the_same(setup, monkeypatch):
     assert predict(root, str(folder), *args, "--out", "pieces.parquet") == 0
     assert pq.ParquetFile(root / "pieces.parquet").num_row_groups > 3
     assert read(root, "pieces.parquet").equals(read(root, "whole.parquet"))
+
+
+@pytest.mark.parametrize("suffix, codec", [(".mp4", "mpeg4"), (".avi", "mpeg4"), (".mov", "mpeg4"),
+                                           (".mkv", "mpeg4"), (".webm", "libvpx"), (".wmv", "wmv2")])
+def test_every_container_decodes_frame_by_frame(tmp_path, suffix, codec):
+    from harness.video import decode_frames, is_video
+
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg build has no {codec} encoder")
+    path = tmp_path / f"v{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(6):
+            image = np.full((64, 64, 3), 40 * i, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    frames = list(decode_frames(path, every=2))
+    assert is_video(path) and [f for f, _, _ in frames] == [0, 2, 4]
+    np.testing.assert_allclose([t for _, t, _ in frames], [0, 2 / FPS, 4 / FPS], atol=1e-3)
+    assert [np.asarray(im).mean() for _, _, im in frames] == pytest.approx([0, 80, 160], abs=4)
