@@ -208,7 +208,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                       {"smoother": smoother, "every": args.every}, keep_frames=benchmark is not None)
         built = recipes.build("smoother", smoother)
         with TableWriter(args.out) as writer, \
-                progress(total=None if videos else len(paths), desc="predict", unit="img") as bar:
+                progress(total=None if videos else len(paths), desc="predict",
+                         unit="frame" if videos else "img") as bar:
             for part in predict_batches(bundle, paths, args.batch_size, args.strict, bar, args.every,
                                         built, tally.skipped):
                 writer.write(part)
