@@ -182,8 +182,12 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
 def tool_prediction(benchmark: Benchmark, truth: Truth, tool: str, output: Path,
                     rules: other_tools.Rules, fit: tuple[Path, Path] | None) -> other_tools.Prediction:
     """The tool's predictions for ``truth``, with thresholds fitted on ``fit`` = (val truth, val output)."""
+    import dataclasses
+
     from leaderboard import other_tools
 
+    if benchmark.unit == "frame":  # a video's rows match the benchmark's frame names
+        rules = dataclasses.replace(rules, frame_name=benchmark.frame_name)
     fitted = None
     if fit is not None:
         val = load_truth(fit[0], benchmark)
