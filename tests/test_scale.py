@@ -60,8 +60,8 @@ def test_video_bootstrap_equals_drawing_the_frames(order, monkeypatch):
                                rtol=0, atol=1e-12)
 
 
-def test_image_bootstrap_draws_are_unchanged_by_the_int32_draws():
-    """int32 draws give the values int64 draws gave: the resampled rows are the same."""
+def test_image_bootstrap_equals_scoring_the_drawn_rows():
+    """Without groups a resample draws rows: the same draws, scored one by one, give the same finals."""
     truth, preds, _ = video_case(frames=50)
     idx = np.random.default_rng(3).integers(0, 50, size=(20, 50))
     slow = [metrics.final_score(preds[0][i], truth[i], MEAN_F1) for i in idx]
