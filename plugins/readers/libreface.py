@@ -42,13 +42,7 @@ class LibreFaceReader:
     first_frame = FIRST_FRAME
 
     def read(self, path: str | Path) -> ToolOutput:
-        path = Path(path)
-        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
-        if not files:
-            raise UserError(f"{path}: no .csv files in this folder; expected LibreFace output")
-        if not path.is_dir():
-            return self._read_file(path)
-        return tables.concat([self._read_file(f) for f in files], str(path), self.rules)
+        return tables.read_csv_output(path, "LibreFace", self._read_file, self.rules)
 
     def _read_file(self, path: Path) -> ToolOutput:
         frame = tables.read_table(path)

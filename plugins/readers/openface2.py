@@ -49,11 +49,7 @@ class OpenFace2Reader:
     first_frame = FIRST_FRAME
 
     def read(self, path: str | Path) -> ToolOutput:
-        path = Path(path)
-        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
-        if not files:
-            raise UserError(f"{path}: no .csv files in this folder; expected OpenFace 2 output")
-        return tables.concat([_read_file(f) for f in files], str(path), self.rules)
+        return tables.read_csv_output(path, "OpenFace 2", _read_file, self.rules)
 
 
 def _read_file(path: Path) -> ToolOutput:

@@ -258,3 +258,13 @@ def concat(parts: Sequence[ToolOutput], source: str, rules: str) -> ToolOutput:
                       videos=[v for p in parts for v in (p.videos or [""] * len(p.keys))] if video else None,
                       frames=cat(lambda p: np.full(len(p.keys), np.nan) if p.frames is None else p.frames)
                       if video else None, first_frame=parts[0].first_frame if parts else 0)
+
+
+def read_csv_output(path: str | Path, tool: str, read_file: Callable[[Path], ToolOutput],
+                    rules: str) -> ToolOutput:
+    """A tool's output that is one CSV, or a folder of them (read in name order, as one)."""
+    path = Path(path)
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files:
+        raise UserError(f"{path}: no .csv files in this folder; expected {tool} output")
+    return concat([read_file(f) for f in files], str(path), rules)
