@@ -230,3 +230,33 @@ def test_video_bootstrap_resamples_whole_videos():
     # drawing video 0 twice: F1 1; video 1 twice: F1 0; one of each: 2*4 / (2*4 + 6) = 8/14
     assert set(np.round(finals, 12)) <= {1.0, 0.0, round(8 / 14, 12)}
     assert len(set(np.round(finals, 12))) == 3
+
+
+# ------------------------------------------------------------ other tools
+def test_a_tools_aus_map_onto_the_benchmarks(capsys, in_tmp):
+    """py-feat writes AU7, AU14 and AU23, which ENC-2020 lacks and BP4D scores: under bp4d they
+    are covered and scored; under the default benchmark they are not read at all."""
+    import harness
+
+    feat = ["01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "23", "24", "43"]
+    rng = np.random.default_rng(2)
+    n = 40
+    probs = rng.random((n, len(feat))).round(6)
+    names = [f"img{i:03d}.jpg" for i in range(n)]
+    head = ",FaceRectX,FaceRectY,FaceRectWidth,FaceRectHeight,FaceScore," + ",".join(f"AU{a}" for a in feat)
+    rows = [f"{i},10,12,40,50,0.99," + ",".join(f"{p:.6f}" for p in probs[i]) + f",/data/{names[i]}"
+            for i in range(n)]
+    (in_tmp / "fex.csv").write_text("\n".join([head + ",input", *rows]) + "\n")
+    truth = rng.choice([0, 1, 9], size=(n, len(BP4D_AUS)))
+    (in_tmp / "truth.csv").write_text("\n".join(["image," + ",".join(BP4D_AUS), *(
+        f"{name}," + ",".join(map(str, r)) for name, r in zip(names, truth))]) + "\n")
+
+    assert "AU14" not in harness.create("reader", "pyfeat").read(in_tmp / "fex.csv").covered
+    card = score_json(capsys, in_tmp, "--benchmark", "bp4d", "--truth", str(in_tmp / "truth.csv"),
+                      "--from", "pyfeat", "--submission", str(in_tmp / "fex.csv"))
+    assert card["coverage"]["covered"] == ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU14",
+                                           "AU15", "AU17", "AU23", "AU24"]
+    j = BP4D_AUS.index("AU14")
+    keep = truth[:, j] != 9
+    want = f1_score(truth[keep, j], (probs[keep, feat.index("14")] >= 0.5).astype(int), zero_division=0)
+    assert abs(card["per_au"]["AU14"]["f1"] - want) < 1e-12

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ _SEQUENCE = ("frame", "face_id", "confidence", "success")
 _IMAGE = ("face", "confidence")
 
 
-class OpenFace2Reader:
+class OpenFace2Reader(tables.BenchmarkAUs):
     """OpenFace 2.x CSVs: AUxx_c presence, AUxx_r intensity 0-5, success == 0 rows failed."""
 
     rules = ("AUxx_c presence as OpenFace decided it, or AUxx_r >= the intensity threshold; "
@@ -43,7 +44,7 @@ class OpenFace2Reader:
         files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
         if not files:
             raise UserError(f"{path}: no .csv files in this folder; expected OpenFace 2 output")
-        parts = [_read_file(f) for f in files]
+        parts = [_read_file(f, self.au_name) for f in files]
         sequence = next((out for out, is_sequence in parts if is_sequence), None)
         if path.is_dir() and sequence is not None:  # its frame numbers would clash across files
             raise UserError(f"{sequence.source}: a FeatureExtraction CSV in a folder of "
@@ -52,8 +53,9 @@ class OpenFace2Reader:
         return tables.concat([out for out, _ in parts], str(path), self.rules)
 
 
-def _read_file(path: Path) -> tuple[ToolOutput, bool]:
-    """One CSV, and whether it is a sequence (frame numbers) rather than one image's faces."""
+def _read_file(path: Path, au_name: Callable[[str], str | None]) -> tuple[ToolOutput, bool]:
+    """One CSV, and whether it is a sequence (frame numbers) rather than one image's faces;
+    ``au_name`` names the AUs kept."""
     frame = tables.read_table(path, want=lambda column: bool(_READ.match(column)))
     aus = {m.groups(): col for col in frame.columns if (m := _AU.match(col))}
     if not aus:
@@ -65,7 +67,7 @@ def _read_file(path: Path) -> tuple[ToolOutput, bool]:
                    "(FeatureExtraction) or 'face, confidence' (FaceLandmarkImg)")
     presence, intensity = {}, {}
     for (number, kind), col in aus.items():
-        au = tables.enc_au(number)
+        au = au_name(number)
         if au is None:
             continue
         if kind == "c":
