@@ -32,10 +32,10 @@ bench: install
 	$(BIN)/auh bench --markdown docs/bench.md
 
 browser:
-	@tools/install-chromium.sh
+	@tools/install-if-missing.sh chromium "the leaderboard page test" "command -v chromium"
 
 postgresql:
-	@tools/install-postgresql.sh
+	@tools/install-if-missing.sh postgresql "the PostgreSQL ledger test" "ls /usr/lib/postgresql/*/bin/pg_ctl"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

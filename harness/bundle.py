@@ -32,6 +32,7 @@ from harness.training import load_exact, predict_logits, resolve_device
 from harness.errors import UserError
 from harness.fileio import sha256_file
 from harness.images import IMAGE_SUFFIXES, read_image
+from harness.video import VIDEO_SUFFIXES
 from harness.metrics import sigmoid
 from harness.protocols import IR_NORMALIZATION, fitted_state, set_fitted_state
 from harness.schema import AUSchema
@@ -64,6 +65,8 @@ def save_bundle(folder: Path, recipe: Recipe, schema: AUSchema, weights: dict[st
                       "sha256": sha256_file(path)} for v, path in weights.items()},
         "ensembler": {**recipe.ensembler.to_dict(), "fitted": fitted_state(ensembler)},
         "thresholds": [float(t) for t in thresholds],
+        # the thresholds were fitted on probabilities smoothed by it: auh predict smooths videos alike
+        "smoother": recipe.smoother.to_dict(),
         "versions": package_versions(),
     }
     (tmp / "bundle.json").write_text(json.dumps(meta, indent=1))
@@ -107,6 +110,10 @@ class Bundle:
 
     def aligner(self) -> Any:
         return recipes.build("aligner", self.meta["aligner"], size=self.meta["input_size"])
+
+    def smoother(self) -> Any:
+        """The recipe's temporal smoother (``none`` for a bundle saved before smoothers existed)."""
+        return recipes.build("smoother", self.meta.get("smoother", {"name": "none"}))
 
     def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 crops ``[N,S,S,3]`` -> ``(probs, preds)``."""
@@ -184,7 +191,9 @@ def read_meta(folder: Path) -> dict[str, Any]:
     if not (isinstance(thresholds, list) and len(thresholds) == len(schema["aus"])
             and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds)):
         raise bad("thresholds", f"{len(schema['aus'])} numbers, one per AU")
-    for key in ("aligner", "ensembler"):
+    for key in ("aligner", "ensembler", "smoother"):
+        if key == "smoother" and key not in meta:  # written before smoothers existed
+            continue
         if not (isinstance(meta.get(key), dict) and isinstance(meta[key].get("name"), str)):
             raise bad(key, "a component table with a name")
     views = meta.get("views")
@@ -208,13 +217,23 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 def list_images(source: Path) -> list[Path]:
     """A folder (its image files, sorted) or a text file listing one image path per line."""
-    source = Path(source)
+    return _list_files(Path(source), IMAGE_SUFFIXES, "image", "images")
+
+
+def list_inputs(source: Path) -> list[Path]:
+    """As :func:`list_images`, images and videos (``auh predict``)."""
+    return _list_files(Path(source), IMAGE_SUFFIXES | VIDEO_SUFFIXES, "image or video",
+                       "images or videos")
+
+
+def _list_files(source: Path, suffixes: frozenset[str], what: str, whats: str) -> list[Path]:
+    endings = ", ".join(sorted(suffixes))
     if source.is_dir():
-        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in suffixes)
         if not paths:
-            raise UserError(f"{source}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise UserError(f"{source}: no {what} files ({endings})")
         return paths
-    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+    if source.is_file() and source.suffix.lower() in suffixes:
         return [source]
     if source.is_file():
         data = source.read_bytes()
@@ -223,14 +242,14 @@ def list_images(source: Path) -> list[Path]:
                 raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL")
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise UserError(f"{source}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a text "
-                            f"file listing image paths (it holds binary data)") from None
+            raise UserError(f"{source}: not an {what} ({endings}) nor a text "
+                            f"file listing {whats} (it holds binary data)") from None
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if not lines:
-            raise UserError(f"{source}: the list of images is empty")
+            raise UserError(f"{source}: the list of {whats} is empty")
         paths = [(source.parent / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
-            raise UserError(f"{source}: {len(missing)} listed images do not exist (first: {missing[0]})")
+            raise UserError(f"{source}: {len(missing)} listed {whats} do not exist (first: {missing[0]})")
         return paths
     raise UserError(f"{source}: no such folder, image or list file")

@@ -29,12 +29,19 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "predict", cmd_predict)
     p.add_argument("bundle", help="a bundle folder written by `auh run`, or an MLflow model URI "
                                   "(runs:/<run id>/model, models:/<name>/<version>)")
-    p.add_argument("input", type=Path, help="a folder of images, one image, or a text file of paths")
+    p.add_argument("input", type=Path, help="a folder of images and videos, one image or video, or a "
+                                            "text file of paths")
     p.add_argument("--out", type=Path, required=True,
                    help="the table: .parquet (metadata inside) or .csv (metadata in OUT.json)")
     p.add_argument("--submission", type=Path, metavar="CSV",
                    help="also write the submission: one row per image (its first face), 0/1 per AU")
-    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image or video")
+    p.add_argument("--every", type=int, default=1, metavar="N",
+                   help="videos: predict frames 0, N, 2N, ... (default 1: every frame)")
+    p.add_argument("--smoother", metavar="NAME",
+                   help="videos: the temporal smoother (none, median, ema, ...; default: the bundle's)")
+    p.add_argument("--smoother-param", dest="smoother_params", action="append", default=[],
+                   metavar="KEY=VALUE", help="a parameter of --smoother, e.g. window=5; repeatable")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for a model URI "
@@ -170,21 +177,64 @@ def scorecard(result: RunResult, recipe: Recipe) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     """a table of per-face AU probabilities (and a submission) from a model bundle
 
-    Align and classify images with a trained bundle. Writes one row per image and face: the face
-    box, 5 landmarks, the aligner's score, each AU's probability (AU1_prob ...) and its 0/1 at the
-    bundle's threshold (AU1 ...). Images that cannot be read are listed with the reason and
-    skipped (--strict: stop at the first). --submission also writes the challenge submission
-    (one row per image) that `auh check` accepts.
+    Align and classify images and videos with a trained bundle. Writes one row per image (or
+    video frame) and face: the face box, 5 landmarks, the aligner's score, each AU's
+    probability (AU1_prob ...) and its 0/1 at the bundle's threshold (AU1 ...); video rows
+    also give the video, the frame (from 0) and its timestamp, their probabilities smoothed
+    per video by the bundle's smoother (--smoother to change it). Videos are decoded and
+    written in batches, in constant memory. Files that cannot be read are listed with the
+    reason and skipped (--strict: stop at the first); a video that breaks keeps the frames
+    decoded before. --submission also writes the challenge submission (one row per image)
+    that `auh check` accepts.
     """
-    from harness.bundle import list_images, load_bundle
-    from harness.labels import write_labels
-    from harness.predict import bundle_folder, bundle_id, check_out, predict_table, sidecar, \
-        submission_rows, write_table
+    from harness.bundle import list_inputs, load_bundle
+    from harness.predict import TableWriter, Tally, bundle_folder, bundle_id, columns, count, predict_batches
     from harness.progress import progress
+    from harness.video import is_video
 
-    # Every argument is checked before the bundle is loaded and anything is written.
+    outputs, smoother = _check_predict_args(args)
+    paths = list_inputs(args.input)
+    videos = sum(map(is_video, paths))
+    if args.submission is not None and videos:
+        raise UserError(f"--submission: the input holds {count(videos, 'video')}; the submission "
+                        f"file is one row per image (give images only, or leave out --submission)")
+    if args.submission is not None and len({p.name for p in paths}) < len(paths):
+        raise UserError("--submission: two input images share a file name; a submission needs "
+                        "unique image names")
+    with bundle_folder(args.bundle, args.tracking_uri) as folder:
+        bundle = load_bundle(folder, device=args.device)
+        smoother = smoother or bundle.meta.get("smoother", {"name": "none"})
+        tally = Tally(bundle.aus, bundle.thresholds, {"id": bundle_id(folder), "source": args.bundle},
+                      {"smoother": smoother, "every": args.every})
+        built = recipes.build("smoother", smoother)
+        with TableWriter(args.out) as writer, \
+                progress(total=None if videos else len(paths), desc="predict", unit="img") as bar:
+            for part in predict_batches(bundle, paths, args.batch_size, args.strict, bar, args.every,
+                                        built, tally.skipped):
+                writer.write(part)
+                tally.add(part)
+            writer.finish(tally.metadata(), columns(bundle.aus, bool(videos)))
+    lines = [tally.summary(args.out)]
+    if args.submission is not None:
+        from harness.labels import write_labels
+
+        names, preds, unreadable = tally.submission_rows()
+        write_labels(args.submission, names, preds, bundle.schema)
+        note = f" ({count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
+        lines.append(f"wrote the submission for {len(names)} images to {args.submission}{note}")
+    print("\n".join(lines))
+    return 0
+
+
+def _check_predict_args(args: argparse.Namespace) -> tuple[list[Path], dict[str, Any] | None]:
+    """Every argument of ``auh predict``, checked before the bundle is loaded or anything is
+    written: the output files, and the smoother table ``--smoother`` names (None: the bundle's)."""
+    from harness.predict import check_out, sidecar
+
     if args.batch_size < 1:
         raise UserError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
+    if args.every < 1:
+        raise UserError(f"--every: expected an integer >= 1 (every Nth frame), got {args.every}")
     outputs = [check_out(check_output_file(args.out))]
     if args.out.suffix.lower() == ".csv":
         outputs.append(check_output_file(sidecar(args.out), "--out metadata file"))
@@ -192,39 +242,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         outputs.append(check_output_file(args.submission, "--submission"))
     if len({p.resolve() for p in outputs}) < len(outputs):
         raise UserError(f"--out and --submission name the same file ({args.out})")
-    paths = list_images(args.input)
-    if args.submission is not None and len({p.name for p in paths}) < len(paths):
-        raise UserError("--submission: two input images share a file name; a submission needs "
-                        "unique image names")
-    with bundle_folder(args.bundle, args.tracking_uri) as folder:
-        bundle = load_bundle(folder, device=args.device)
-        identity = {"id": bundle_id(folder), "source": args.bundle}
-        with progress(total=len(paths), desc="predict", unit="img") as bar:
-            result = predict_table(bundle, paths, args.batch_size, strict=args.strict, bar=bar)
-    result.bundle = identity
-    write_table(args.out, result)
-    first = result.first_faces
-    with_face = int(first["found"].sum())
-    no_face = len(first) - with_face - len(result.skipped)
-    lines = [f"wrote {_count(len(result.table), 'row')} for {_count(len(first), 'image')} to {args.out}: "
-             f"{_count(int(result.table['found'].sum()), 'face')} in {_count(with_face, 'image')}, "
-             f"{_count(no_face, 'image')} without a face (predicted from a center crop), "
-             f"{len(result.skipped)} skipped"]
-    if result.skipped:
-        path, reason = result.skipped[0]
-        lines[0] += (f" as unreadable or unsupported (first: {path}: {reason}; each is listed "
-                     f"in the table's error column)")
-    if args.submission is not None:
-        names, preds, unreadable = submission_rows(result)
-        write_labels(args.submission, names, preds, bundle.schema)
-        note = f" ({_count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
-        lines.append(f"wrote the submission for {len(names)} images to {args.submission}{note}")
-    print("\n".join(lines))
-    return 0
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
+    if args.smoother is None:
+        if args.smoother_params:
+            raise UserError("--smoother-param: expected --smoother NAME too")
+        return outputs, None
+    table: dict[str, Any] = {"name": args.smoother}
+    for item in args.smoother_params:
+        recipes.apply_override(table, item)
+    recipes.build("smoother", table)  # refuses an unknown name or parameter now
+    return outputs, table
 
 
 # ------------------------------------------------------------------ ablate

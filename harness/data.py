@@ -66,7 +66,10 @@ class AUDataset:
     ``splits`` maps ``train`` / ``val`` / ``test`` to row indices; ``folds``
     gives each row a cross-validation fold id (or is ``None``).
     ``companions`` maps a pretraining task name (``identity``,
-    ``expression``) to its :class:`LabelledImages`.
+    ``expression``) to its :class:`LabelledImages`. A frame-level dataset
+    gives ``groups``: per row, the video it is a frame of, a video's rows in
+    frame order (the recipe's smoother runs within each video); ``None``, an
+    image-level dataset, is never smoothed.
     """
 
     name: str
@@ -78,6 +81,7 @@ class AUDataset:
     landmarks: np.ndarray | None = None
     companions: dict[str, LabelledImages] = field(default_factory=dict)
     root: Path | None = None  # where the dataset lives (cache keys are relative to it)
+    groups: np.ndarray | None = None  # [N] video of each row (frame-level datasets)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels)
@@ -86,6 +90,11 @@ class AUDataset:
             raise ValueError(f"dataset {self.name!r}: labels have shape {self.labels.shape}, "
                              f"expected ({n}, {c})")
         self.splits = {k: np.asarray(v, dtype=np.int64) for k, v in self.splits.items()}
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups)
+            if self.groups.shape != (n,):
+                raise ValueError(f"dataset {self.name!r}: groups have shape {self.groups.shape}, "
+                                 f"expected ({n},)")
 
     def __len__(self) -> int:
         return len(self.images)

@@ -74,6 +74,12 @@ def auh_thresholders() -> Factories:
 
 
 @hookspec
+def auh_smoothers() -> Factories:
+    """Register temporal smoothers of per-frame probabilities: ``{name: factory}``, each a
+    :class:`harness.protocols.Smoother`."""
+
+
+@hookspec
 def auh_datasets() -> Factories:
     """Register datasets: ``{name: factory(**params) -> harness.data.AUDataset}``
     (:class:`harness.protocols.Dataset`)."""

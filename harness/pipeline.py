@@ -38,6 +38,7 @@ from harness.registry import get_registry
 from harness.results import REPORTS, FoldResult, RunResult, read_only
 from harness.run_folder import RunFolder, new_run_folder, run_folders
 from harness.schema import ENC2020
+from harness.smoothing import smooth_by_group
 from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
                               train_stage)
 from harness.weights import load_weights
@@ -228,7 +229,7 @@ def preflight(recipe: Recipe) -> AUDataset:
     check_output_folder(recipe.run.output, "recipe field run.output")
     check_output_folder(cache_root(), "face cache folder (AUH_CACHE)")
     _in_field("aligner", lambda: make_aligner(recipe))
-    for section in ("sampler", "loss", "ensembler", "thresholder"):
+    for section in ("sampler", "loss", "ensembler", "thresholder", "smoother"):
         _in_field(section, lambda: recipes.build(section, getattr(recipe, section)))
     for view, spec in recipe.views.items():
         # A dry build: any number of outputs tells whether the factory takes the view's table.
@@ -389,6 +390,11 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
     """Fine-tune every view on one split, ensemble, fit thresholds on val, score test."""
     recipe = info.recipe
     labels, aus = dataset.labels, list(dataset.schema.aus)
+    smoother = recipes.build("smoother", recipe.smoother)
+
+    def smooth(probs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Per video, before any threshold is fitted or applied (image-level datasets: as is)."""
+        return smooth_by_group(smoother, probs, None if dataset.groups is None else dataset.groups[rows])
     val_probs, test_probs, val_logits, test_logits = [], [], [], []
     view_scores: dict[str, float] = {}
     normalization = {}
@@ -406,13 +412,14 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
     ensembler = recipes.build("ensembler", recipe.ensembler)
     if "fit" in capabilities(ensembler):
         ensembler.fit(val_probs, labels[split.val], recipes.build("thresholder", recipe.thresholder))
-    val_ens = ensembler.combine(val_probs, logits=val_logits)
-    test_ens = ensembler.combine(test_probs, logits=test_logits)
+    val_ens = smooth(ensembler.combine(val_probs, logits=val_logits), split.val)
+    test_ens = smooth(ensembler.combine(test_probs, logits=test_logits), split.test)
     thresholds = fit_thresholds(recipe, val_ens, labels[split.val])
     test_pred = (test_ens >= thresholds).astype(np.int64)
     score = challenge_score(test_pred, labels[split.test], aus)
     for i, view in enumerate(recipe.views):  # each view alone, thresholded the same way
-        view_pred = test_probs[i] >= fit_thresholds(recipe, val_probs[i], labels[split.val])
+        view_pred = smooth(test_probs[i], split.test) >= fit_thresholds(
+            recipe, smooth(val_probs[i], split.val), labels[split.val])
         view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus)["final"]
     artifacts = (_save_predictions(info.folder.ensemble_files(ens_stage), dataset, split, aus, val_ens,
                                    thresholds, test_pred) if distributed.is_main() else {})

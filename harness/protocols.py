@@ -277,6 +277,38 @@ class Thresholder(Protocol):
         ...
 
 
+@runtime_checkable
+class SmootherStream(Protocol):
+    """One video's frames, pushed in order in batches of any size."""
+
+    def push(self, probs: np.ndarray) -> np.ndarray:
+        """Take the next frames' probabilities ``[B, C]`` float64 and return, in frame order,
+        the smoothed rows ``[K, C]`` float64 that are final now (``K`` may be 0); a row is
+        returned once, for the oldest frame not yet returned."""
+        ...
+
+    def close(self) -> np.ndarray:
+        """The video ended: the remaining smoothed rows ``[R, C]``, so that every frame pushed
+        has exactly one row."""
+        ...
+
+
+@runtime_checkable
+class Smoother(Protocol):
+    """Smooths per-frame probabilities over time, within one video.
+
+    The smoothed values must not depend on how the frames were cut into
+    pushes (``auh predict`` streams a video in batches, ``auh run`` pushes a
+    video whole), a stream never sees two videos, and probabilities in
+    [0, 1] stay in [0, 1]. Nothing is fitted: the recipe's parameters are
+    the whole state. Thresholds are fitted on smoothed validation predictions.
+    """
+
+    def stream(self) -> SmootherStream:
+        """A fresh stream for one video."""
+        ...
+
+
 class Dataset(Protocol):
     """What a dataset factory returns: a :class:`harness.data.AUDataset`.
 
@@ -334,5 +366,5 @@ class MetricFactory(Protocol):
 
 PROTOCOLS: dict[str, Any] = {"aligner": Aligner, "backbone": Backbone, "sampler": Sampler,
                              "loss": Loss, "ensembler": Ensembler, "thresholder": Thresholder,
-                             "dataset": Dataset, "reader": Reader, "benchmark": BenchmarkFactory,
-                             "metric": MetricFactory}
+                             "smoother": Smoother, "dataset": Dataset, "reader": Reader,
+                             "benchmark": BenchmarkFactory, "metric": MetricFactory}

@@ -38,7 +38,7 @@ method, so a field's declaration lives with whoever owns its meaning:
   :class:`EvaluationSettings`) is that one line; a new section is one more
   dataclass and one line in :class:`Recipe`.
 * A *component section* (``dataset``, ``aligner``, ``sampler``, ``loss``,
-  ``ensembler``, ``thresholder``, and each view's ``backbone``) is declared
+  ``ensembler``, ``thresholder``, ``smoother``, and each view's ``backbone``) is declared
   here as a stage (:class:`ComponentSpec`: a registry name and the factory's
   parameters, checked against the factory); which component fills the stage
   by default, and the default views, is the method, declared once in the
@@ -250,16 +250,27 @@ class Recipe:
     loss: ComponentSpec
     ensembler: ComponentSpec
     thresholder: ComponentSpec
+    # per video, before thresholds (frame-level datasets, predicted videos); added after recipes
+    # were first hashed, so it is written only when it smooths (see to_dict)
+    smoother: ComponentSpec = field(metadata={"written_unless": "none"})
     views: FrozenMap  # name -> View, in the recipe's order
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "views", FrozenMap(self.views))  # a plain dict of views, frozen
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe as plain nested dicts, in its order (for TOML, MLflow params, hashes)."""
+        """The recipe as plain nested dicts, in its order (for TOML, MLflow params, hashes).
+
+        A component section added after recipes were first written and hashed declares
+        ``written_unless``: it is left out while it names that component with no
+        parameters, so every recipe that does not use it keeps its text and digest
+        (and its run folders and arm-seeds are found again); reading fills it back in."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, ComponentSpec) and not value.params \
+                    and value.name == f.metadata.get("written_unless"):
+                continue
             out[f.name] = ({k: v.to_dict() for k, v in value.items()} if f.name == "views"
                            else value.to_dict() if isinstance(value, ComponentSpec) else _to_dict(value))
         return out

@@ -35,6 +35,7 @@ KINDS: dict[str, str] = {
     "loss": "auh_losses",
     "ensembler": "auh_ensemblers",
     "thresholder": "auh_thresholders",
+    "smoother": "auh_smoothers",
     "dataset": "auh_datasets",
     "reader": "auh_readers",
     "benchmark": "auh_benchmarks",

@@ -491,6 +491,45 @@ def _thresholder_bundle_round_trip(build: Callable[..., Any]) -> None:
             "thresholds saved in a bundle as JSON numbers predict differently")
 
 
+# --------------------------------------------------------------------- smoother
+def _pushed(stream: Any, probs: np.ndarray, cuts: list[int]) -> np.ndarray:
+    """Every row a stream returns for ``probs`` pushed in pieces cut at ``cuts``."""
+    out = []
+    for piece in np.split(probs, cuts):
+        got = stream.push(piece.copy())
+        _expect(isinstance(got, np.ndarray) and got.ndim == 2 and got.shape[1] == N_AUS
+                and got.dtype == np.float64, f"push returned {type(got).__name__} "
+                f"{getattr(got, 'dtype', '')} {getattr(got, 'shape', '')}, expected float64 [K, {N_AUS}]")
+        out.append(got)
+    rest = np.asarray(stream.close(), dtype=np.float64).reshape(-1, N_AUS)
+    return np.concatenate([*out, rest])
+
+
+def _smoother_one_row_per_frame(build: Callable[..., Any]) -> None:
+    probs = _probs()
+    smoothed = _pushed(build().stream(), probs, [])
+    _expect(smoothed.shape == probs.shape, f"{len(smoothed)} rows for {len(probs)} frames, expected one per frame")
+    _expect(np.all((smoothed >= 0) & (smoothed <= 1)), "probabilities in [0, 1] left [0, 1]")
+    _expect(np.array_equal(smoothed, _pushed(build().stream(), probs, [])), "smoothing the same frames twice differed")
+
+
+def _smoother_batch_independence(build: Callable[..., Any]) -> None:
+    probs = _probs()
+    whole = _pushed(build().stream(), probs, [])
+    for cuts in ([1, 2, 3, 4, 5, 6, 7], [13, 14, 33], list(range(1, len(probs)))):
+        _expect(np.allclose(_pushed(build().stream(), probs, cuts), whole, rtol=0, atol=1e-12),
+                f"pushing the frames in pieces (cut at {cuts[:4]}...) gave other values than all at once")
+
+
+def _smoother_videos_independent(build: Callable[..., Any]) -> None:
+    smoother, a, b = build(), _probs(seed=2), _probs(seed=3)
+    alone = _pushed(smoother.stream(), b, [])
+    first, second = smoother.stream(), smoother.stream()
+    first.push(a)
+    _expect(np.allclose(_pushed(second, b, []), alone, rtol=0, atol=1e-12),
+            "a stream's values depend on another video's stream")
+
+
 # ---------------------------------------------------------------------- dataset
 def _dataset_contents(build: Callable[..., Any]) -> None:
     from harness.data import AUDataset, LabelledImages
@@ -583,6 +622,7 @@ CHECKS: dict[str, tuple[Callable[[Callable[..., Any]], None], ...]] = {
     "ensembler": (_ensembler_fit_convention, _ensembler_combines, _ensembler_row_independence),
     "thresholder": (_thresholder_fit_convention, _thresholder_predicts_at_or_above,
                     _thresholder_ignores_999_rows, _thresholder_deterministic, _thresholder_bundle_round_trip),
+    "smoother": (_smoother_one_row_per_frame, _smoother_batch_independence, _smoother_videos_independent),
     "dataset": (_dataset_contents,),
     "reader": (_reader_refuses_bad_input_in_one_line,),
     "benchmark": (_benchmark_declaration, _benchmark_coding_round_trip),

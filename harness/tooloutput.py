@@ -17,7 +17,14 @@ class ToolOutput:
     """Rows of one tool's output, mapped onto ENC AU names (``"AU1"``, ...).
 
     * ``keys``: per row, the image the tool says it read: a path or file
-      name, or a frame number (matched through ``--map``).
+      name, a frame number (matched through ``--map``), or for a frame of a
+      video ``VIDEO/FRAME``: the video's name and the frame number as the
+      tool wrote it (``default/1``: OpenFace's first frame of default.wmv).
+    * ``videos`` / ``frames``: per row, the video a row is a frame of (``""``
+      for an image) and the tool's frame number (NaN for an image); None when
+      no row is a video frame. ``first_frame`` is the number the tool gives a
+      video's first frame (OpenFace 1, py-feat and LibreFace 0), declared by
+      its reader, so that matching can convert to a benchmark's frame names.
     * ``where``: per row, ``"file: line N"`` for messages.
     * ``failed``: per row, True for a failed detection (OpenFace's
       ``success == 0``, py-feat's NaN row): the image counts as missing
@@ -43,12 +50,17 @@ class ToolOutput:
     confidence: np.ndarray | None = None
     pose: dict[str, np.ndarray] = field(default_factory=dict)
     rules: str = ""
+    videos: list[str] | None = None
+    frames: np.ndarray | None = None
+    first_frame: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.keys)
         arrays = [self.failed, *self.presence.values(), *self.intensity.values(),
                   *self.probability.values(), *self.pose.values()]
-        arrays += [a for a in (self.box_area, self.confidence) if a is not None]
+        arrays += [a for a in (self.box_area, self.confidence, self.videos, self.frames) if a is not None]
+        if (self.videos is None) != (self.frames is None):
+            raise ValueError(f"ToolOutput of {self.source}: videos and frames go together")
         if len(self.where) != n or any(len(a) != n for a in arrays):
             raise ValueError(f"ToolOutput of {self.source}: every per-row array needs {n} entries")
         if set(self.probability) & (set(self.presence) | set(self.intensity)):

@@ -14,6 +14,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.losses",
     "plugins.ensemblers",
     "plugins.thresholders",
+    "plugins.smoothers",
     "plugins.tracking",
     "plugins.datasets",
     "plugins.readers",

@@ -12,7 +12,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
+
+import numpy as np
+
+from harness import recipe as recipes
+from harness.metrics import challenge_score
+from harness.results import FoldResult, RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,3 +91,37 @@ def assert_one_line(code: int, err: str, *needles: str) -> None:
     assert "Traceback" not in err
     for needle in needles:
         assert needle in err, (needle, err)
+
+
+# ----------------------------------------------- a fake run for the lifecycle hooks
+RUN_AUS = ("AU1", "AU2", "AU12", "AU51")
+
+
+def make_recipe(**run: str) -> recipes.Recipe:
+    return recipes.load(None, check_components=False).with_run(**run)
+
+
+def fake_run(recipe: recipes.Recipe, out_dir: Path, run_id: str = "r1", resumed: bool = False,
+             state: dict | None = None, uri: str = "") -> types.SimpleNamespace:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return types.SimpleNamespace(recipe=recipe, out_dir=out_dir, run_id=run_id, resumed=resumed,
+                                 tracking_uri=uri, state={} if state is None else state)
+
+
+def make_result(tmp: Path) -> RunResult:
+    """Two folds of 30 rows; each fold validates on the rows it tests (enough for the plugin)."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, (60, len(RUN_AUS)))
+    labels[rng.random(labels.shape) < 0.1] = 999
+    labels[:, 3] = np.where(labels[:, 3] == 999, 999, 0)  # AU51: no positives, no curve
+    probs = np.clip(0.6 * (labels == 1) + 0.5 * rng.random(labels.shape), 0, 1)
+    pred = (probs >= 0.5).astype(np.int64)
+    scores = challenge_score(pred, labels, RUN_AUS)
+    scores["ci95"] = [scores["final"] - 0.05, scores["final"] + 0.05]
+    folds = tuple(FoldResult(f"fold/{k}", challenge_score(pred[rows], labels[rows], RUN_AUS), {},
+                             np.array([0.4, 0.5, 0.6, 0.5]), rows, rows, pred[rows], probs[rows], None)
+                  for k, rows in enumerate((np.arange(30), np.arange(30, 60))))
+    return RunResult(scores=scores, folds=folds, cv={"mean": 0.6, "std": 0.01, "n_folds": 2}, view_final={},
+                     baselines={"all_zeros": challenge_score(np.zeros_like(pred), labels, RUN_AUS)},
+                     faces={"n": 60, "not_found": 0}, bundle=str(tmp / "no-bundle-here"),
+                     out_dir=str(tmp / "runs"), aus=RUN_AUS, val_labels=labels[:30])

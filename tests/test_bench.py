@@ -133,3 +133,14 @@ def test_lockstep_runs_one_bare_step_per_loss_call_and_times_only_full_steps():
     assert advanced == [0, 1, 2]  # one bare step per harness step
     # the first call ends no full step: 3 calls time 2 steps per side
     assert len(lockstep.harness_steps) == len(lockstep.bare_steps) == 2
+
+
+@pytest.mark.slow
+def test_video_bench_rows_compare_the_same_probabilities(in_tmp):
+    from plugins.bench.bench_video import bench_video
+
+    rows = bench_video(quick=True)
+    assert [r["frames"] for r in rows] == [50, 200]
+    for r in rows:
+        assert r["equal"] is True and r["peak_rss_mib"] > 0 and r["baseline_peak_rss_mib"] > 0
+        assert r["frames_s"] == pytest.approx(r["frames"] / r["harness_s"])

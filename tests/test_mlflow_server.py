@@ -28,12 +28,11 @@ import pytest
 pytest.importorskip("mlflow")
 requests = pytest.importorskip("requests")
 
-from plugins.tracking import store  # noqa: E402
 from harness.metrics import challenge_score  # noqa: E402
 from harness.schema import ENC2020  # noqa: E402
 from plugins import tracking  # noqa: E402
 from harness.errors import UserError  # noqa: E402
-from test_tracking import fake_run, make_recipe, make_result  # noqa: E402  (tests/ is on sys.path)
+from support import fake_run, make_recipe, make_result  # noqa: E402
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 120

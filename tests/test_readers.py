@@ -115,7 +115,7 @@ def test_openface2_feature_extraction_frames_map_and_failed_rows(truth, capsys):
     (truth.parent / "map.csv").write_text("key,image\n" + frames)
     code, _, err = run(capsys, "check", "--truth", truth, "--from", "openface2", "--submission",
                        truth.parent / "fe.csv", "--missing", "zeros")
-    assert code == 2 and "image '1' is not in the truth" in err and "--map" in err
+    assert code == 2 and "frame 1 of video 'fe'" in err and "not in the truth" in err and "--map" in err
     card = score_json(capsys, truth, "openface2", truth.parent / "fe.csv", "--map",
                       truth.parent / "map.csv", "--missing", "zeros")
     assert card["coverage"]["covered"] == OF2_COVERS
@@ -494,14 +494,18 @@ def test_tools_on_the_leaderboard_with_coverage_and_tags(truth, capsys):
     assert got[0]["p_better_than_next"] != ""  # the paired bootstrap ran on the stored predictions
 
 
-def test_openface2_folder_refuses_a_sequence_csv(truth, capsys):
+def test_openface2_folder_of_feature_extraction_csvs_is_one_video_each(truth):
+    """OpenFace names each CSV after its video: a folder of them keys every row VIDEO/FRAME."""
+    from leaderboard.other_tools import read_output
+
     folder = truth.parent / "processed"
     folder.mkdir()
     rng = np.random.default_rng(11)
-    of2_image_csv(folder / "N_0000.csv", [(50.0, *of2_values(rng))])
-    of2_sequence(folder / "video.csv", [(1, 0, True, *of2_values(rng))])
-    code, _, err = run(capsys, "check", "--truth", truth, "--from", "openface2", "--submission", folder)
-    assert code == 2 and "video.csv: a FeatureExtraction CSV in a folder of per-image CSVs" in err
+    of2_sequence(folder / "clip_a.csv", [(1, 0, True, *of2_values(rng)), (2, 0, True, *of2_values(rng))])
+    of2_sequence(folder / "clip_b.csv", [(1, 0, True, *of2_values(rng))])
+    out = read_output("openface2", folder)
+    assert out.keys == ["clip_a/1", "clip_a/2", "clip_b/1"] and out.first_frame == 1
+    assert out.videos == ["clip_a", "clip_a", "clip_b"] and out.frames.tolist() == [1, 2, 1]
 
 
 def test_a_broken_reader_plugin_is_named(truth, capsys, monkeypatch):

@@ -70,7 +70,7 @@ def test_component_names_and_params_checked_against_registry(monkeypatch):
 
     reg = Registry()
     names = {"dataset": "synth", "aligner": "mtcnn", "sampler": "mlros", "loss": "selective",
-             "ensembler": "mean_prob", "thresholder": "search", "backbone": "ir152"}
+             "ensembler": "mean_prob", "thresholder": "search", "backbone": "ir152", "smoother": "none"}
     hooks = {f"auh_{k}s" if k != "loss" else "auh_losses": (lambda n=n: {n: Mlros}) for k, n in names.items()}
     reg.register(types.SimpleNamespace(**{k: hookimpl(v) for k, v in hooks.items()}), Provider("t"))
     monkeypatch.setattr("harness.registry._REGISTRY", reg)
@@ -236,3 +236,15 @@ def test_each_field_is_declared_once():
         for f in dataclasses.fields(kind):  # the declared default is what a recipe gets
             assert getattr(getattr(r, section), f.name) == f.default, f"{section}.{f.name}"
             assert hints[f.name] in (str, int, float, bool) or typing.get_origin(hints[f.name]) is tuple
+
+
+def test_a_section_added_later_is_written_only_when_it_is_used():
+    plain = load()
+    assert "smoother" not in plain.to_dict()
+    assert "[smoother]" not in recipe.dumps(plain) and plain.smoother.name == "none"
+    smoothed = load("smoother.name=median", "smoother.window=5")
+    text = recipe.dumps(smoothed)
+    assert '[smoother]\nname = "median"\nwindow = 5' in text
+    assert recipe.digest(smoothed) != recipe.digest(plain)
+    again = recipe.resolve(tomllib.loads(text))
+    assert again == smoothed and recipe.dumps(again) == text

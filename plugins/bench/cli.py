@@ -41,6 +41,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "loader": ("plugins.bench.bench_device", "bench_loader"),
     "device-training": ("plugins.bench.bench_device", "bench_device_training"),
     "predict": ("plugins.bench.bench_device", "bench_predict"),
+    "video": ("plugins.bench.bench_video", "bench_video"),
 }
 # What `auh bench --device cuda` runs unless --only says otherwise.
 DEVICE_BENCHMARKS = ("loader", "device-training", "predict")

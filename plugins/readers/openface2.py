@@ -1,14 +1,22 @@
 """OpenFace 2.x: the CSVs of ``FeatureExtraction`` / ``FaceLandmarkVidMulti`` and ``FaceLandmarkImg``.
 
-* ``FeatureExtraction`` (a video or ``-fdir`` of images, a sequence): one
-  row per frame and face, ``frame, face_id, timestamp, confidence, success``
-  first; ``success == 0`` rows are failed detections (their AUs are 0, not
-  absences). Frames are numbers: match them to images with ``--map``.
+* ``FeatureExtraction`` / ``FaceLandmarkVidMulti`` (a video or ``-fdir`` of
+  images, a sequence): one row per frame and face, ``frame, face_id,
+  timestamp, confidence, success`` first (before 2.0 there is no
+  ``face_id``: one face per frame); ``success == 0`` rows are failed
+  detections, whatever AU values they carry. OpenFace names the CSV after its
+  input (``default.wmv`` -> ``default.csv``), so the file name is the video's
+  name, and it counts frames from 1: a row's key is ``VIDEO/FRAME`` as
+  written (``default/1``), matched to a benchmark's frame names or a ``--map``.
+  A folder of these CSVs is several videos.
 * ``FaceLandmarkImg``: one CSV per image, named after it, with ``face,
   confidence`` first and one row per detected face; no face, no row.
   Give the folder of these CSVs: the file name is the image.
 
-Older releases separate header fields with ``", "``; names are stripped.
+Separators differ between builds: the Windows binaries write ``", "``, newer
+source builds ``","``; some files have a ``", "`` header over ``","`` rows or
+``",  "``: spaces after a comma are skipped, CRLF line ends and a missing final
+newline are read.
 ``AUxx_c`` is OpenFace's presence decision (0/1), ``AUxx_r`` its intensity
 (0-5); AU28 has only ``_c``. The face box (``--face largest``) is the extent
 of the 2D landmarks ``x_i, y_i`` when they were written.
@@ -29,7 +37,8 @@ from plugins.readers import tables
 _AU = re.compile(r"^AU(\d+)_([cr])$")
 # What is read of the hundreds of columns (gaze, 3D landmarks, shape parameters are not)
 _READ = re.compile(r"^(frame|face_id|face|confidence|success|pose_R[xyz]|AU\d+_[cr]|[xy]_\d+)$")
-_SEQUENCE = ("frame", "face_id", "confidence", "success")
+_SEQUENCE = ("frame", "confidence", "success")  # face_id since 2.0
+FIRST_FRAME = 1  # FeatureExtraction's first frame is frame 1
 _IMAGE = ("face", "confidence")
 
 
@@ -38,24 +47,18 @@ class OpenFace2Reader(tables.BenchmarkAUs):
 
     rules = ("AUxx_c presence as OpenFace decided it, or AUxx_r >= the intensity threshold; "
              "success == 0 rows are failed detections; face box from the 2D landmarks")
+    first_frame = FIRST_FRAME
 
     def read(self, path: str | Path) -> ToolOutput:
         path = Path(path)
         files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
         if not files:
             raise UserError(f"{path}: no .csv files in this folder; expected OpenFace 2 output")
-        parts = [_read_file(f, self.au_name) for f in files]
-        sequence = next((out for out, is_sequence in parts if is_sequence), None)
-        if path.is_dir() and sequence is not None:  # its frame numbers would clash across files
-            raise UserError(f"{sequence.source}: a FeatureExtraction CSV in a folder of "
-                            f"per-image CSVs; expected FaceLandmarkImg output here, or give the "
-                            f"FeatureExtraction CSV itself")
-        return tables.concat([out for out, _ in parts], str(path), self.rules)
+        return tables.concat([_read_file(f, self.au_name) for f in files], str(path), self.rules)
 
 
-def _read_file(path: Path, au_name: Callable[[str], str | None]) -> tuple[ToolOutput, bool]:
-    """One CSV, and whether it is a sequence (frame numbers) rather than one image's faces;
-    ``au_name`` names the AUs kept."""
+def _read_file(path: Path, au_name: Callable[[str], str | None]) -> ToolOutput:
+    """One CSV: a sequence (a video's frames) or one image's faces; ``au_name`` names the AUs kept."""
     frame = tables.read_table(path, want=lambda column: bool(_READ.match(column)))
     aus = {m.groups(): col for col in frame.columns if (m := _AU.match(col))}
     if not aus:
@@ -76,19 +79,19 @@ def _read_file(path: Path, au_name: Callable[[str], str | None]) -> tuple[ToolOu
             intensity[au] = tables.numbers(frame, col, path, 0, 5)
     n = len(frame)
     failed = tables.empty_rows(frame, path, {**presence, **intensity})
+    videos = frames = None
     if sequence:
         failed |= tables.numbers(frame, "success", path, 0, 1) == 0
-        keys = frame["frame"].tolist()
-        tables.numbers(frame, "frame", path)
+        keys, videos, frames = tables.video_frames(frame, path, "frame", [path.stem] * n)
     else:
         keys = [path.stem] * n
     # pose_Rx/Ry/Rz: pitch, yaw and roll in radians (FeatureExtraction's -pose)
     head = tables.pose(frame, path, {"pitch": "pose_Rx", "yaw": "pose_Ry", "roll": "pose_Rz"},
                        scale=180 / np.pi)
-    out = ToolOutput(source=str(path), keys=keys, where=tables.where(frame, path), failed=failed,
-                     presence=presence, intensity=intensity, box_area=_landmark_box(frame, path),
-                     confidence=tables.numbers(frame, "confidence", path), pose=head)
-    return out, sequence
+    return ToolOutput(source=str(path), keys=keys, where=tables.where(frame, path), failed=failed,
+                      presence=presence, intensity=intensity, box_area=_landmark_box(frame, path),
+                      confidence=tables.numbers(frame, "confidence", path), pose=head,
+                      videos=videos, frames=frames, first_frame=FIRST_FRAME)
 
 
 def _presence(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:

@@ -20,7 +20,7 @@ from harness.tooloutput import ToolOutput
 # Cells a tool writes for "no value": pandas' NaN and an empty field.
 _NAN_TEXT = ["", "nan", "NaN", "NAN", "NA", "None"]
 # Columns that may name the image of a row, in the order they are looked for.
-IMAGE_COLUMNS = ("input", "image", "image_path", "path", "file", "filename")
+IMAGE_COLUMNS = ("input", "image", "image_path", "input_image_path", "path", "file", "filename")
 FRAME_COLUMNS = ("frame", "frame_idx", "frame_index")
 
 
@@ -142,6 +142,33 @@ def image_keys(frame: pd.DataFrame, path: str | Path) -> list[str]:
     return keys.tolist()
 
 
+def video_frames(frame: pd.DataFrame, path: str | Path, column: str,
+                 videos: Sequence[str]) -> tuple[list[str], list[str], np.ndarray]:
+    """``(keys, videos, frames)`` for rows that are frames of ``videos[row]`` (``""``: an
+    image row, whose key is left ``""`` for the caller), numbered in ``column``: a video
+    row's key is ``VIDEO/FRAME``, the frame number as the tool wrote it."""
+    numbers = numbers_of(frame, column, path)
+    in_video = np.array([bool(v) for v in videos], dtype=bool)
+    missing = in_video & np.isnan(numbers)
+    if missing.any():
+        row = int(np.argmax(missing))
+        raise UserError(f"{path}: line {line(frame, row)}, column {column}: empty; expected the "
+                        f"frame number of this row of video {videos[row]!r}")
+    keys = [f"{v}/{int(n)}" if v else "" for v, n in zip(videos, numbers)]
+    return keys, list(videos), np.where(in_video, numbers, np.nan)
+
+
+def numbers_of(frame: pd.DataFrame, column: str, path: str | Path) -> np.ndarray:
+    """A frame-number column as float64: whole numbers >= 0, empty cells NaN."""
+    values = numbers(frame, column, path, 0)
+    odd = ~np.isnan(values) & (values != np.round(values))
+    if odd.any():
+        row = int(np.argmax(odd))
+        raise UserError(f"{path}: line {line(frame, row)}, column {column}: value "
+                        f"{cell(frame, column, row)}, expected a whole frame number")
+    return values
+
+
 class BenchmarkAUs:
     """What a reader keeps: the AUs of the benchmark it reads for (``aus``, which the
     scorer passes; default: the default benchmark's). A tool's other AUs are left out."""
@@ -192,8 +219,12 @@ def concat(parts: Sequence[ToolOutput], source: str, rules: str) -> ToolOutput:
                                 f"expected one tool configuration for every file")
         return {au: np.concatenate([getattr(p, kind)[au] for p in parts]) for au in sorted(names)}
 
+    video = any(p.videos is not None for p in parts)
     return ToolOutput(source=source, keys=[k for p in parts for k in p.keys],
                       where=[w for p in parts for w in p.where], failed=cat(lambda p: p.failed),
                       presence=columns("presence"), intensity=columns("intensity"),
                       probability=columns("probability"), box_area=cat(lambda p: p.box_area),
-                      confidence=cat(lambda p: p.confidence), pose=columns("pose"), rules=rules)
+                      confidence=cat(lambda p: p.confidence), pose=columns("pose"), rules=rules,
+                      videos=[v for p in parts for v in (p.videos or [""] * len(p.keys))] if video else None,
+                      frames=cat(lambda p: np.full(len(p.keys), np.nan) if p.frames is None else p.frames)
+                      if video else None, first_frame=parts[0].first_frame if parts else 0)
