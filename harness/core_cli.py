@@ -150,7 +150,11 @@ def scorecard(result: RunResult, recipe: Recipe) -> str:
             lines.append(f"{au:<6}{v['n']:>7}{v['accuracy']:>10.4f}{v['f1']:>8.4f}")
     lines.append("")
     ci = f"  95% CI [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if "ci95" in s else ""
-    lines.append(f"final {s['final']:.4f} = (accuracy {s['accuracy']:.4f} + F1 {s['f1']:.4f}) / 2{ci}")
+    if "headline" in s:  # a benchmark other than the default names its headline
+        lines.append(f"final {s['final']:.4f} = {s['headline']} (accuracy {s['accuracy']:.4f}, "
+                     f"F1 {s['f1']:.4f}; {s['benchmark']}){ci}")
+    else:
+        lines.append(f"final {s['final']:.4f} = (accuracy {s['accuracy']:.4f} + F1 {s['f1']:.4f}) / 2{ci}")
     if result.cv["n_folds"] > 1:
         lines.append(f"cross-validation: {result.cv['n_folds']} folds, final "
                      f"{result.cv['mean']:.4f} +- {result.cv['std']:.4f} (mean +- sd)")
@@ -216,10 +220,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             writer.finish(tally.metadata(), columns(bundle.aus, bool(videos)))
     lines = [tally.summary(args.out)]
     if args.submission is not None:
-        from harness.labels import write_labels
+        from harness.benchmark import benchmark_of
+        from harness.layouts import write_submission
 
         names, preds, unreadable = tally.submission_rows()
-        write_labels(args.submission, names, preds, bundle.schema)
+        write_submission(args.submission, names, preds, benchmark_of(bundle.schema))  # its layout
         note = f" ({count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
         lines.append(f"wrote the submission for {len(names)} images to {args.submission}{note}")
     print("\n".join(lines))

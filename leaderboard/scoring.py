@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from harness.benchmark import DEFAULT_BENCHMARK, Benchmark
+from harness.benchmark import Benchmark
 from harness.errors import UserError
 from harness.fileio import sha256_file
 from harness.layouts import Videos, read_predictions, read_truth, write_submission
-from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, Metric, bootstrap_ci, challenge_score
+from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, Metric, bootstrap_ci, challenge_score, named
 from leaderboard.challenge import Challenge, Phase
 
 if TYPE_CHECKING:  # the recording side's modules load only when a score is recorded
@@ -92,8 +92,8 @@ def scorecard(pred: np.ndarray, truth: np.ndarray, aus: tuple[str, ...],
         ci = bootstrap_ci(pred, truth, resamples, seed, metric=metric, groups=groups)
     ordered = {k: score[k] for k in ("final", "accuracy", "f1", "n_images")}
     ordered["ci95"] = ci
-    if bench is not None and metric is not None and bench.name != DEFAULT_BENCHMARK:
-        ordered.update(benchmark=bench.name, metric=metric.name, headline=metric.headline)
+    if bench is not None and metric is not None:
+        ordered.update(named(bench.name, metric))
     ordered.update((k, v) for k, v in score.items() if k not in ordered)
     return ordered
 

@@ -260,3 +260,16 @@ def test_a_tools_aus_map_onto_the_benchmarks(capsys, in_tmp):
     keep = truth[:, j] != 9
     want = f1_score(truth[keep, j], (probs[keep, feat.index("14")] >= 0.5).astype(int), zero_division=0)
     assert abs(card["per_au"]["AU14"]["f1"] - want) < 1e-12
+
+
+def test_a_run_thresholds_for_its_benchmarks_metric():
+    """The pipeline gives the search thresholder the dataset's benchmark metric; a metric
+    the recipe names itself wins, and a thresholder without the parameter gets none."""
+    from harness import recipe as recipes
+    from harness.pipeline import make_thresholder
+
+    assert make_thresholder(recipes.load(None, ["thresholder.name=search"]), MEAN_F1).metric == "mean_f1"
+    assert make_thresholder(recipes.load(None, ["thresholder.name=search"]), ENC_METRIC).metric == "enc2020"
+    named = recipes.load(None, ["thresholder.name=search", "thresholder.metric=enc2020"])
+    assert make_thresholder(named, MEAN_F1).metric == "enc2020"
+    assert not hasattr(make_thresholder(recipes.load(None, ["thresholder.name=fixed"]), MEAN_F1), "metric")
