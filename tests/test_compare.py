@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -334,3 +335,82 @@ def test_ablate_with_seeds_gives_verdicts_for_every_step(tiny, capsys, monkeypat
     balancing = step["Align + F_face + F_emotion + balancing vs Align + F_face + F_emotion"]
     assert verdict.metrics["final"].a == tuple(balancing["metrics"]["final"]["b"])
     assert verdict.metrics["final"].b == tuple(balancing["metrics"]["final"]["a"])
+
+
+# ------------------------------------------------------- a failed child run
+EXPLODING = str(Path(__file__).parent / "testplugins" / "exploding_backbone.py")
+EXPLODE = [arg for view in ("face", "emotion") for item in (f"views.{view}.backbone.name=exploding",
+                                                             f"views.{view}.pretrain=none") for arg in ("--set", item)]
+
+
+def _failed_child_line(err: str) -> re.Match:
+    """The one line a failed child run gets; its log holds the child's own error."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    found = re.fullmatch(r"auh: error: arm-seed (\w+)/seed-(\d+) failed in its child process \(exit 1\): "
+                         r"run folder (\S+), log (\S+?)( \(\d+ more arm-seed\(s\) failed too\))?", lines[0])
+    assert found, lines[0]
+    assert "internal error" not in err and "Traceback" not in err
+    log = Path(found.group(4))
+    assert log.is_file() and "exploding backbone: forward pass refused on purpose" in log.read_text()
+    assert log.name == f"{Path(found.group(3)).name}.log"  # the log beside the arm-seed's recipe
+    return found
+
+
+@pytest.mark.slow
+def test_compare_jobs_a_failed_child_run_is_one_line_exit_1(tiny, capsys):
+    code = main(["--plugin", EXPLODING, "compare", str(tiny), "--vs", "loss.name=bce", "--seeds", "2",
+                 "--jobs", "2", *FAST, *EXPLODE, "--resamples", "50"])
+    assert code == 1
+    found = _failed_child_line(capsys.readouterr().err)
+    assert found.group(1) in ("A", "B") and found.group(5) == " (3 more arm-seed(s) failed too)"
+    assert not list(tiny.parent.glob("runs/compare-*/verdict.json"))  # no verdict from failed runs
+
+
+@pytest.mark.slow
+def test_ablate_seeds_jobs_a_failed_child_run_is_one_line_exit_1(tiny, capsys):
+    code = main(["--plugin", EXPLODING, "ablate", str(tiny), "--seeds", "2", "--jobs", "2", *FAST, *EXPLODE,
+                 "--resamples", "50", "--out", str(tiny.parent / "ablation.md")])
+    assert code == 1
+    found = _failed_child_line(capsys.readouterr().err)
+    assert found.group(1).startswith("row") and found.group(5) == " (9 more arm-seed(s) failed too)"
+    assert not (tiny.parent / "ablation.md").exists()
+
+
+def test_a_failed_child_run_is_raised_as_child_run_failed(tiny, monkeypatch):
+    """The Python API raises the one exception type (exit status 1 at the command line)."""
+    from harness.errors import ChildRunFailed
+
+    monkeypatch.setattr(comparison, "run_children", lambda study, todo, jobs: [(todo[1], 3)])
+    with pytest.raises(ChildRunFailed, match=r"arm-seed B/seed-3 failed in its child process \(exit 3\): "
+                                             r"run folder .*seed-3, log .*seed-3\.log$") as caught:
+        harness.compare(tiny, vs=["loss.name=bce"], overrides=FAST[1::2], seeds=2, jobs=2, resamples=50)
+    assert caught.value.exit_code == 1 and isinstance(caught.value, UserError)
+
+
+def test_ablate_python_api_runs_each_row_and_writes_its_table(tiny, monkeypatch):
+    """harness.ablate beside harness.compare: each row (a resolved Recipe) run once, in order;
+    the table's numbers are the runs' own (here stand-ins with hand-set scores)."""
+    import types
+
+    from harness import pipeline
+    from harness.recipe import Recipe
+
+    ran: list[Recipe] = []
+
+    def fake_run(recipe: Recipe, resume: bool = False) -> types.SimpleNamespace:
+        ran.append(recipe)
+        k = len(ran)
+        return types.SimpleNamespace(scores={"accuracy": 0.5 + k / 100, "f1": 0.25 + k / 100, "final": k / 10})
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    result = harness.ablate(tiny, overrides=["train.epochs=1"], out=tiny.parent / "table.md")
+    assert [r.run.name for r in ran] == [f"tiny-ablate-{s}" for s in (
+        "f_face", "f_emotion", "f_face+f_emotion", "align+f_face+f_emotion", "align+f_face+f_emotion+balancing")]
+    assert all(isinstance(r, Recipe) and r.train.epochs == 1 for r in ran)
+    assert [list(r.views) for r in ran] == [["face"], ["emotion"]] + [["face", "emotion"]] * 3
+    assert [r.aligner.name for r in ran] == ["none"] * 3 + ["center"] * 2
+    assert [(r.sampler.name, r.loss.name) for r in ran] == [("uniform", "bce")] * 4 + [("mlros", "selective")]
+    assert result.rows[0] == "F_face" and list(result.results) == list(result.rows)
+    assert result.path.read_text() == result.table + "\n"
+    assert "| Align + F_face + F_emotion + balancing | 0.550 | 0.300 | 0.500 |" in result.table
