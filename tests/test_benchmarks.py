@@ -273,3 +273,18 @@ def test_a_run_thresholds_for_its_benchmarks_metric():
     named = recipes.load(None, ["thresholder.name=search", "thresholder.metric=enc2020"])
     assert make_thresholder(named, MEAN_F1).metric == "enc2020"
     assert not hasattr(make_thresholder(recipes.load(None, ["thresholder.name=fixed"]), MEAN_F1), "metric")
+
+
+def test_compare_verdicts_are_on_the_benchmarks_final():
+    """A paired verdict with the mean_f1 metric judges each seed's final = mean F1."""
+    from harness.verdict import paired_verdict
+
+    rng = np.random.default_rng(8)
+    truths = [rng.choice([0, 1, 999], size=(120, 4), p=[0.5, 0.4, 0.1]) for _ in range(3)]
+    preds_a = [rng.integers(0, 2, t.shape) for t in truths]
+    preds_b = [np.where(rng.random(t.shape) < 0.7, t == 1, 1 - (t == 1)).astype(int) for t in truths]
+    v = paired_verdict(range(3), preds_a, preds_b, truths, ["AU1", "AU2", "AU4", "AU6"], resamples=50,
+                       metric=MEAN_F1)
+    for arm, preds in (("a", preds_a), ("b", preds_b)):
+        want = [oracle_mean_f1(np.where(t == 999, -1, t), p, {1}, {0}) for t, p in zip(truths, preds)]
+        np.testing.assert_allclose(getattr(v.metrics["final"], arm), want, rtol=0, atol=1e-12)
