@@ -288,3 +288,16 @@ def test_compare_verdicts_are_on_the_benchmarks_final():
     for arm, preds in (("a", preds_a), ("b", preds_b)):
         want = [oracle_mean_f1(np.where(t == 999, -1, t), p, {1}, {0}) for t, p in zip(truths, preds)]
         np.testing.assert_allclose(getattr(v.metrics["final"], arm), want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"image_location,AU1\x00\n", "line 1: a NUL byte"),
+    (b"", "the file is empty"),
+    (b"image_location,AU1,AU2\nv/00001.jpg,0,1\n", "line 1: header"),
+])
+def test_abaw_predictions_file_refusals(capsys, in_tmp, content, message):
+    abaw_files(in_tmp)
+    (in_tmp / "predictions.txt").write_bytes(content)
+    code, out, err = run(capsys, "check", "--benchmark", "abaw_au", "--truth", str(in_tmp / "truth"),
+                         "--submission", str(in_tmp / "predictions.txt"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err
