@@ -40,6 +40,7 @@ from harness.recipe import Recipe
 from harness.registry import get_registry
 from harness.results import REPORTS, FoldResult, RunResult, read_only
 from harness.run_folder import RunFolder, new_run_folder, run_folders
+from harness.schema import POSITIVE, UNKNOWN
 from harness.smoothing import smooth_by_group
 from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
                               train_stage)
@@ -603,7 +604,7 @@ def baselines(dataset: AUDataset, splits: list[Split] | tuple[Split, ...], seed:
     draws = []
     for split in splits:
         train = labels[split.train]
-        prior = (train == 1).sum(0) / np.maximum((train != 999).sum(0), 1)
+        prior = (train == POSITIVE).sum(0) / np.maximum((train != UNKNOWN).sum(0), 1)
         draws.append((rng.random((len(split.test), len(aus))) < prior).astype(np.int64))
     metric = dataset_metric(dataset)
     return {"all_zeros": challenge_score(np.zeros((len(test), len(aus)), np.int64), labels[test], aus, metric),
