@@ -413,8 +413,8 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
     ens_stage = RunPlan.ensemble_stage(split.name)
     info.announce(ens_stage)
     hooks().auh_stage_start(run=info.view, stage=ens_stage)
-    ensembler = recipes.build("ensembler", recipe.ensembler)
     metric = dataset_metric(dataset)
+    ensembler = build_for_metric("ensembler", recipe.ensembler, metric)
     if "fit" in capabilities(ensembler):
         ensembler.fit(val_probs, labels[split.val], make_thresholder(recipe, metric))
     val_ens = smooth(ensembler.combine(val_probs, logits=val_logits), split.val)
@@ -443,12 +443,18 @@ def dataset_metric(dataset: AUDataset) -> Metric:
 def make_thresholder(recipe: Recipe, metric: Metric) -> Any:
     """The recipe's thresholder; one whose factory takes ``metric`` (``search``) maximizes
     the benchmark's per-AU score unless the recipe names a metric itself."""
-    component, _ = get_registry().get("thresholder", recipe.thresholder.name)
+    return build_for_metric("thresholder", recipe.thresholder, metric)
+
+
+def build_for_metric(kind: str, spec: Any, metric: Metric) -> Any:
+    """The component ``spec`` names, given the benchmark's ``metric`` (its name) when its
+    factory takes one and the recipe sets none."""
+    component, _ = get_registry().get(kind, spec.name)
     try:
         takes = "metric" in inspect.signature(component.factory).parameters
     except (TypeError, ValueError):  # a factory without a signature: nothing to pass
         takes = False
-    return recipes.build("thresholder", recipe.thresholder, **({"metric": metric.name} if takes else {}))
+    return recipes.build(kind, spec, **({"metric": metric.name} if takes else {}))
 
 
 def fit_thresholds(recipe: Recipe, val_probs: np.ndarray, val_labels: np.ndarray,

@@ -301,3 +301,29 @@ def test_abaw_predictions_file_refusals(capsys, in_tmp, content, message):
     code, out, err = run(capsys, "check", "--benchmark", "abaw_au", "--truth", str(in_tmp / "truth"),
                          "--submission", str(in_tmp / "predictions.txt"))
     assert code == 2 and out == "" and err.count("\n") == 1 and message in err
+
+
+def test_weighted_ensemble_picks_weights_by_the_benchmarks_final():
+    """Fitted weights maximize mean F1 (scikit-learn, brute force over the grid) under mean_f1,
+    and the pipeline hands the ensembler its dataset's metric."""
+    from harness import recipe as recipes
+    from harness.pipeline import build_for_metric
+    from plugins.ensemblers import Weighted, simplex_grid
+    from plugins.thresholders import SearchThresholder
+
+    rng = np.random.default_rng(4)
+    labels = rng.choice([0, 1, 999], size=(150, 3), p=[0.6, 0.3, 0.1])
+    views = [np.clip((labels == 1) * s + rng.random(labels.shape), 0, 1) for s in (0.2, 0.5, 0.1)]
+    fitted = Weighted(fit_weights=True, grid_step=0.25, metric="mean_f1").fit(
+        views, labels, SearchThresholder(metric="mean_f1"))
+
+    def mean_f1(w):
+        probs = np.tensordot(w, np.stack(views), axes=1)
+        pred = SearchThresholder(metric="mean_f1").fit(probs, labels).predict(probs)
+        return oracle_mean_f1(np.where(labels == 999, -1, labels), pred, {1}, {0})
+
+    grid = simplex_grid(3, 4)
+    scores = [mean_f1(w) for w in grid]
+    np.testing.assert_array_equal(fitted.weights_, grid[int(np.argmax(scores))])
+    spec = recipes.load(None, ["ensembler.name=weighted"]).ensembler
+    assert build_for_metric("ensembler", spec, MEAN_F1).metric == "mean_f1"
