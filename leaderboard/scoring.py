@@ -45,6 +45,14 @@ class Truth:
         """The video of each row (the bootstrap's unit), or None for images."""
         return None if self.videos is None else self.videos.group_of_rows()
 
+    @property
+    def split_keys(self) -> list[str]:
+        """What the public/private split hashes, per row: the image name, or the frame's
+        video (a video is public or private whole)."""
+        if self.videos is None:
+            return self.names
+        return [self.videos.names[g] for g in self.groups.tolist()]
+
 
 @dataclass
 class Result:
@@ -121,7 +129,7 @@ def validate_and_score(challenge: Challenge, phase: Phase, submission: Path,
     card = _card(challenge, truth, pred, resamples, seed)
     result = Result(card(np.ones(len(truth.names), dtype=bool)))
     if phase.has_private:
-        public = challenge.public_mask(phase, truth.names)
+        public = challenge.public_mask(phase, truth.split_keys)
         for view, rows in zip(VIEWS, (public, ~public)):
             result.views[view] = card(rows)
     return truth, result
@@ -256,7 +264,7 @@ def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submiss
     if "covered" in result.score:
         metrics.update(ledger.score_metrics(result.score["covered"], prefix="covered/", per_au=False))
     if phase.has_private:
-        public = challenge.public_mask(phase, truth.names)
+        public = challenge.public_mask(phase, truth.split_keys)
         for view, mask in zip(VIEWS, (public, ~public)):
             result.views[view] = card(mask)
             metrics.update(ledger.score_metrics(result.views[view], prefix=f"{view}/"))

@@ -327,3 +327,19 @@ def test_weighted_ensemble_picks_weights_by_the_benchmarks_final():
     np.testing.assert_array_equal(fitted.weights_, grid[int(np.argmax(scores))])
     spec = recipes.load(None, ["ensembler.name=weighted"]).ensembler
     assert build_for_metric("ensembler", spec, MEAN_F1).metric == "mean_f1"
+
+
+def test_abaw_public_and_private_rows_are_whole_videos(capsys, in_tmp):
+    from leaderboard.challenge import public_mask
+
+    abaw_files(in_tmp)
+    (in_tmp / "c.toml").write_text('name = "abaw"\nbenchmark = "abaw_au"\nsplit_salt = "q"\n'
+                                   '[phases.val]\ntruth = "truth"\npublic_fraction = 0.5\n')
+    code, out, err = run(capsys, "score", "--challenge", str(in_tmp / "c.toml"), "--submission",
+                         str(in_tmp / "sub"), "--resamples", "0", "--tracking-uri", f"sqlite:///{in_tmp / 'l.db'}")
+    assert code == 0, err
+    videos = sorted(ABAW_VIDEOS)
+    public = public_mask(videos, 0.5, "q/val")
+    want = sum(ABAW_VIDEOS[v] for v, p in zip(videos, public) if p)
+    assert f"public    " in out and f"({want:,} rows)" in out
+    assert f"({sum(ABAW_VIDEOS.values()) - want:,} rows)" in out
