@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.schema import ENC2020
+from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 
 AUS: tuple[str, ...] = ENC2020.aus
 AU_INDEX: dict[str, int] = {au: i for i, au in enumerate(AUS)}
