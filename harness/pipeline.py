@@ -14,6 +14,7 @@ writes is its :class:`harness.run_folder.RunFolder`.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import time
@@ -30,13 +31,16 @@ from harness.augment import Augment
 from harness.data import AUDataset, LabelledImages, cache_root
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
-from harness.metrics import SCORE_KEYS, bootstrap_ci, challenge_score, sigmoid
+from harness.benchmark import benchmark_of, default_benchmark
+from harness.metrics import (SCORE_KEYS, Metric, bootstrap_ci, challenge_score, default_metric, get_metric,
+                             named, sigmoid)
 from harness.progress import note
 from harness.protocols import IR_NORMALIZATION, capabilities
 from harness.recipe import Recipe
 from harness.registry import get_registry
 from harness.results import REPORTS, FoldResult, RunResult, read_only
 from harness.run_folder import RunFolder, new_run_folder, run_folders
+from harness.schema import POSITIVE, UNKNOWN
 from harness.smoothing import smooth_by_group
 from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
                               train_stage)
@@ -427,18 +431,19 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
     ens_stage = RunPlan.ensemble_stage(split.name)
     info.announce(ens_stage)
     hooks().auh_stage_start(run=info.view, stage=ens_stage)
-    ensembler = recipes.build("ensembler", recipe.ensembler)
+    metric = dataset_metric(dataset)
+    ensembler = build_for_metric("ensembler", recipe.ensembler, metric)
     if "fit" in capabilities(ensembler):
-        ensembler.fit(val_probs, labels[split.val], recipes.build("thresholder", recipe.thresholder))
+        ensembler.fit(val_probs, labels[split.val], make_thresholder(recipe, metric))
     val_ens = smooth(ensembler.combine(val_probs, logits=val_logits), split.val)
     test_ens = smooth(ensembler.combine(test_probs, logits=test_logits), split.test)
-    thresholds = fit_thresholds(recipe, val_ens, labels[split.val])
+    thresholds = fit_thresholds(recipe, val_ens, labels[split.val], metric)
     test_pred = (test_ens >= thresholds).astype(np.int64)
-    score = challenge_score(test_pred, labels[split.test], aus)
+    score = challenge_score(test_pred, labels[split.test], aus, metric)
     for i, view in enumerate(recipe.views):  # each view alone, thresholded the same way
         view_pred = smooth(test_probs[i], split.test) >= fit_thresholds(
-            recipe, smooth(val_probs[i], split.val), labels[split.val])
-        view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus)["final"]
+            recipe, smooth(val_probs[i], split.val), labels[split.val], metric)
+        view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus, metric)["final"]
     artifacts = (_save_predictions(info.folder.ensemble_files(ens_stage), dataset, split, aus, val_ens,
                                    thresholds, test_pred) if distributed.is_main() else {})
     metrics = {**{k: score[k] for k in SCORE_KEYS}, **{f"view/{v}/final": s for v, s in view_scores.items()}}
@@ -448,9 +453,32 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
                       ensembler, normalization)
 
 
-def fit_thresholds(recipe: Recipe, val_probs: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
+def dataset_metric(dataset: AUDataset) -> Metric:
+    """The metric of the benchmark the dataset's schema names: what every score of a run uses."""
+    return get_metric(benchmark_of(dataset.schema).metric)
+
+
+def make_thresholder(recipe: Recipe, metric: Metric) -> Any:
+    """The recipe's thresholder; one whose factory takes ``metric`` (``search``) maximizes
+    the benchmark's per-AU score unless the recipe names a metric itself."""
+    return build_for_metric("thresholder", recipe.thresholder, metric)
+
+
+def build_for_metric(kind: str, spec: Any, metric: Metric) -> Any:
+    """The component ``spec`` names, given the benchmark's ``metric`` (its name) when its
+    factory takes one and the recipe sets none."""
+    component, _ = get_registry().get(kind, spec.name)
+    try:
+        takes = "metric" in inspect.signature(component.factory).parameters
+    except (TypeError, ValueError):  # a factory without a signature: nothing to pass
+        takes = False
+    return recipes.build(kind, spec, **({"metric": metric.name} if takes else {}))
+
+
+def fit_thresholds(recipe: Recipe, val_probs: np.ndarray, val_labels: np.ndarray,
+                   metric: Metric | None = None) -> np.ndarray:
     """Per-AU thresholds from the recipe's thresholder, fitted on validation rows only."""
-    thresholder = recipes.build("thresholder", recipe.thresholder).fit(val_probs, val_labels)
+    thresholder = make_thresholder(recipe, metric or default_metric()).fit(val_probs, val_labels)
     return np.asarray(thresholder.thresholds_, dtype=float)
 
 
@@ -484,7 +512,8 @@ def finetune_view(info: RunContext, stage: str, view: str, split: Split, dataset
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         probs = sigmoid(predict_logits(m, val_crops, size, device=cfg.device, channels_last=cfg.channels_last))
-        s = challenge_score((probs >= 0.5).astype(np.int64), labels[val_rows], list(dataset.schema.aus))
+        s = challenge_score((probs >= 0.5).astype(np.int64), labels[val_rows], list(dataset.schema.aus),
+                            dataset_metric(dataset))
         out = {f"val/{k}": s[k] for k in SCORE_KEYS}
         out.update({f"au/{au}/f1": v["f1"] for au, v in s["per_au"].items() if v["f1"] is not None})
         return {k: v for k, v in out.items() if v is not None}
@@ -565,7 +594,7 @@ def epoch_line(stage: str, epoch: int, epochs: int, metrics: dict[str, float]) -
 
 def _save_predictions(paths: dict[str, Path], dataset: AUDataset, split: Split, aus: list[str],
                       val_probs: np.ndarray, thresholds: np.ndarray, test_pred: np.ndarray) -> dict[str, str]:
-    from harness.labels import write_labels
+    from harness.labels import write_predictions
 
     paths["thresholds"].parent.mkdir(parents=True, exist_ok=True)
     names = dataset.names
@@ -574,7 +603,7 @@ def _save_predictions(paths: dict[str, Path], dataset: AUDataset, split: Split, 
     with atomic_path(paths["val_probs"]) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, probs=val_probs, labels=dataset.labels[split.val],
                  names=np.array([names[i] for i in split.val]))
-    write_labels(paths["test_submission"], [names[i] for i in split.test], test_pred, dataset.schema)
+    write_predictions(paths["test_submission"], [names[i] for i in split.test], test_pred, dataset.schema)
     return {k: str(v) for k, v in paths.items()}
 
 
@@ -599,10 +628,11 @@ def baselines(dataset: AUDataset, splits: list[Split] | tuple[Split, ...], seed:
     draws = []
     for split in splits:
         train = labels[split.train]
-        prior = (train == 1).sum(0) / np.maximum((train != 999).sum(0), 1)
+        prior = (train == POSITIVE).sum(0) / np.maximum((train != UNKNOWN).sum(0), 1)
         draws.append((rng.random((len(split.test), len(aus))) < prior).astype(np.int64))
-    return {"all_zeros": challenge_score(np.zeros((len(test), len(aus)), np.int64), labels[test], aus),
-            "prior": challenge_score(np.concatenate(draws), labels[test], aus)}
+    metric = dataset_metric(dataset)
+    return {"all_zeros": challenge_score(np.zeros((len(test), len(aus)), np.int64), labels[test], aus, metric),
+            "prior": challenge_score(np.concatenate(draws), labels[test], aus, metric)}
 
 
 def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset, aus: list[str],
@@ -612,10 +642,12 @@ def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset,
     recipe = info.recipe
     test_rows = np.concatenate([f.test_rows for f in folds])
     pred = np.concatenate([f.test_pred for f in folds])
-    scores = challenge_score(pred, dataset.labels[test_rows], aus)
+    metric = dataset_metric(dataset)
+    scores = {**challenge_score(pred, dataset.labels[test_rows], aus, metric),
+              **named(benchmark_of(dataset.schema).name, metric)}
     if recipe.evaluation.bootstrap:
         scores["ci95"] = bootstrap_ci(pred, dataset.labels[test_rows], recipe.evaluation.bootstrap,
-                                      seed=recipe.run.seed)
+                                      seed=recipe.run.seed, metric=metric)
     finals = np.array([f.score["final"] for f in folds], dtype=float)
     first = folds[0]
     if distributed.is_main():  # the first split's models: the fixed split, or fold 0 of k

@@ -33,7 +33,7 @@ _AU = re.compile(r"^au_(\d+)(_intensity)?$")
 FIRST_FRAME = 0  # frame_idx of a video's first frame
 
 
-class LibreFaceReader:
+class LibreFaceReader(tables.BenchmarkAUs):
     """LibreFace CSV: au_{k} presence (LibreFace's decision), au_{k}_intensity 0-5."""
 
     rules = ("au_k presence as LibreFace decided it, or au_k_intensity >= the intensity "
@@ -49,7 +49,7 @@ class LibreFaceReader:
         presence, intensity = {}, {}
         for col in frame.columns:
             m = _AU.match(col)
-            au = tables.enc_au(m.group(1)) if m else None
+            au = self.au_name(m.group(1)) if m else None
             if au is None:
                 continue
             if m.group(2):
