@@ -26,7 +26,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -209,26 +210,32 @@ def _write_companion(folder: Path, task: str, names: list[str], classes: list[st
 
 
 def generate(out: str | os.PathLike, params: SynthParams, workers: int = 1) -> Path:
-    """Write the benchmark described by ``params`` into the new folder ``out``, atomically:
-    everything goes to a temporary sibling folder that is renamed at the end."""
+    """Write the benchmark described by ``params`` into the new folder ``out``, atomically."""
+    with atomic_folder(out) as tmp:
+        _write_all(tmp, params, workers)
+    return Path(out)
+
+
+@contextmanager
+def atomic_folder(out: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling of the new (or empty) folder ``out`` to write into; renamed to
+    ``out`` when the block ends without an error, removed in any case."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: exists and is not an empty folder; choose a new output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _write_all(tmp, params, workers)
+        yield tmp
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 def _write_all(root: Path, p: SynthParams, workers: int) -> None:
-    for sub in ("images", "identity/images", "expression/images"):
-        (root / sub).mkdir(parents=True)
+    (root / "images").mkdir(parents=True)
     # The AU benchmark.
     names = [au_name(i) for i in range(p.n)]
     rows = _run([(AU_SET, p.seed, (i,), p.size, root / "images" / names[i]) for i in range(p.n)],
@@ -246,6 +253,17 @@ def _write_all(root: Path, p: SynthParams, workers: int) -> None:
     pd.DataFrame({"image": names, "split": split,
                   "fold": iterative_stratification(labels, N_FOLDS, seed=p.seed)}).to_csv(
         root / "splits.csv", index=False)
+    people, shots = write_companions(root, p, workers)
+    meta = {"format": "au-harness synth", "renderer_version": RENDERER_VERSION, "params": asdict(p),
+            "counts": {"au": p.n, "identity": people, "expression": shots},
+            "split_fractions": SPLIT_FRACTIONS, "folds": N_FOLDS, "sha256": tree_sha256(root)}
+    (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def write_companions(root: Path, p: SynthParams, workers: int) -> tuple[int, int]:
+    """The identity and expression companion sets under ``root``; their image counts."""
+    for sub in ("identity/images", "expression/images"):
+        (root / sub).mkdir(parents=True)
     # Identity companion: several shots of each synthetic person.
     people = [(i, j) for i in range(p.identities) for j in range(p.per_identity)]
     id_names = [f"id{i:05d}_{j:02d}.jpg" for i, j in people]
@@ -260,10 +278,7 @@ def _write_all(root: Path, p: SynthParams, workers: int) -> None:
                  for key, nm in zip(shots, ex_names)], workers, "synth expression images")
     _write_companion(root / "expression", "expression", ex_names, list(EMOTIONS), [e for e, _ in shots],
                      [r[1] for r in rows])
-    meta = {"format": "au-harness synth", "renderer_version": RENDERER_VERSION, "params": asdict(p),
-            "counts": {"au": p.n, "identity": len(people), "expression": len(shots)},
-            "split_fractions": SPLIT_FRACTIONS, "folds": N_FOLDS, "sha256": tree_sha256(root)}
-    (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return len(people), len(shots)
 
 
 def damaged(root: str | os.PathLike) -> list[str]:
@@ -291,11 +306,11 @@ def load(root: str | os.PathLike, name: str = "synth") -> AUDataset:
         splits={s: np.flatnonzero(splits["split"].to_numpy() == s) for s in ("train", "val", "test")},
         folds=splits["fold"].to_numpy(np.int64),
         landmarks=marks[LANDMARK_COLUMNS].to_numpy(np.float32).reshape(-1, 5, 2),
-        companions={task: _load_companion(root / task, task) for task in ("identity", "expression")},
+        companions={task: load_companion(root / task, task) for task in ("identity", "expression")},
         root=root)
 
 
-def _load_companion(folder: Path, task: str) -> LabelledImages:
+def load_companion(folder: Path, task: str) -> LabelledImages:
     frame = pd.read_csv(folder / "labels.csv")
     classes = list(EMOTIONS) if task == "expression" else sorted(frame[task].unique())
     index = {c: i for i, c in enumerate(classes)}
