@@ -15,6 +15,7 @@ from harness.cli import add_command
 from harness import recipe as recipes
 from harness.errors import UserError
 from harness.fileio import check_output_file
+from harness.metrics import get_metric
 from harness.recipe import Recipe
 from harness.results import RunResult
 
@@ -150,10 +151,16 @@ def scorecard(result: RunResult, recipe: Recipe) -> str:
             lines.append(f"{au:<6}{v['n']:>7}{v['accuracy']:>10.4f}{v['f1']:>8.4f}")
     lines.append("")
     ci = f"  95% CI [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if "ci95" in s else ""
-    lines.append(f"final {s['final']:.4f} = (accuracy {s['accuracy']:.4f} + F1 {s['f1']:.4f}) / 2{ci}")
+    metric = get_metric(result.protocol.get("metric"))
+    lines.append(f"final {s['final']:.4f} = {metric.over_aus} (accuracy {s['accuracy']:.4f}, "
+                 f"F1 {s['f1']:.4f}){ci}")
     if result.cv["n_folds"] > 1:
+        each = ", ".join(f"{f.name} {f.score['final']:.4f}" for f in result.folds)
         lines.append(f"cross-validation: {result.cv['n_folds']} folds, final "
-                     f"{result.cv['mean']:.4f} +- {result.cv['std']:.4f} (mean +- sd)")
+                     f"{result.cv['mean']:.4f} +- {result.cv['std']:.4f} (mean +- sd over folds)")
+        lines.append(f"  per fold: {each}")
+    if result.protocol.get("manifest_sha256"):
+        lines.append(f"folds: {result.protocol['manifest']} (sha256 {result.protocol['manifest_sha256'][:12]})")
     for view, final in result.view_final.items():
         lines.append(f"view {view} alone: final {final:.4f}")
     for name, b in result.baselines.items():

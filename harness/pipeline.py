@@ -30,11 +30,12 @@ from harness.augment import Augment
 from harness.data import AUDataset, LabelledImages, cache_root
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
-from harness.metrics import SCORE_KEYS, bootstrap_ci, challenge_score, sigmoid
+from harness.benchmark import DEFAULT_BENCHMARK, get_benchmark
+from harness.metrics import SCORE_KEYS, Metric, bootstrap_ci, challenge_score, get_metric, sigmoid
 from harness.progress import note
 from harness.protocols import IR_NORMALIZATION, capabilities
 from harness.recipe import Recipe
-from harness.registry import get_registry
+from harness.registry import check_params, get_registry
 from harness.results import REPORTS, FoldResult, RunResult, read_only
 from harness.run_folder import RunFolder, new_run_folder, run_folders
 from harness.schema import ENC2020
@@ -46,12 +47,16 @@ from harness.weights import load_weights
 
 @dataclass
 class Split:
-    """Row indices of one evaluation round (the fixed split, or one CV fold)."""
+    """Row indices of one evaluation round (the fixed split, or one CV fold of one partition)."""
 
     name: str
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    partition: int = 0  # which subject partition (evaluation.repeats), 0: the dataset's own
+
+
+PROTOCOL = "protocol"  # the key of state.json and result.json that records RunPlan.protocol
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,15 @@ class RunPlan:
     splits: tuple[Split, ...]
     views: tuple[str, ...]
     pretrained: tuple[str, ...]  # the views with a pretraining stage
+    benchmark: str = DEFAULT_BENCHMARK  # the dataset's: its metric scores every round
+    metric: str = "enc2020"
+    # how rounds were drawn (benchmark, metric, the fold manifest and its sha256, repeats):
+    # recorded in state.json, result.json and the tracking run
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scorer(self) -> Metric:
+        return get_metric(self.metric)
 
     @staticmethod
     def pretrain_stage(view: str) -> str:
@@ -94,9 +108,15 @@ def plan_run(recipe: Recipe, dataset: AUDataset) -> RunPlan:
     """The :class:`RunPlan` of ``recipe`` on ``dataset`` (refuses a dataset without the
     recipe's evaluation rounds)."""
     device = device_of(recipe)
+    benchmark = get_benchmark(dataset.benchmark or DEFAULT_BENCHMARK)
     return RunPlan(device, threads.plan(device, recipe.train.workers, local_ranks=distributed.local_world_size()),
                    tuple(evaluation_splits(dataset, recipe)), tuple(recipe.views),
-                   tuple(v for v, spec in recipe.views.items() if spec.pretrain != "none"))
+                   tuple(v for v, spec in recipe.views.items() if spec.pretrain != "none"),
+                   benchmark.name, benchmark.metric,
+                   {"benchmark": benchmark.name, "metric": benchmark.metric, "mode": recipe.evaluation.mode,
+                    **({"folds": recipe.evaluation.folds, "repeats": recipe.evaluation.repeats}
+                       if recipe.evaluation.mode == "kfold" else {}),
+                    **dataset.partition})
 
 
 @dataclass(frozen=True)
@@ -179,7 +199,8 @@ def _prepare_run(recipe: Recipe, plan: RunPlan, resume: bool) -> RunContext:
     folder = new_run_folder(recipe.run.output, recipe.run.name)
     run_id = hashlib.sha1(f"{folder.path.resolve()}/{time.time_ns()}".encode()).hexdigest()[:16]
     info = RunContext(recipe, folder, run_id, False, plan,
-                      {RunFolder.RUN_ID: run_id, RunFolder.DIGEST: digest, RunFolder.FINISHED: False})
+                      {RunFolder.RUN_ID: run_id, RunFolder.DIGEST: digest, RunFolder.FINISHED: False,
+                       PROTOCOL: plan.protocol})
     with atomic_open(folder.recipe_file) as fh:
         fh.write(recipes.dumps(recipe))
     info.save_state()
@@ -305,7 +326,15 @@ def align(images: list[Path], recipe: Recipe, landmarks: np.ndarray | None = Non
 
 # ------------------------------------------------------------------ splits
 def evaluation_splits(dataset: AUDataset, recipe: Recipe) -> list[Split]:
-    """The fixed train/val/test split, or K folds (fold k tests, fold k+1 validates)."""
+    """The fixed train/val/test split, or K folds of each of ``evaluation.repeats`` partitions.
+
+    Without subjects, fold k tests and fold k+1 validates. With subjects (frames of people),
+    folds are subject-exclusive: fold k tests, and a seeded share of the other folds'
+    subjects validates (:func:`harness.splits.subject_holdout`). Partition 0 is the
+    dataset's own folds (a shipped manifest); partition r > 0 reshuffles the subjects
+    (or rows) into K folds, seeded by ``(run.seed, r)``: every arm of a study at a seed
+    gets the same partitions.
+    """
     evaluation = recipe.evaluation
     if evaluation.mode == "split":
         missing = {"train", "val", "test"} - set(dataset.splits)
@@ -313,15 +342,41 @@ def evaluation_splits(dataset: AUDataset, recipe: Recipe) -> list[Split]:
             raise UserError(f"dataset {dataset.name!r} has no {'/'.join(sorted(missing))} split; "
                             f"use evaluation.mode = \"kfold\"")
         return [Split("split", dataset.splits["train"], dataset.splits["val"], dataset.splits["test"])]
-    k = evaluation.folds
-    folds = dataset.folds
-    if folds is None or len(np.unique(folds)) != k:
-        from harness.splits import iterative_stratification
+    k, repeats = evaluation.folds, evaluation.repeats
+    rounds = []
+    for r in range(repeats):
+        folds = _partition(dataset, k, recipe.run.seed, r)
+        prefix = f"repeat/{r}/" if repeats > 1 else ""
+        rounds += [_round(dataset, folds, f, k, f"{prefix}fold/{f}", derive_seed(recipe.run.seed, "val", r, f), r)
+                   for f in range(k)]
+    return rounds
 
-        folds = iterative_stratification(dataset.labels, k, recipe.run.seed)
+
+def _partition(dataset: AUDataset, k: int, seed: int, repeat: int) -> np.ndarray:
+    """Each row's fold in partition ``repeat`` (see :func:`evaluation_splits`)."""
+    from harness.splits import iterative_stratification, subject_folds
+
+    own = dataset.folds
+    if repeat == 0 and own is not None and len(np.unique(own)) == k:
+        return own
+    if repeat == 0 and own is not None and dataset.partition:
+        note(f"auh: dataset {dataset.name!r} has {len(np.unique(own))} folds, evaluation.folds is {k}: "
+             f"drawing {k} folds (seed {seed}) instead")
+    shuffle = seed if repeat == 0 else derive_seed(seed, "partition", repeat)
+    if dataset.subjects is not None:
+        return _in_field("evaluation.folds", lambda: subject_folds(dataset.subjects, k, shuffle))
+    return iterative_stratification(dataset.labels, k, shuffle)
+
+
+def _round(dataset: AUDataset, folds: np.ndarray, f: int, k: int, name: str, seed: int, repeat: int) -> Split:
     rows = np.arange(len(dataset))
-    return [Split(f"fold/{f}", rows[(folds != f) & (folds != (f + 1) % k)], rows[folds == (f + 1) % k],
-                  rows[folds == f]) for f in range(k)]
+    if dataset.subjects is None:
+        return Split(name, rows[(folds != f) & (folds != (f + 1) % k)], rows[folds == (f + 1) % k],
+                     rows[folds == f], repeat)
+    from harness.splits import subject_holdout
+
+    train, val = _in_field("evaluation.folds", lambda: subject_holdout(rows[folds != f], dataset.subjects, seed))
+    return Split(name, train, val, rows[folds == f], repeat)
 
 
 # ---------------------------------------------------------------- training
@@ -411,16 +466,18 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
     hooks().auh_stage_start(run=info.view, stage=ens_stage)
     ensembler = recipes.build("ensembler", recipe.ensembler)
     if "fit" in capabilities(ensembler):
-        ensembler.fit(val_probs, labels[split.val], recipes.build("thresholder", recipe.thresholder))
+        ensembler.fit(val_probs, labels[split.val], make_thresholder(recipe, info.plan.metric))
     val_ens = smooth(ensembler.combine(val_probs, logits=val_logits), split.val)
     test_ens = smooth(ensembler.combine(test_probs, logits=test_logits), split.test)
-    thresholds = fit_thresholds(recipe, val_ens, labels[split.val])
+    metric = info.plan.metric
+    thresholds = fit_thresholds(recipe, val_ens, labels[split.val], metric)
     test_pred = (test_ens >= thresholds).astype(np.int64)
-    score = challenge_score(test_pred, labels[split.test], aus)
+    score = challenge_score(test_pred, labels[split.test], aus, info.plan.scorer)
     for i, view in enumerate(recipe.views):  # each view alone, thresholded the same way
         view_pred = smooth(test_probs[i], split.test) >= fit_thresholds(
-            recipe, smooth(val_probs[i], split.val), labels[split.val])
-        view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus)["final"]
+            recipe, smooth(val_probs[i], split.val), labels[split.val], metric)
+        view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus,
+                                            info.plan.scorer)["final"]
     artifacts = (_save_predictions(info.folder.ensemble_files(ens_stage), dataset, split, aus, val_ens,
                                    thresholds, test_pred) if distributed.is_main() else {})
     metrics = {**{k: score[k] for k in SCORE_KEYS}, **{f"view/{v}/final": s for v, s in view_scores.items()}}
@@ -430,10 +487,25 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
                       ensembler, normalization)
 
 
-def fit_thresholds(recipe: Recipe, val_probs: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
+def fit_thresholds(recipe: Recipe, val_probs: np.ndarray, val_labels: np.ndarray,
+                   metric: str | None = None) -> np.ndarray:
     """Per-AU thresholds from the recipe's thresholder, fitted on validation rows only."""
-    thresholder = recipes.build("thresholder", recipe.thresholder).fit(val_probs, val_labels)
+    thresholder = make_thresholder(recipe, metric).fit(val_probs, val_labels)
     return np.asarray(thresholder.thresholds_, dtype=float)
+
+
+def make_thresholder(recipe: Recipe, metric: str | None) -> Any:
+    """The recipe's thresholder; one that takes a ``metric`` parameter is given the
+    benchmark's (its per-AU objective), unless the recipe sets one itself."""
+    spec = recipe.thresholder
+    passed = {}
+    if metric is not None:
+        try:
+            check_params(get_registry().get("thresholder", spec.name)[0], {"metric": metric})
+            passed = {"metric": metric}
+        except UserError:  # a thresholder with no metric to follow
+            pass
+    return recipes.build("thresholder", spec, **passed)
 
 
 def finetune_view(info: RunContext, stage: str, view: str, split: Split, dataset: AUDataset,
@@ -466,7 +538,8 @@ def finetune_view(info: RunContext, stage: str, view: str, split: Split, dataset
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         probs = sigmoid(predict_logits(m, val_crops, size, device=cfg.device, channels_last=cfg.channels_last))
-        s = challenge_score((probs >= 0.5).astype(np.int64), labels[val_rows], list(dataset.schema.aus))
+        s = challenge_score((probs >= 0.5).astype(np.int64), labels[val_rows], list(dataset.schema.aus),
+                            info.plan.scorer)
         out = {f"val/{k}": s[k] for k in SCORE_KEYS}
         out.update({f"au/{au}/f1": v["f1"] for au, v in s["per_au"].items() if v["f1"] is not None})
         return {k: v for k, v in out.items() if v is not None}
@@ -571,7 +644,8 @@ def save_test_predictions(path: Path, names: list[str], pred: np.ndarray, labels
     return path
 
 
-def baselines(dataset: AUDataset, splits: list[Split] | tuple[Split, ...], seed: int) -> dict[str, dict[str, Any]]:
+def baselines(dataset: AUDataset, splits: list[Split] | tuple[Split, ...], seed: int,
+              metric: Metric | None = None) -> dict[str, dict[str, Any]]:
     """Trivial predictors on the pooled test rows of ``splits``: all zeros, and
     draws at each AU's prior, taken for each split from its own training rows
     (a fold's test rows are never part of the prior they are scored against)."""
@@ -583,8 +657,8 @@ def baselines(dataset: AUDataset, splits: list[Split] | tuple[Split, ...], seed:
         train = labels[split.train]
         prior = (train == 1).sum(0) / np.maximum((train != 999).sum(0), 1)
         draws.append((rng.random((len(split.test), len(aus))) < prior).astype(np.int64))
-    return {"all_zeros": challenge_score(np.zeros((len(test), len(aus)), np.int64), labels[test], aus),
-            "prior": challenge_score(np.concatenate(draws), labels[test], aus)}
+    return {"all_zeros": challenge_score(np.zeros((len(test), len(aus)), np.int64), labels[test], aus, metric),
+            "prior": challenge_score(np.concatenate(draws), labels[test], aus, metric)}
 
 
 def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset, aus: list[str],
@@ -594,17 +668,22 @@ def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset,
     recipe = info.recipe
     test_rows = np.concatenate([f.test_rows for f in folds])
     pred = np.concatenate([f.test_pred for f in folds])
-    scores = challenge_score(pred, dataset.labels[test_rows], aus)
+    scorer = info.plan.scorer
+    scores = challenge_score(pred, dataset.labels[test_rows], aus, scorer)
     if recipe.evaluation.bootstrap:
         scores["ci95"] = bootstrap_ci(pred, dataset.labels[test_rows], recipe.evaluation.bootstrap,
-                                      seed=recipe.run.seed)
+                                      seed=recipe.run.seed, metric=scorer)
     finals = np.array([f.score["final"] for f in folds], dtype=float)
     first = folds[0]
     if distributed.is_main():  # the first split's models: the fixed split, or fold 0 of k
         from harness.bundle import save_bundle
 
-        save_test_predictions(info.folder.test_predictions, [dataset.names[i] for i in test_rows], pred,
-                              dataset.labels[test_rows], aus)
+        # With repeated partitions a row is tested once per partition: its name says which,
+        # so `auh compare` pairs arms on the same (seed, partition) row by row.
+        names = dataset.names
+        tested = [(f"partition-{s.partition}/" if recipe.evaluation.repeats > 1 else "") + names[i]
+                  for s in info.plan.splits for i in s.test]
+        save_test_predictions(info.folder.test_predictions, tested, pred, dataset.labels[test_rows], aus)
         save_bundle(info.folder.bundle, recipe, dataset.schema,
                     {v: info.folder.final_weights(RunPlan.finetune_stage(first.name, v)) for v in recipe.views},
                     first.thresholds, first.ensembler, first.normalization)
@@ -613,7 +692,7 @@ def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset,
         cv={"mean": float(finals.mean()), "std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
             "n_folds": len(folds)},
         view_final={v: float(np.mean([f.view_final[v] for f in folds])) for v in recipe.views},
-        baselines=baselines(dataset, info.plan.splits, recipe.run.seed),
+        baselines=baselines(dataset, info.plan.splits, recipe.run.seed, scorer),
         faces={"n": len(faces.found), "not_found": int(np.sum(~np.asarray(faces.found, bool)))},
         bundle=str(info.folder.bundle), out_dir=str(info.out_dir), aus=tuple(aus),
-        val_labels=dataset.labels[first.val_rows])
+        val_labels=dataset.labels[first.val_rows], protocol=info.plan.protocol)

@@ -166,6 +166,7 @@ class EvaluationSettings:
     folds: int = setting(5, "an integer >= 3 (a fold tests, the next validates, the rest train)",
                          lambda v: v >= 3)
     bootstrap: int = setting(1000, f"an integer from 0 to {MAX_RESAMPLES}", lambda v: 0 <= v <= MAX_RESAMPLES)
+    repeats: int = setting(1, "an integer from 1 to 100 (kfold: partitions, reshuffled by seed)", lambda v: 1 <= v <= 100)
 
 
 @dataclass(frozen=True)

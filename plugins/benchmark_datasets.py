@@ -21,7 +21,10 @@ left out before that check.
 
 Without ``root`` each dataset is its embedded synthetic benchmark: written
 into the cache on first use in this very layout by ``auh synth --benchmark``
-(:mod:`plugins.synth.official`), then read by the same reader.
+(:mod:`plugins.synth.official`), then read by the same reader. The views of
+the paper's method pretrain on ``companions`` (named sets, as the ``emotionet``
+dataset takes them); by default on the embedded synthetic identity and
+expression sets, so a shipped recipe runs on real labels as it is.
 
 Folds are subject-exclusive: BP4D and DISFA default to the partition shipped
 beside their benchmark (``plugins/benchmarks/<name>_folds.json``: ME-GraphAU's),
@@ -292,7 +295,15 @@ def _source(name: str, benchmark: str, root: str | None, images: str | None, pat
         raise UserError(f"dataset {name}: images {str(image_root)!r} is not a folder")
     from plugins.datasets import companion_set  # at call time: that module loads the registry
 
-    sets = {k: companion_set(k, spec, skip_bad) for k, spec in (companions or {}).items()}
+    if companions is None:
+        from plugins.synth import official
+        from harness.progress import note
+
+        note(f"dataset {name}: the views pretrain on the embedded synthetic identity and expression sets; "
+             f"name real ones with companions (as the emotionet dataset's)")
+        sets = official.load_companions(official.cached(bench.name, {}, cache_root()))
+    else:
+        sets = {k: companion_set(k, spec, skip_bad) for k, spec in companions.items()}
     return Source(name, bench, root_path, image_root, pattern, skip_bad, seed, sets)
 
 
@@ -401,6 +412,60 @@ def _persons(path: str | None) -> dict[str, str]:
     return {r[0].strip(): r[1].strip() for r in rows}
 
 
+# ------------------------------------------------------------- cross-dataset
+def cross(train: dict[str, Any], test: dict[str, Any], seed: int = 0) -> AUDataset:
+    """Train on one dataset and test on another, on the AUs both label.
+
+    ``train`` and ``test`` are dataset tables (``{name = "bp4d", ...}``, as the recipe's
+    ``[dataset]``). The fixed split trains on ``train``'s rows (a seeded share of its
+    subjects held out to validate) and tests on every row of ``test``; scores follow the
+    test dataset's benchmark on the shared AUs (BP4D to DISFA: AU1, 2, 4, 6, 12). Use it
+    with ``evaluation.mode = "split"``.
+    """
+    from harness.recipe import build
+
+    parts = {}
+    for role, spec in (("train", train), ("test", test)):
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise UserError(f"dataset cross: {role}: expected a dataset table {{name = \"bp4d\", ...}}, got {spec!r}")
+        if spec["name"] == "cross":
+            raise UserError(f"dataset cross: {role}: a cross-dataset pair of pairs is not a protocol")
+        try:
+            parts[role] = build("dataset", spec)
+        except UserError as exc:
+            raise UserError(f"dataset cross: {role}: {exc}") from None
+    source, target = parts["train"], parts["test"]
+    shared = [au for au in target.schema.aus if au in source.schema.aus]
+    if not shared:
+        raise UserError(f"dataset cross: {source.name} and {target.name} label no AU in common")
+    rows = len(source)
+    columns = [list(d.schema.aus).index(au) for d in (source, target) for au in shared]
+    labels = np.concatenate([source.labels[:, columns[:len(shared)]], target.labels[:, columns[len(shared):]]])
+    subjects = np.concatenate([_tagged(source.name, source.subjects, rows, "train"),
+                               _tagged(target.name, target.subjects, len(target), "test")])
+    train_rows, val_rows = subject_holdout(np.arange(rows), subjects, seed)
+    flips = tuple(p for p in target.schema.flip_pairs if p[0] in shared and p[1] in shared)
+    schema = AUSchema(f"{source.name}->{target.name}", tuple(shared), flips, target.schema.coding)
+    groups = None if source.groups is None or target.groups is None else np.concatenate(
+        [_tagged(source.name, source.groups, rows, ""), _tagged(target.name, target.groups, len(target), "")])
+    return AUDataset(name=f"{source.name}->{target.name}", schema=schema, images=source.images + target.images,
+                     labels=labels, splits={"train": train_rows, "val": val_rows,
+                                            "test": np.arange(rows, rows + len(target))},
+                     companions=source.companions, groups=groups, benchmark=target.benchmark,
+                     subjects=subjects, ids=[f"{source.name}/{n}" for n in source.names] +
+                     [f"{target.name}/{n}" for n in target.names],
+                     partition={"train_dataset": source.name, "test_dataset": target.name,
+                                "shared_aus": ",".join(shared)})
+
+
+def _tagged(dataset: str, values: np.ndarray | None, n: int, fallback: str) -> np.ndarray:
+    """``values`` named by their dataset (subjects of two datasets never merge); rows
+    without them are each their own."""
+    if values is None:
+        return np.array([f"{dataset}/{fallback}{i}" for i in range(n)], dtype=object)
+    return np.array([f"{dataset}/{v}" for v in values], dtype=object)
+
+
 @hookimpl
 def auh_datasets() -> dict:
-    return {"bp4d": bp4d, "disfa": disfa, "affwild2": affwild2}
+    return {"bp4d": bp4d, "disfa": disfa, "affwild2": affwild2, "cross": cross}
