@@ -170,14 +170,13 @@ def manifest_folds(subjects: Sequence[str], manifest: FoldManifest, where: str =
 
 
 def subject_folds(subjects: Sequence[str] | np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
-    """A seeded subject-exclusive partition: subjects shuffled, then dealt to ``n_folds`` folds
-    (largest first to the fold with fewest rows, so folds stay close in size). ``fold[N]``."""
+    """A seeded subject-exclusive partition: subjects shuffled, then dealt in that order, each
+    to the fold with the fewest rows so far (folds stay close in size). ``fold[N]``."""
     subjects = np.asarray(subjects)
     names, inverse, counts = np.unique(subjects, return_inverse=True, return_counts=True)
     if len(names) < n_folds:
         raise UserError(f"{len(names)} subjects cannot fill {n_folds} subject-exclusive folds")
     order = np.random.default_rng(seed).permutation(len(names))
-    order = order[np.argsort(-counts[order], kind="stable")]
     size = np.zeros(n_folds, dtype=np.int64)
     of_subject = np.empty(len(names), dtype=np.int64)
     for s in order:

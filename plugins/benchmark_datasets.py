@@ -388,6 +388,8 @@ def affwild2(root: str | None = None, images: str | None = None, pattern: str | 
     if not isinstance(folds, int) or isinstance(folds, bool) or folds < 3:
         raise UserError(f"dataset affwild2: folds {folds!r}; expected an integer >= 3")
     src = _source("affwild2", "abaw_au", root, images, pattern, skip_bad, seed, companions, synthetic)
+    if root is None:  # the embedded synthetic videos say whose they are
+        persons = str(src.root / "persons.csv")
     person = _persons(persons)
     frames = read_affwild2(src.root, src.benchmark)
     for r in frames.fields:

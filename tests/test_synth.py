@@ -212,3 +212,32 @@ def test_occluder_kinds_all_draw():
     for kind in KINDS:
         out = render(Identity(), np.zeros(23), Scene.clean(), 48, occluder=Occluder(kind))
         assert out.image.size == (48, 48)
+
+
+# The AUs other benchmarks label (BP4D, ABAW): rendered after ENC-2020's 23, each in its own place.
+NEW_REGIONS = {"AU7": (-0.75, -0.4, 0.75, 0.15), "AU14": (-0.8, 0.4, 0.8, 1.0), "AU23": (-0.6, 0.45, 0.6, 1.0)}
+
+
+@pytest.mark.parametrize("au", sorted(NEW_REGIONS))
+def test_lid_tightener_dimpler_and_lip_tightener_change_the_face_only_where_they_act(au):
+    from plugins.synth.face import RENDER_AUS
+
+    size, scene, ident = 96, Scene.clean(), Identity()
+    base = np.asarray(render(ident, np.zeros(len(RENDER_AUS)), scene, size).image, dtype=np.float64)
+    # a vector of ENC-2020's 23 renders as one with the new AUs absent
+    assert np.array_equal(base, np.asarray(render(ident, np.zeros(23), scene, size).image, dtype=np.float64))
+    intensities = np.zeros(len(RENDER_AUS))
+    diffs = []
+    for level in (0.4, 1.0):
+        intensities[RENDER_AUS.index(au)] = level
+        img = np.asarray(render(ident, intensities, scene, size).image, dtype=np.float64)
+        diffs.append(np.abs(img - base).sum(2))
+    weak, strong = diffs
+    assert (strong > 30).sum() >= 4, "not visible at this size"
+    assert 0 < weak.sum() < strong.sum()
+    x0, y0, x1, y1 = NEW_REGIONS[au]
+    cx, cy = np.array(scene.center) * size
+    unit = scene.face_scale * size
+    ys, xs = np.mgrid[0:size, 0:size] + 0.5
+    inside = (xs >= cx + x0 * unit) & (xs <= cx + x1 * unit) & (ys >= cy + y0 * unit) & (ys <= cy + y1 * unit)
+    assert strong[~inside].max() == 0, "changed pixels outside where the AU acts"

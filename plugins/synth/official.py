@@ -6,6 +6,7 @@ The output is read by the real dataset plugin (:mod:`plugins.benchmark_datasets`
     disfa:    ActionUnit_Labels/<SN>/<SN>_au<k>.txt      images/<SN>/<frame>.png
     abaw_au:  AU_Detection_Challenge/{Train_Set,Validation_Set}/<video>.txt
                                                         images/<video>/<frame:05d>.jpg
+              persons.csv                               video,person (each video's identity)
     identity/, expression/                              the pretraining companions (as ``auh synth``)
     meta.json                                           parameters, each file's sha256 (written last)
 
@@ -257,6 +258,8 @@ def _write_abaw(root: Path, seqs: list[Sequence], bench: Benchmark) -> None:
         labels[unknown] = UNKNOWN
         videos = Videos(tuple(seq.name for seq in chosen), tuple(len(seq.intensity) for seq in chosen))
         write_truth_files(base / folder, Table(frame_names(videos, bench), labels, videos), bench)
+    # whose each video is: what the affwild2 dataset's persons parameter reads
+    (root / "persons.csv").write_text("video,person\n" + "".join(f"{seq.name},{seq.subject}\n" for seq in seqs))
 
 
 # ------------------------------------------------------------------ reading
