@@ -34,7 +34,6 @@ split (``splits``) and seeded subject folds for ``evaluation.mode = "kfold"``.
 from __future__ import annotations
 
 import csv
-import importlib.resources
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,13 +47,13 @@ from harness.data import AUDataset, LabelledImages, cache_root
 from harness.errors import UserError
 from harness.layouts import read_truth
 from harness.schema import UNKNOWN, AUSchema, Coding
-from harness.splits import (FoldManifest, manifest_folds, read_manifest, subject_folds, subject_holdout)
+from harness.splits import FoldManifest, manifest_folds, read_manifest, subject_folds, subject_holdout
+from plugins.benchmarks import shipped_manifest
 
 PATTERNS = {"bp4d": "{subject}/{task}/{frame}.jpg", "disfa": "{subject}/{frame}.png",
             "affwild2": "{video}/{frame:05d}.jpg"}
 FIELDS = {"bp4d": ("subject", "task", "frame"), "disfa": ("subject", "frame"),
           "affwild2": ("video", "subject", "frame")}
-SHIPPED_MANIFESTS = {"bp4d": "bp4d_folds.json", "disfa": "disfa_folds.json"}
 DISFA_THRESHOLD = 2
 AFFWILD2_FOLDS = 3
 
@@ -245,11 +244,6 @@ def _checked_pattern(pattern: str, name: str) -> str:
                         f"{', '.join('{' + f + '}' for f in known)} (frame required), got "
                         f"{', '.join('{' + f + '}' for f in used) or 'none'}")
     return pattern
-
-
-def shipped_manifest(name: str) -> Path:
-    """The standard partition shipped for dataset ``name`` (package data)."""
-    return Path(str(importlib.resources.files("plugins.benchmarks") / SHIPPED_MANIFESTS[name]))
 
 
 # ------------------------------------------------------------------ assembly

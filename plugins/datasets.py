@@ -5,10 +5,8 @@ Also adds ``auh synth OUT`` to write the synthetic benchmark to a folder.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -43,34 +41,7 @@ def synth(n: int = 2000, seed: int = 0, size: int = 112, identities: int = 200, 
     params = writer.SynthParams(n=n, seed=seed, size=size, identities=identities,
                                 per_identity=per_identity, per_expression=per_expression)
     folder = (Path(cache).expanduser() if cache else cache_root() / "synth") / params.key()
-    return writer.load(cached_build(folder, lambda: writer.generate(folder, params, workers=workers),
-                                    writer.damaged))
-
-
-def cached_build(folder: Path, generate: Callable[[], Any], damaged: Callable[[Path], list[str]]) -> Path:
-    """``folder``, a generated data set in the cache: built by ``generate`` on first use,
-    and again when ``damaged`` finds files failing the checksums of its ``meta.json``."""
-    if (folder / "meta.json").is_file() and (bad := damaged(folder)):
-        note(f"synth: cached benchmark {folder} fails its checksums ({len(bad)} files, e.g. "
-             f"{bad[0]}); rebuilding it")
-        _discard(folder)
-    if not (folder / "meta.json").is_file():
-        try:
-            generate()
-        except OSError:
-            if not (folder / "meta.json").is_file():  # not a concurrent run that finished first
-                raise
-    return folder
-
-
-def _discard(folder: Path) -> None:
-    """Move a bad cache folder out of the way (atomically), then delete it."""
-    aside = folder.with_name(f".{folder.name}.bad-{os.getpid()}")
-    try:
-        folder.rename(aside)
-    except FileNotFoundError:  # another process discarded it first
-        return
-    shutil.rmtree(aside, ignore_errors=True)
+    return writer.load(writer.cached_build(folder, lambda: writer.generate(folder, params, workers=workers)))
 
 
 def emotionet(root: str, labels: str, skip_bad: bool = False, seed: int = 0, folds: int = 5,

@@ -14,7 +14,7 @@ from harness import create
 from harness.cli import main
 from harness.errors import UserError
 from harness.splits import read_manifest, subject_folds, subject_holdout
-from plugins.benchmark_datasets import shipped_manifest
+from plugins.benchmarks import shipped_manifest
 
 # The partitions as au-harness issue 28 lists them (ME-GraphAU's).
 ISSUE_BP4D = ["F001 M007 F018 F008 F002 M004 F010 F009 M012 M001 F016 M014 F023 M008",

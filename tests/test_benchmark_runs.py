@@ -15,7 +15,7 @@ from harness import create
 from harness import recipe as recipes
 from harness.cli import main
 from harness.pipeline import evaluation_splits
-from plugins.benchmark_datasets import shipped_manifest
+from plugins.benchmarks import shipped_manifest
 
 SYNTHETIC = {"subjects": 3, "sequences": 1, "frames": 10, "size": 32, "identities": 3, "per_identity": 2,
              "per_expression": 2}

@@ -40,10 +40,12 @@ from harness.fileio import tree_sha256
 from harness.layouts import Table, Videos, frame_names, write_truth_files
 from harness.schema import UNKNOWN
 from harness.splits import read_manifest
+from plugins.benchmarks import shipped_manifest
 from plugins.synth import RENDERER_VERSION
 from plugins.synth.face import AU_INDEX, Identity, Scene
 from plugins.synth.renderer import render
-from plugins.synth.writer import SynthParams, image_rng, write_companions, load_companion
+from plugins.synth.writer import (SynthParams, atomic_folder, cached_build, image_rng, load_companion,
+                                  write_companions)
 
 BENCHMARKS = ("bp4d", "disfa", "abaw_au")
 SEQUENCE_SET = 10  # the key space of the sequences' generators (writer.py uses 0-2)
@@ -141,8 +143,6 @@ def subject_names(benchmark: str, count: int) -> list[str]:
     """``count`` subject names dealt across the folds of the shipped partition (Aff-Wild2: persons)."""
     if benchmark == "abaw_au":
         return [f"person{k:03d}" for k in range(count)]
-    from plugins.benchmark_datasets import shipped_manifest
-
     folds = read_manifest(shipped_manifest(DATASET_OF[benchmark])).folds
     dealt = [f[i] for i in range(max(map(len, folds))) for f in folds if i < len(f)]
     return dealt[:count]
@@ -191,8 +191,6 @@ def _frame_image(p: OfficialParams, bench: Benchmark, f: int, seq: Sequence) -> 
 # ------------------------------------------------------------------ writing
 def generate(out: str | os.PathLike, p: OfficialParams) -> Path:
     """Write the synthetic benchmark ``p`` into the new folder ``out`` (atomically)."""
-    from plugins.synth.writer import atomic_folder
-
     with atomic_folder(out) as tmp:
         _write_all(tmp, p)
     return Path(out)
@@ -266,15 +264,12 @@ def _write_abaw(root: Path, seqs: list[Sequence], bench: Benchmark) -> None:
 def cached(benchmark: str, synthetic: dict[str, Any], cache: Path) -> Path:
     """The synthetic benchmark of ``synthetic`` (``OfficialParams`` fields) in the cache:
     generated on first use, rebuilt when its checksums fail."""
-    from plugins.datasets import cached_build
-    from plugins.synth import writer
-
     try:
         params = OfficialParams(benchmark=benchmark, **synthetic)
     except (TypeError, ValueError) as exc:
         raise UserError(f"synthetic: {exc}") from None
     folder = cache / "synth" / params.key()
-    return cached_build(folder, lambda: generate(folder, params), writer.damaged)
+    return cached_build(folder, lambda: generate(folder, params))
 
 
 def load_companions(folder: Path) -> dict[str, LabelledImages]:

@@ -36,7 +36,7 @@ from harness.data import AUDataset, LabelledImages
 from harness.errors import UserError
 from harness.fileio import damaged_files, tree_sha256
 from harness.labels import read_labels, write_labels
-from harness.progress import progress
+from harness.progress import note, progress
 from harness.schema import ENC2020, UNKNOWN
 from harness.splits import iterative_stratification, train_val_test_split
 from plugins.synth import RENDERER_VERSION
@@ -289,6 +289,32 @@ def damaged(root: str | os.PathLike) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError):
         return ["meta.json"]
     return damaged_files(root, recorded)
+
+
+def cached_build(folder: Path, generate: Callable[[], object]) -> Path:
+    """``folder``, a generated data set in the cache (this layout or an official one): built
+    by ``generate`` on first use, and again when files fail the checksums of its ``meta.json``."""
+    if (folder / "meta.json").is_file() and (bad := damaged(folder)):
+        note(f"synth: cached benchmark {folder} fails its checksums ({len(bad)} files, e.g. "
+             f"{bad[0]}); rebuilding it")
+        _discard(folder)
+    if not (folder / "meta.json").is_file():
+        try:
+            generate()
+        except OSError:
+            if not (folder / "meta.json").is_file():  # not a concurrent run that finished first
+                raise
+    return folder
+
+
+def _discard(folder: Path) -> None:
+    """Move a bad cache folder out of the way (atomically), then delete it."""
+    aside = folder.with_name(f".{folder.name}.bad-{os.getpid()}")
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:  # another process discarded it first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ reading
