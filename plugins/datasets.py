@@ -255,7 +255,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     try:
         params = writer.SynthParams(n=args.n, seed=args.seed, size=args.size, identities=args.identities,
                                     per_identity=args.per_identity, per_expression=args.per_expression)
-        layout = None if args.benchmark == "enc2020" else official.OfficialParams(
+        layout = None if args.benchmark == "enc2020" else official.OfficialParams.make(
             benchmark=args.benchmark, subjects=args.subjects, sequences=args.sequences, frames=args.frames,
             size=args.size, seed=args.seed, identities=args.identities, per_identity=args.per_identity,
             per_expression=args.per_expression)
@@ -264,8 +264,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if layout is not None:
         out = official.generate(args.out, layout)
         print(f"wrote {args.benchmark}: {layout.subjects} subjects x {layout.sequences} sequences x "
-              f"{layout.frames} frames, {layout.identities * layout.per_identity} identity and "
-              f"{8 * layout.per_expression} expression images to {out}")
+              f"{layout.frames} frames, {params.identities * params.per_identity} identity and "
+              f"{8 * params.per_expression} expression images to {out}")
         return 0
     out = writer.generate(args.out, params, workers=max(1, args.workers))
     print(f"wrote {params.n} AU images, {params.identities * params.per_identity} identity and "

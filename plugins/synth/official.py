@@ -24,10 +24,12 @@ their folds, so the standard partition applies to the synthetic data too.
 """
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +46,8 @@ from plugins.benchmarks import shipped_manifest
 from plugins.synth import RENDERER_VERSION
 from plugins.synth.face import AU_INDEX, Identity, Scene
 from plugins.synth.renderer import render
-from plugins.synth.writer import (SynthParams, atomic_folder, cached_build, image_rng, load_companion,
-                                  write_companions)
+from plugins.synth.writer import (SynthParams, atomic_folder, cached_build, check_ranges, image_rng,
+                                  load_companion, write_companions)
 
 BENCHMARKS = ("bp4d", "disfa", "abaw_au")
 SEQUENCE_SET = 10  # the key space of the sequences' generators (writer.py uses 0-2)
@@ -63,42 +65,52 @@ BASE_RATES: dict[str, dict[str, float]] = {
                 "AU12": 0.24, "AU15": 0.03, "AU23": 0.03, "AU24": 0.03, "AU25": 0.63, "AU26": 0.09},
 }
 DATASET_OF = {"bp4d": "bp4d", "disfa": "disfa", "abaw_au": "affwild2"}
+# 41 subjects: BP4D's partition lists 41 (DISFA's 27, checked apart)
+LIMITS = {"subjects": (3, 41), "sequences": (1, 50), "frames": (4, 100_000), "size": (16, 1024),
+          "seed": (0, 2 ** 63 - 1)}
 
 
 @dataclass(frozen=True)
 class OfficialParams:
-    """Everything that determines a synthetic benchmark in an official layout (and its cache key)."""
+    """Everything that determines a synthetic benchmark in an official layout (and its cache key):
+    the benchmark, its people and sequences, and ``base``, the image size, the seed and the
+    companion sets (as ``auh synth`` takes them; its ``n`` is unused). :meth:`make` builds it."""
 
-    benchmark: str = "bp4d"
-    subjects: int = 6
-    sequences: int = 2
-    frames: int = 40
-    size: int = 64
-    seed: int = 0
-    identities: int = 20
-    per_identity: int = 4
-    per_expression: int = 20
+    benchmark: str
+    subjects: int
+    sequences: int
+    frames: int
+    base: SynthParams
+
+    @classmethod
+    def make(cls, benchmark: str = "bp4d", subjects: int = 6, sequences: int = 2, frames: int = 40,
+             size: int = 64, seed: int = 0, identities: int = 20, per_identity: int = 4,
+             per_expression: int = 20) -> "OfficialParams":
+        """Checked parameters (ValueError naming the one out of range)."""
+        check_ranges(SimpleNamespace(size=size, seed=seed), {"size": LIMITS["size"], "seed": LIMITS["seed"]})
+        return cls(benchmark, subjects, sequences, frames,
+                   SynthParams(n=15, seed=seed, size=size, identities=identities, per_identity=per_identity,
+                               per_expression=per_expression))
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
             raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {self.benchmark!r}")
-        for name, low, high in (("subjects", 3, 41), ("sequences", 1, 50), ("frames", 4, 100_000),
-                                ("size", 16, 1024), ("seed", 0, 2 ** 63 - 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer from {low} to {high:,}, got {value!r}")
+        check_ranges(self, {k: LIMITS[k] for k in ("subjects", "sequences", "frames")})
         if self.benchmark == "disfa" and self.subjects > 27:
             raise ValueError(f"subjects must be at most 27 for disfa (its partition's), got {self.subjects}")
-        self.companions()  # identities, per_identity, per_expression checked as auh synth checks them
 
-    def companions(self) -> SynthParams:
-        """The companion sets' parameters (``n`` unused: no ENC-2020 images are written)."""
-        return SynthParams(n=15, seed=self.seed, size=self.size, identities=self.identities,
-                           per_identity=self.per_identity, per_expression=self.per_expression)
+    @property
+    def seed(self) -> int:
+        return self.base.seed
+
+    @property
+    def size(self) -> int:
+        return self.base.size
 
     def key(self) -> str:
+        b = self.base
         return (f"v{RENDERER_VERSION}-{self.benchmark}-sub{self.subjects}x{self.sequences}x{self.frames}"
-                f"-s{self.seed}-px{self.size}-id{self.identities}x{self.per_identity}-ex{self.per_expression}")
+                f"-s{b.seed}-px{b.size}-id{b.identities}x{b.per_identity}-ex{b.per_expression}")
 
 
 # ------------------------------------------------------------------ labels
@@ -207,7 +219,7 @@ def _write_all(root: Path, p: OfficialParams) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(_frame_image(p, bench, f, seq))
     {"bp4d": _write_bp4d, "disfa": _write_disfa, "abaw_au": _write_abaw}[p.benchmark](root, seqs, bench)
-    write_companions(root, p.companions(), workers=1)
+    write_companions(root, p.base, workers=1)
     meta = {"format": "au-harness synth", "layout": p.benchmark, "renderer_version": RENDERER_VERSION,
             "params": asdict(p), "base_rates": BASE_RATES[p.benchmark], "sha256": tree_sha256(root)}
     (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -264,9 +276,13 @@ def _write_abaw(root: Path, seqs: list[Sequence], bench: Benchmark) -> None:
 def cached(benchmark: str, synthetic: dict[str, Any], cache: Path) -> Path:
     """The synthetic benchmark of ``synthetic`` (``OfficialParams`` fields) in the cache:
     generated on first use, rebuilt when its checksums fail."""
+    accepted = [name for name in inspect.signature(OfficialParams.make).parameters if name != "benchmark"]
+    unknown = [key for key in synthetic if key not in accepted]
+    if unknown:
+        raise UserError(f"synthetic: unknown parameter {unknown[0]!r}; accepts: {', '.join(accepted)}")
     try:
-        params = OfficialParams(benchmark=benchmark, **synthetic)
-    except (TypeError, ValueError) as exc:
+        params = OfficialParams.make(benchmark=benchmark, **synthetic)
+    except ValueError as exc:
         raise UserError(f"synthetic: {exc}") from None
     folder = cache / "synth" / params.key()
     return cached_build(folder, lambda: generate(folder, params))

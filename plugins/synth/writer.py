@@ -83,11 +83,7 @@ class SynthParams:
     per_expression: int = 150
 
     def __post_init__(self) -> None:
-        for name in ("n", "size", "identities", "per_identity", "per_expression"):
-            low, high = LIMITS[name]
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer from {low} to {high:,}, got {value!r}")
+        check_ranges(self, LIMITS)
         if self.identities * self.per_identity > LIMITS["n"][1]:
             raise ValueError(f"identities x per_identity must be at most {LIMITS['n'][1]:,}, got "
                              f"{self.identities * self.per_identity:,}")
@@ -98,6 +94,14 @@ class SynthParams:
         """A folder name unique to these parameters and the renderer version."""
         return (f"v{RENDERER_VERSION}-n{self.n}-s{self.seed}-px{self.size}-id{self.identities}x"
                 f"{self.per_identity}-ex{self.per_expression}")
+
+
+def check_ranges(params: object, limits: dict[str, tuple[int, int]]) -> None:
+    """Each field named in ``limits`` is an integer within its ``(low, high)`` (ValueError)."""
+    for name, (low, high) in limits.items():
+        value = getattr(params, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer from {low} to {high:,}, got {value!r}")
 
 
 def image_rng(seed: int, *key: int) -> np.random.Generator:
