@@ -139,6 +139,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _headline(metric_name: str | None, s: Any) -> str:
+    """The metric's headline with the means filled in: ``(accuracy 0.81 + F1 0.23) / 2``,
+    ``mean F1 0.41 (accuracy 0.48)`` (a term the headline leaves out follows it)."""
+    headline = get_metric(metric_name).headline
+    text = headline.replace("accuracy", f"accuracy {s['accuracy']:.4f}").replace("F1", f"F1 {s['f1']:.4f}")
+    return text if "accuracy" in headline else f"{text} (accuracy {s['accuracy']:.4f})"
+
+
 def scorecard(result: RunResult, recipe: Recipe) -> str:
     """The readable end-of-run report: per-AU table, final score, baselines, where to look."""
     s = result.scores
@@ -151,9 +159,7 @@ def scorecard(result: RunResult, recipe: Recipe) -> str:
             lines.append(f"{au:<6}{v['n']:>7}{v['accuracy']:>10.4f}{v['f1']:>8.4f}")
     lines.append("")
     ci = f"  95% CI [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if "ci95" in s else ""
-    metric = get_metric(result.protocol.get("metric"))
-    lines.append(f"final {s['final']:.4f} = {metric.over_aus} (accuracy {s['accuracy']:.4f}, "
-                 f"F1 {s['f1']:.4f}){ci}")
+    lines.append(f"final {s['final']:.4f} = {_headline(result.protocol.get('metric'), s)}{ci}")
     if result.cv["n_folds"] > 1:
         each = ", ".join(f"{f.name} {f.score['final']:.4f}" for f in result.folds)
         lines.append(f"cross-validation: {result.cv['n_folds']} folds, final "

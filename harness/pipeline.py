@@ -37,23 +37,13 @@ from harness.protocols import IR_NORMALIZATION, capabilities
 from harness.recipe import Recipe
 from harness.registry import check_params, get_registry
 from harness.results import REPORTS, FoldResult, RunResult, read_only
+from harness.rounds import Split, evaluation_splits
 from harness.run_folder import RunFolder, new_run_folder, run_folders
 from harness.schema import ENC2020
 from harness.smoothing import smooth_by_group
 from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
                               train_stage)
 from harness.weights import load_weights
-
-
-@dataclass
-class Split:
-    """Row indices of one evaluation round (the fixed split, or one CV fold of one partition)."""
-
-    name: str
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    partition: int = 0  # which subject partition (evaluation.repeats), 0: the dataset's own
 
 
 PROTOCOL = "protocol"  # the key of state.json and result.json that records RunPlan.protocol
@@ -325,60 +315,6 @@ def align(images: list[Path], recipe: Recipe, landmarks: np.ndarray | None = Non
 
 
 # ------------------------------------------------------------------ splits
-def evaluation_splits(dataset: AUDataset, recipe: Recipe) -> list[Split]:
-    """The fixed train/val/test split, or K folds of each of ``evaluation.repeats`` partitions.
-
-    Without subjects, fold k tests and fold k+1 validates. With subjects (frames of people),
-    folds are subject-exclusive: fold k tests, and a seeded share of the other folds'
-    subjects validates (:func:`harness.splits.subject_holdout`). Partition 0 is the
-    dataset's own folds (a shipped manifest); partition r > 0 reshuffles the subjects
-    (or rows) into K folds, seeded by ``(run.seed, r)``: every arm of a study at a seed
-    gets the same partitions.
-    """
-    evaluation = recipe.evaluation
-    if evaluation.mode == "split":
-        missing = {"train", "val", "test"} - set(dataset.splits)
-        if missing:
-            raise UserError(f"dataset {dataset.name!r} has no {'/'.join(sorted(missing))} split; "
-                            f"use evaluation.mode = \"kfold\"")
-        return [Split("split", dataset.splits["train"], dataset.splits["val"], dataset.splits["test"])]
-    k, repeats = evaluation.folds, evaluation.repeats
-    rounds = []
-    for r in range(repeats):
-        folds = _partition(dataset, k, recipe.run.seed, r)
-        prefix = f"repeat/{r}/" if repeats > 1 else ""
-        rounds += [_round(dataset, folds, f, k, f"{prefix}fold/{f}", derive_seed(recipe.run.seed, "val", r, f), r)
-                   for f in range(k)]
-    return rounds
-
-
-def _partition(dataset: AUDataset, k: int, seed: int, repeat: int) -> np.ndarray:
-    """Each row's fold in partition ``repeat`` (see :func:`evaluation_splits`)."""
-    from harness.splits import iterative_stratification, subject_folds
-
-    own = dataset.folds
-    if repeat == 0 and own is not None and len(np.unique(own)) == k:
-        return own
-    if repeat == 0 and own is not None and dataset.partition:
-        note(f"auh: dataset {dataset.name!r} has {len(np.unique(own))} folds, evaluation.folds is {k}: "
-             f"drawing {k} folds (seed {seed}) instead")
-    shuffle = seed if repeat == 0 else derive_seed(seed, "partition", repeat)
-    if dataset.subjects is not None:
-        return _in_field("evaluation.folds", lambda: subject_folds(dataset.subjects, k, shuffle))
-    return iterative_stratification(dataset.labels, k, shuffle)
-
-
-def _round(dataset: AUDataset, folds: np.ndarray, f: int, k: int, name: str, seed: int, repeat: int) -> Split:
-    rows = np.arange(len(dataset))
-    if dataset.subjects is None:
-        return Split(name, rows[(folds != f) & (folds != (f + 1) % k)], rows[folds == (f + 1) % k],
-                     rows[folds == f], repeat)
-    from harness.splits import subject_holdout
-
-    train, val = _in_field("evaluation.folds", lambda: subject_holdout(rows[folds != f], dataset.subjects, seed))
-    return Split(name, train, val, rows[folds == f], repeat)
-
-
 # ---------------------------------------------------------------- training
 def stage_config(recipe: Recipe, plan: RunPlan, pretraining: bool = False) -> StageConfig:
     train = recipe.train
