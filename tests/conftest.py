@@ -1,6 +1,7 @@
 """Shared test set-up: offline, quiet, and a private working directory."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -59,3 +60,18 @@ TINY_RECIPE: dict = {
 def tiny_recipe(**sections: dict) -> str:
     """:data:`TINY_RECIPE` as TOML, each section given replacing the base one."""
     return dumps({**TINY_RECIPE, **sections})
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One tiny trained run for the whole session (:data:`TINY_RECIPE`, one epoch, no
+    pretraining, no bootstrap): its :class:`harness.results.RunResult`. For tests that
+    only read a run's result or its bundle (``Path(tiny_run.bundle)``); a test that
+    changes anything in it trains its own."""
+    import harness
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    recipe = folder / "tiny.toml"
+    recipe.write_text(tiny_recipe(evaluation={"bootstrap": 0}))
+    return harness.run(recipe, overrides=["train.epochs=1", "pretrain.epochs=0",
+                                          f"run.output={json.dumps(str(folder / 'runs'))}"])

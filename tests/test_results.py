@@ -52,10 +52,8 @@ def test_nothing_is_writable_and_the_callers_arrays_stay_writable():
     assert r.folds[0].thresholds[0] == 0.4
 
 
-def test_harness_run_returns_a_run_result(in_tmp):
-    recipe = in_tmp / "r.toml"
-    recipe.write_text(tiny_recipe(evaluation={"bootstrap": 0}))
-    r = harness.run(recipe, overrides=["train.epochs=1", "pretrain.epochs=0"])
+def test_harness_run_returns_a_run_result(tiny_run):
+    r = tiny_run
     saved = json.loads((Path(r.out_dir) / "result.json").read_text())
     assert isinstance(r, RunResult) and r.final == saved["scores"]["final"]
     assert len(r.folds) == 1 and r.folds[0].name == "split" and r.folds[0].thresholds.shape == (23,)

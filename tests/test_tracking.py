@@ -350,31 +350,19 @@ def test_pyfunc_model_predicts_a_folder(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def real_bundle(tmp_path):
-    """A tiny real bundle (random timm:resnet10t weights, 32 px, center crop) and 3 images."""
+def real_bundle(tiny_run, tmp_path):
+    """The session's tiny trained bundle (two timm:resnet10t views, 32 px, center crop)
+    and 3 images, with what the bundle itself predicts for them."""
     bundle_mod = pytest.importorskip("harness.bundle")
-    import harness
     from PIL import Image
 
-    from harness.schema import ENC2020
-    from harness.weights import save_weights
-
-    if "timm:*" not in harness.available("backbone") or "center" not in harness.available("aligner"):
-        pytest.skip("needs the timm backbones and the center aligner")
-    recipe = recipes.load(None, ["train.input_size=32", "aligner.name=center",
-                                 "views.face.backbone.name=timm:resnet10t"])
-    recipe = dataclasses.replace(recipe, views={"face": recipe.views["face"]})
-    model = harness.create("backbone", "timm:resnet10t", num_classes=len(ENC2020), input_size=32)
-    weights = save_weights(model, tmp_path / "face.safetensors")
-    thresholds = np.linspace(0.3, 0.7, len(ENC2020))
-    folder = bundle_mod.save_bundle(tmp_path / "bundle", recipe, ENC2020, {"face": weights}, thresholds,
-                                    harness.create("ensembler", "mean_prob"), {"face": model.normalization})
+    folder = Path(tiny_run.bundle)
     images = tmp_path / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(images / f"{i}.png")
-    return types.SimpleNamespace(folder=folder, images=images, aus=list(ENC2020.aus),
+    return types.SimpleNamespace(folder=folder, images=images, aus=list(tiny_run.aus),
                                  expected=bundle_mod.load_bundle(folder).predict_paths(
                                      sorted(images.iterdir()))[1])
 
