@@ -15,7 +15,6 @@ from harness.cli import add_command
 from harness import recipe as recipes
 from harness.errors import UserError
 from harness.fileio import check_output_file
-from harness.metrics import get_metric
 from harness.recipe import Recipe
 from harness.results import RunResult
 
@@ -139,14 +138,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _headline(metric_name: str | None, s: Any) -> str:
-    """The metric's headline with the means filled in: ``(accuracy 0.81 + F1 0.23) / 2``,
-    ``mean F1 0.41 (accuracy 0.48)`` (a term the headline leaves out follows it)."""
-    headline = get_metric(metric_name).headline
-    text = headline.replace("accuracy", f"accuracy {s['accuracy']:.4f}").replace("F1", f"F1 {s['f1']:.4f}")
-    return text if "accuracy" in headline else f"{text} (accuracy {s['accuracy']:.4f})"
-
-
 def scorecard(result: RunResult, recipe: Recipe) -> str:
     """The readable end-of-run report: per-AU table, final score, baselines, where to look."""
     s = result.scores
@@ -159,12 +150,15 @@ def scorecard(result: RunResult, recipe: Recipe) -> str:
             lines.append(f"{au:<6}{v['n']:>7}{v['accuracy']:>10.4f}{v['f1']:>8.4f}")
     lines.append("")
     ci = f"  95% CI [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if "ci95" in s else ""
-    lines.append(f"final {s['final']:.4f} = {_headline(result.protocol.get('metric'), s)}{ci}")
+    if "headline" in s:  # a benchmark other than the default names its headline
+        lines.append(f"final {s['final']:.4f} = {s['headline']} (accuracy {s['accuracy']:.4f}, "
+                     f"F1 {s['f1']:.4f}; {s['benchmark']}){ci}")
+    else:
+        lines.append(f"final {s['final']:.4f} = (accuracy {s['accuracy']:.4f} + F1 {s['f1']:.4f}) / 2{ci}")
     if result.cv["n_folds"] > 1:
-        each = ", ".join(f"{f.name} {f.score['final']:.4f}" for f in result.folds)
         lines.append(f"cross-validation: {result.cv['n_folds']} folds, final "
-                     f"{result.cv['mean']:.4f} +- {result.cv['std']:.4f} (mean +- sd over folds)")
-        lines.append(f"  per fold: {each}")
+                     f"{result.cv['mean']:.4f} +- {result.cv['std']:.4f} (mean +- sd)")
+        lines.append("  per fold: " + ", ".join(f"{f.name} {f.score['final']:.4f}" for f in result.folds))
     if result.protocol.get("manifest_sha256"):
         lines.append(f"folds: {result.protocol['manifest']} (sha256 {result.protocol['manifest_sha256'][:12]})")
     for view, final in result.view_final.items():

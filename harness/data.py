@@ -71,9 +71,9 @@ class AUDataset:
     frame order (the recipe's smoother runs within each video); ``None``, an
     image-level dataset, is never smoothed.
 
-    A dataset of a benchmark other than the default names it (``benchmark``:
-    its metric scores the run and its per-AU objective fits the thresholds).
-    ``subjects`` gives each row's person: cross-validation then keeps every
+    A dataset names its benchmark by its schema's name (``bp4d``: that
+    benchmark's metric scores the run, its per-AU objective fits the
+    thresholds; :func:`harness.benchmark.benchmark_of`). ``subjects`` gives each row's person: cross-validation then keeps every
     subject in one fold and validation subjects apart from training ones.
     ``ids`` names the rows where file names repeat (frames of many videos);
     ``partition`` describes where ``folds`` came from (a fold manifest's path
@@ -90,7 +90,6 @@ class AUDataset:
     companions: dict[str, LabelledImages] = field(default_factory=dict)
     root: Path | None = None  # where the dataset lives (cache keys are relative to it)
     groups: np.ndarray | None = None  # [N] video of each row (frame-level datasets)
-    benchmark: str | None = None  # None: the default benchmark
     subjects: np.ndarray | None = None  # [N] person of each row
     ids: list[str] | None = None  # [N] row names (default: the image file names)
     partition: dict[str, str] = field(default_factory=dict)

@@ -14,6 +14,7 @@ writes is its :class:`harness.run_folder.RunFolder`.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import time
@@ -30,16 +31,17 @@ from harness.augment import Augment
 from harness.data import AUDataset, LabelledImages, cache_root
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
-from harness.benchmark import DEFAULT_BENCHMARK, get_benchmark
-from harness.metrics import SCORE_KEYS, Metric, bootstrap_ci, challenge_score, get_metric, sigmoid
+from harness.benchmark import benchmark_of, default_benchmark
+from harness.metrics import (SCORE_KEYS, Metric, bootstrap_ci, challenge_score, default_metric, get_metric,
+                             named, sigmoid)
 from harness.progress import note
 from harness.protocols import IR_NORMALIZATION, capabilities
 from harness.recipe import Recipe
-from harness.registry import check_params, get_registry
+from harness.registry import get_registry
 from harness.results import REPORTS, FoldResult, RunResult, read_only
 from harness.rounds import Split, evaluation_splits
 from harness.run_folder import RunFolder, new_run_folder, run_folders
-from harness.schema import ENC2020
+from harness.schema import POSITIVE, UNKNOWN
 from harness.smoothing import smooth_by_group
 from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
                               train_stage)
@@ -64,15 +66,9 @@ class RunPlan:
     splits: tuple[Split, ...]
     views: tuple[str, ...]
     pretrained: tuple[str, ...]  # the views with a pretraining stage
-    benchmark: str = DEFAULT_BENCHMARK  # the dataset's: its metric scores every round
-    metric: str = "enc2020"
     # how rounds were drawn (benchmark, metric, the fold manifest and its sha256, repeats):
     # recorded in state.json, result.json and the tracking run
     protocol: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def scorer(self) -> Metric:
-        return get_metric(self.metric)
 
     @staticmethod
     def pretrain_stage(view: str) -> str:
@@ -98,15 +94,14 @@ def plan_run(recipe: Recipe, dataset: AUDataset) -> RunPlan:
     """The :class:`RunPlan` of ``recipe`` on ``dataset`` (refuses a dataset without the
     recipe's evaluation rounds)."""
     device = device_of(recipe)
-    benchmark = get_benchmark(dataset.benchmark or DEFAULT_BENCHMARK)
+    benchmark = benchmark_of(dataset.schema)
+    evaluation = recipe.evaluation
+    protocol = {"benchmark": benchmark.name, "metric": benchmark.metric, "mode": evaluation.mode,
+                **({"folds": evaluation.folds, "repeats": evaluation.repeats} if evaluation.mode == "kfold" else {}),
+                **dataset.partition}
     return RunPlan(device, threads.plan(device, recipe.train.workers, local_ranks=distributed.local_world_size()),
                    tuple(evaluation_splits(dataset, recipe)), tuple(recipe.views),
-                   tuple(v for v, spec in recipe.views.items() if spec.pretrain != "none"),
-                   benchmark.name, benchmark.metric,
-                   {"benchmark": benchmark.name, "metric": benchmark.metric, "mode": recipe.evaluation.mode,
-                    **({"folds": recipe.evaluation.folds, "repeats": recipe.evaluation.repeats}
-                       if recipe.evaluation.mode == "kfold" else {}),
-                    **dataset.partition})
+                   tuple(v for v, spec in recipe.views.items() if spec.pretrain != "none"), protocol)
 
 
 @dataclass(frozen=True)
@@ -245,7 +240,8 @@ def preflight(recipe: Recipe) -> AUDataset:
     for view, spec in recipe.views.items():
         # A dry build: any number of outputs tells whether the factory takes the view's table.
         _in_field(f"views.{view}.backbone", lambda: recipes.build(
-            "backbone", spec.backbone, num_classes=len(ENC2020), input_size=recipe.train.input_size))
+            "backbone", spec.backbone, num_classes=len(default_benchmark().aus),
+            input_size=recipe.train.input_size))
         if spec.init and not Path(spec.init).is_file():
             raise UserError(f"recipe field views.{view}.init: checkpoint {spec.init!r} does not exist")
     hooks().auh_check_recipe(recipe=recipe)
@@ -400,20 +396,19 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
     ens_stage = RunPlan.ensemble_stage(split.name)
     info.announce(ens_stage)
     hooks().auh_stage_start(run=info.view, stage=ens_stage)
-    ensembler = recipes.build("ensembler", recipe.ensembler)
+    metric = dataset_metric(dataset)
+    ensembler = build_for_metric("ensembler", recipe.ensembler, metric)
     if "fit" in capabilities(ensembler):
-        ensembler.fit(val_probs, labels[split.val], make_thresholder(recipe, info.plan.metric))
+        ensembler.fit(val_probs, labels[split.val], make_thresholder(recipe, metric))
     val_ens = smooth(ensembler.combine(val_probs, logits=val_logits), split.val)
     test_ens = smooth(ensembler.combine(test_probs, logits=test_logits), split.test)
-    metric = info.plan.metric
     thresholds = fit_thresholds(recipe, val_ens, labels[split.val], metric)
     test_pred = (test_ens >= thresholds).astype(np.int64)
-    score = challenge_score(test_pred, labels[split.test], aus, info.plan.scorer)
+    score = challenge_score(test_pred, labels[split.test], aus, metric)
     for i, view in enumerate(recipe.views):  # each view alone, thresholded the same way
         view_pred = smooth(test_probs[i], split.test) >= fit_thresholds(
             recipe, smooth(val_probs[i], split.val), labels[split.val], metric)
-        view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus,
-                                            info.plan.scorer)["final"]
+        view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus, metric)["final"]
     artifacts = (_save_predictions(info.folder.ensemble_files(ens_stage), dataset, split, aus, val_ens,
                                    thresholds, test_pred) if distributed.is_main() else {})
     metrics = {**{k: score[k] for k in SCORE_KEYS}, **{f"view/{v}/final": s for v, s in view_scores.items()}}
@@ -423,25 +418,33 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
                       ensembler, normalization)
 
 
+def dataset_metric(dataset: AUDataset) -> Metric:
+    """The metric of the benchmark the dataset's schema names: what every score of a run uses."""
+    return get_metric(benchmark_of(dataset.schema).metric)
+
+
+def make_thresholder(recipe: Recipe, metric: Metric) -> Any:
+    """The recipe's thresholder; one whose factory takes ``metric`` (``search``) maximizes
+    the benchmark's per-AU score unless the recipe names a metric itself."""
+    return build_for_metric("thresholder", recipe.thresholder, metric)
+
+
+def build_for_metric(kind: str, spec: Any, metric: Metric) -> Any:
+    """The component ``spec`` names, given the benchmark's ``metric`` (its name) when its
+    factory takes one and the recipe sets none."""
+    component, _ = get_registry().get(kind, spec.name)
+    try:
+        takes = "metric" in inspect.signature(component.factory).parameters
+    except (TypeError, ValueError):  # a factory without a signature: nothing to pass
+        takes = False
+    return recipes.build(kind, spec, **({"metric": metric.name} if takes else {}))
+
+
 def fit_thresholds(recipe: Recipe, val_probs: np.ndarray, val_labels: np.ndarray,
-                   metric: str | None = None) -> np.ndarray:
+                   metric: Metric | None = None) -> np.ndarray:
     """Per-AU thresholds from the recipe's thresholder, fitted on validation rows only."""
-    thresholder = make_thresholder(recipe, metric).fit(val_probs, val_labels)
+    thresholder = make_thresholder(recipe, metric or default_metric()).fit(val_probs, val_labels)
     return np.asarray(thresholder.thresholds_, dtype=float)
-
-
-def make_thresholder(recipe: Recipe, metric: str | None) -> Any:
-    """The recipe's thresholder; one that takes a ``metric`` parameter is given the
-    benchmark's (its per-AU objective), unless the recipe sets one itself."""
-    spec = recipe.thresholder
-    passed = {}
-    if metric is not None:
-        try:
-            check_params(get_registry().get("thresholder", spec.name)[0], {"metric": metric})
-            passed = {"metric": metric}
-        except UserError:  # a thresholder with no metric to follow
-            pass
-    return recipes.build("thresholder", spec, **passed)
 
 
 def finetune_view(info: RunContext, stage: str, view: str, split: Split, dataset: AUDataset,
@@ -475,7 +478,7 @@ def finetune_view(info: RunContext, stage: str, view: str, split: Split, dataset
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         probs = sigmoid(predict_logits(m, val_crops, size, device=cfg.device, channels_last=cfg.channels_last))
         s = challenge_score((probs >= 0.5).astype(np.int64), labels[val_rows], list(dataset.schema.aus),
-                            info.plan.scorer)
+                            dataset_metric(dataset))
         out = {f"val/{k}": s[k] for k in SCORE_KEYS}
         out.update({f"au/{au}/f1": v["f1"] for au, v in s["per_au"].items() if v["f1"] is not None})
         return {k: v for k, v in out.items() if v is not None}
@@ -556,7 +559,7 @@ def epoch_line(stage: str, epoch: int, epochs: int, metrics: dict[str, float]) -
 
 def _save_predictions(paths: dict[str, Path], dataset: AUDataset, split: Split, aus: list[str],
                       val_probs: np.ndarray, thresholds: np.ndarray, test_pred: np.ndarray) -> dict[str, str]:
-    from harness.labels import write_labels
+    from harness.labels import write_predictions
 
     paths["thresholds"].parent.mkdir(parents=True, exist_ok=True)
     names = dataset.names
@@ -565,7 +568,7 @@ def _save_predictions(paths: dict[str, Path], dataset: AUDataset, split: Split, 
     with atomic_path(paths["val_probs"]) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, probs=val_probs, labels=dataset.labels[split.val],
                  names=np.array([names[i] for i in split.val]))
-    write_labels(paths["test_submission"], [names[i] for i in split.test], test_pred, dataset.schema)
+    write_predictions(paths["test_submission"], [names[i] for i in split.test], test_pred, dataset.schema)
     return {k: str(v) for k, v in paths.items()}
 
 
@@ -580,8 +583,7 @@ def save_test_predictions(path: Path, names: list[str], pred: np.ndarray, labels
     return path
 
 
-def baselines(dataset: AUDataset, splits: list[Split] | tuple[Split, ...], seed: int,
-              metric: Metric | None = None) -> dict[str, dict[str, Any]]:
+def baselines(dataset: AUDataset, splits: list[Split] | tuple[Split, ...], seed: int) -> dict[str, dict[str, Any]]:
     """Trivial predictors on the pooled test rows of ``splits``: all zeros, and
     draws at each AU's prior, taken for each split from its own training rows
     (a fold's test rows are never part of the prior they are scored against)."""
@@ -591,8 +593,9 @@ def baselines(dataset: AUDataset, splits: list[Split] | tuple[Split, ...], seed:
     draws = []
     for split in splits:
         train = labels[split.train]
-        prior = (train == 1).sum(0) / np.maximum((train != 999).sum(0), 1)
+        prior = (train == POSITIVE).sum(0) / np.maximum((train != UNKNOWN).sum(0), 1)
         draws.append((rng.random((len(split.test), len(aus))) < prior).astype(np.int64))
+    metric = dataset_metric(dataset)
     return {"all_zeros": challenge_score(np.zeros((len(test), len(aus)), np.int64), labels[test], aus, metric),
             "prior": challenge_score(np.concatenate(draws), labels[test], aus, metric)}
 
@@ -604,11 +607,12 @@ def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset,
     recipe = info.recipe
     test_rows = np.concatenate([f.test_rows for f in folds])
     pred = np.concatenate([f.test_pred for f in folds])
-    scorer = info.plan.scorer
-    scores = challenge_score(pred, dataset.labels[test_rows], aus, scorer)
+    metric = dataset_metric(dataset)
+    scores = {**challenge_score(pred, dataset.labels[test_rows], aus, metric),
+              **named(benchmark_of(dataset.schema).name, metric)}
     if recipe.evaluation.bootstrap:
         scores["ci95"] = bootstrap_ci(pred, dataset.labels[test_rows], recipe.evaluation.bootstrap,
-                                      seed=recipe.run.seed, metric=scorer)
+                                      seed=recipe.run.seed, metric=metric)
     finals = np.array([f.score["final"] for f in folds], dtype=float)
     first = folds[0]
     if distributed.is_main():  # the first split's models: the fixed split, or fold 0 of k
@@ -628,7 +632,7 @@ def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset,
         cv={"mean": float(finals.mean()), "std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
             "n_folds": len(folds)},
         view_final={v: float(np.mean([f.view_final[v] for f in folds])) for v in recipe.views},
-        baselines=baselines(dataset, info.plan.splits, recipe.run.seed, scorer),
+        baselines=baselines(dataset, info.plan.splits, recipe.run.seed),
         faces={"n": len(faces.found), "not_found": int(np.sum(~np.asarray(faces.found, bool)))},
         bundle=str(info.folder.bundle), out_dir=str(info.out_dir), aus=tuple(aus),
         val_labels=dataset.labels[first.val_rows], protocol=info.plan.protocol)

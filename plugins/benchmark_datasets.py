@@ -326,7 +326,7 @@ def _dataset(src: Source, rows: dict[str, Any], folds: np.ndarray, splits: dict[
              partition: dict[str, str], schema: AUSchema | None = None) -> AUDataset:
     return AUDataset(name=src.name, schema=schema or src.benchmark.schema, images=rows["images"],
                      labels=rows["labels"], splits=splits, folds=folds, root=src.images,
-                     companions=src.companions, groups=rows["groups"], benchmark=src.benchmark.name,
+                     companions=src.companions, groups=rows["groups"],
                      subjects=rows["subjects"], ids=rows["ids"], partition=partition)
 
 
@@ -441,13 +441,14 @@ def cross(train: dict[str, Any], test: dict[str, Any], seed: int = 0) -> AUDatas
                                _tagged(target.name, target.subjects, len(target), "test")])
     train_rows, val_rows = subject_holdout(np.arange(rows), subjects, seed)
     flips = tuple(p for p in target.schema.flip_pairs if p[0] in shared and p[1] in shared)
-    schema = AUSchema(f"{source.name}->{target.name}", tuple(shared), flips, target.schema.coding)
+    # named as the test dataset's schema: the run is scored by that benchmark (its metric)
+    schema = AUSchema(target.schema.name, tuple(shared), flips, target.schema.coding)
     groups = None if source.groups is None or target.groups is None else np.concatenate(
         [_tagged(source.name, source.groups, rows, ""), _tagged(target.name, target.groups, len(target), "")])
     return AUDataset(name=f"{source.name}->{target.name}", schema=schema, images=source.images + target.images,
                      labels=labels, splits={"train": train_rows, "val": val_rows,
                                             "test": np.arange(rows, rows + len(target))},
-                     companions=source.companions, groups=groups, benchmark=target.benchmark,
+                     companions=source.companions, groups=groups,
                      subjects=subjects, ids=[f"{source.name}/{n}" for n in source.names] +
                      [f"{target.name}/{n}" for n in target.names],
                      partition={"train_dataset": source.name, "test_dataset": target.name,

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from harness import create
+from harness.benchmark import benchmark_of
 from harness.cli import main
 from harness.errors import UserError
 from harness.splits import read_manifest, subject_folds, subject_holdout
@@ -90,7 +91,7 @@ def test_bp4d_reads_the_official_layout(tmp_path):
     assert ds.labels[3].tolist() == [1] * 12
     assert ds.folds.tolist() == [0, 0, 2, 1] and list(ds.subjects) == ["F001", "F001", "F007", "M011"]
     assert list(ds.groups) == ["F001_T1", "F001_T1", "F007_T1", "M011_T2"]
-    assert ds.benchmark == "bp4d" and ds.partition["manifest_sha256"] == read_manifest(shipped_manifest("bp4d")).sha256
+    assert benchmark_of(ds.schema).name == "bp4d" and ds.partition["manifest_sha256"] == read_manifest(shipped_manifest("bp4d")).sha256
 
 
 def test_bp4d_missing_frame_is_listed_or_skipped(tmp_path):
@@ -179,7 +180,7 @@ def _affwild2(root: Path) -> None:
 def test_affwild2_reads_the_official_split(tmp_path):
     _affwild2(tmp_path)
     ds = create("dataset", "affwild2", root=str(tmp_path))
-    assert ds.benchmark == "abaw_au" and len(ds) == 8
+    assert benchmark_of(ds.schema).name == "abaw_au" and len(ds) == 8
     assert ds.names[:2] == ["10-60-1280x720/00001.jpg", "10-60-1280x720/00003.jpg"]
     assert ds.labels[0].tolist() == [1] + [0] * 9 + [1, 0]
     assert ds.labels[1].tolist() == [0, 1, 999] + [0] * 9
