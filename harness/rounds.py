@@ -47,6 +47,8 @@ def evaluation_splits(dataset: AUDataset, recipe: Recipe) -> list[Split]:
             raise UserError(f"dataset {dataset.name!r} has no {'/'.join(sorted(missing))} split; "
                             f"use evaluation.mode = \"kfold\"")
         return [Split("split", dataset.splits["train"], dataset.splits["val"], dataset.splits["test"])]
+    if dataset.partition.get("problem"):
+        raise UserError(f"dataset {dataset.name!r} cannot be cross-validated: {dataset.partition['problem']}")
     k, repeats = evaluation.folds, evaluation.repeats
     rounds = []
     for r in range(repeats):

@@ -46,6 +46,7 @@ from harness.benchmark import Benchmark, get_benchmark
 from harness.data import AUDataset, LabelledImages, cache_root
 from harness.errors import UserError
 from harness.layouts import read_truth
+from harness.progress import note
 from harness.schema import UNKNOWN, AUSchema, Coding
 from harness.splits import FoldManifest, manifest_folds, read_manifest, subject_folds, subject_holdout
 from plugins.benchmarks import shipped_manifest
@@ -291,7 +292,6 @@ def _source(name: str, benchmark: str, root: str | None, images: str | None, pat
 
     if companions is None:
         from plugins.synth import official
-        from harness.progress import note
 
         note(f"dataset {name}: the views pretrain on the embedded synthetic identity and expression sets; "
              f"name real ones with companions (as the emotionet dataset's)")
@@ -314,9 +314,8 @@ def _assemble(src: Source, frames: Frames, subject_of: Callable[[dict[str, Any]]
     rows, ids, images = [rows[i] for i in usable], [ids[i] for i in usable], [images[i] for i in usable]
     keep = keep[usable]
     subjects = np.array([subject_of(r) for r in rows], dtype=object)
-    if len(np.unique(subjects)) < 3:
-        raise UserError(f"dataset {src.name}: {len(np.unique(subjects))} subject(s) with usable frames; "
-                        f"need at least 3 for subject-exclusive folds")
+    if not len(rows):
+        raise UserError(f"dataset {src.name}: no labelled frame with a usable image under {src.images}")
     return {"images": images, "labels": labels[keep], "ids": ids, "subjects": subjects,
             "groups": np.array([frames.sequences[i] for i in keep], dtype=object),
             "parts": np.array([frames.parts[i] for i in keep], dtype=object)}
@@ -331,13 +330,21 @@ def _dataset(src: Source, rows: dict[str, Any], folds: np.ndarray, splits: dict[
 
 
 def _manifest_protocol(src: Source, rows: dict[str, Any], manifest: str | None) -> tuple[
-        np.ndarray, dict[str, np.ndarray], dict[str, str]]:
-    """Folds from the manifest; the fixed split tests fold 0 and holds out validation subjects."""
+        np.ndarray | None, dict[str, np.ndarray], dict[str, str]]:
+    """Folds from the manifest; the fixed split tests fold 0 and holds out validation subjects.
+
+    Data the manifest cannot partition (a subject it does not list, a fold left empty: a
+    few subjects of a dataset) is still read: it has no folds nor split, the reason is
+    said on stderr and recorded as the partition's ``problem``, which the run refuses."""
     where = f"dataset {src.name}: manifest"
     found: FoldManifest = read_manifest(manifest if manifest is not None else shipped_manifest(src.name), where)
-    folds = manifest_folds(list(rows["subjects"]), found, where)
-    everything = np.arange(len(folds))
-    train, val = subject_holdout(everything[folds != 0], rows["subjects"], src.seed)
+    try:
+        folds = manifest_folds(list(rows["subjects"]), found, where)
+        everything = np.arange(len(folds))
+        train, val = subject_holdout(everything[folds != 0], rows["subjects"], src.seed)
+    except UserError as exc:
+        note(f"{exc}; the data has no folds or split of this manifest")
+        return None, {}, {**found.describe(), "problem": str(exc)}
     return folds, {"train": train, "val": val, "test": everything[folds == 0]}, found.describe()
 
 
@@ -390,11 +397,17 @@ def affwild2(root: str | None = None, images: str | None = None, pattern: str | 
         r["subject"] = person.get(r["video"], r["video"])
     rows = _assemble(src, frames, lambda r: r["subject"])
     everything = np.arange(len(rows["ids"]))
-    train, val = subject_holdout(everything[rows["parts"] == "train"], rows["subjects"], seed)
-    splits = {"train": train, "val": val, "test": everything[rows["parts"] == "validation"]}
-    if not len(splits["test"]):
-        raise UserError("dataset affwild2: no usable frame in Validation_Set (the official test part)")
-    return _dataset(src, rows, subject_folds(rows["subjects"], folds, seed), splits, {"split": "official"})
+    try:
+        train, val = subject_holdout(everything[rows["parts"] == "train"], rows["subjects"], seed)
+        if not (rows["parts"] == "validation").any():
+            raise UserError("no usable frame in Validation_Set (the official test part)")
+        splits = {"train": train, "val": val, "test": everything[rows["parts"] == "validation"]}
+    except UserError as exc:  # read all the same; the official split is refused when a run needs it
+        note(f"dataset affwild2: {exc}; the data has no official split")
+        splits = {}
+    enough = len(np.unique(rows["subjects"])) >= folds
+    return _dataset(src, rows, subject_folds(rows["subjects"], folds, seed) if enough else None, splits,
+                    {"split": "official"})
 
 
 def _persons(path: str | None) -> dict[str, str]:

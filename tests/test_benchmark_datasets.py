@@ -232,3 +232,22 @@ def test_enc2020_benchmark_writes_the_existing_synth(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "b"), "--benchmark", "enc2020", *args]) == 0
     a, b = (sorted(p.relative_to(tmp_path / k) for p in (tmp_path / k).rglob("*") if p.is_file()) for k in "ab")
     assert a == b and all((tmp_path / "a" / p).read_bytes() == (tmp_path / "b" / p).read_bytes() for p in a)
+
+
+def test_subjects_the_manifest_does_not_list_are_read_but_not_cross_validated(tmp_path):
+    from harness import recipe as recipes
+    from harness.rounds import evaluation_splits
+
+    _bp4d(tmp_path)
+    folder = tmp_path / "AUCoding" / "AU_OCC"
+    (folder / "F007_T1.csv").rename(folder / "X999_T1.csv")
+    (tmp_path / "images" / "F007").rename(tmp_path / "images" / "X999")
+    ds = create("dataset", "bp4d", root=str(tmp_path), companions={})
+    assert len(ds) == 4 and ds.folds is None and "X999" in ds.partition["problem"]
+    with pytest.raises(UserError, match="cannot be cross-validated: .*X999 are in no fold"):
+        evaluation_splits(ds, recipes.resolve({"evaluation": {"mode": "kfold", "folds": 3}}))
+    manifest = tmp_path / "mine.json"
+    manifest.write_text(json.dumps({"folds": [["F001"], ["M011"], ["X999"]]}))
+    ds = create("dataset", "bp4d", root=str(tmp_path), companions={}, manifest=str(manifest))
+    assert list(ds.subjects) == ["F001", "F001", "M011", "X999"] and ds.folds.tolist() == [0, 0, 1, 2]
+    assert ds.partition["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
