@@ -58,6 +58,12 @@ def ablate(recipe: RecipeSource | None = None, *, seeds: int | None = None, jobs
     arm-seeds, ``jobs`` at a time in child processes (``plugins``: ``--plugin`` specs
     they load), with ``resamples`` bootstrap resamples per verdict.
     """
+    from harness import comparison
+
+    comparison.check_options(seeds, jobs, resamples)  # before any work, with seeds or without
+    if seeds is None and jobs != 1:
+        raise UserError(f"--jobs {jobs}: only with --seeds (without it the rows run one after "
+                        f"another in this process)")
     base = recipes.from_source(recipes.demo_recipe() if recipe is None else recipe, list(overrides))
     rows, legend = ablation_rows(base)
     variants = dict(rows)
@@ -77,10 +83,9 @@ def ablate(recipe: RecipeSource | None = None, *, seeds: int | None = None, jobs
 
 def run_rows(variants: dict[str, Recipe]) -> dict[str, RunResult]:
     """Each row run once, in order; every row is refused before the first one runs."""
-    from harness.pipeline import preflight, run
+    from harness.pipeline import preflight_all, run
 
-    for r in variants.values():
-        preflight(r)
+    preflight_all(list(variants.values()))
     return {row: run(r) for row, r in variants.items()}
 
 

@@ -30,7 +30,7 @@ from harness import recipe as recipes
 from harness.recipe import Recipe
 from harness.training import load_exact, predict_logits, resolve_device
 from harness.errors import UserError
-from harness.fileio import sha256_file
+from harness.fileio import check_input_file, sha256_file
 from harness.images import IMAGE_SUFFIXES, read_image
 from harness.video import VIDEO_SUFFIXES
 from harness.metrics import sigmoid
@@ -216,7 +216,8 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def list_images(source: Path) -> list[Path]:
-    """A folder (its image files, sorted) or a text file listing one image path per line."""
+    """A folder (its image files, sorted) or a text file listing one image path per line
+    (a relative path is read from the list file's folder)."""
     return _list_files(Path(source), IMAGE_SUFFIXES, "image", "images")
 
 
@@ -235,8 +236,8 @@ def _list_files(source: Path, suffixes: frozenset[str], what: str, whats: str) -
         return paths
     if source.is_file() and source.suffix.lower() in suffixes:
         return [source]
-    if source.is_file():
-        data = source.read_bytes()
+    if source.exists() and not source.is_dir():
+        data = check_input_file(source, "list file").read_bytes()
         try:
             if b"\x00" in data:
                 raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL")

@@ -37,13 +37,14 @@ from harness import recipe as recipes
 from harness.recipe import Recipe, RecipeSource
 from harness.run_folder import RunFolder, run_folders
 from harness.errors import ChildRunFailed, UserError
-from harness.fileio import atomic_open, check_output_folder
+from harness.fileio import atomic_open, check_output_folder, read_npz
 from harness.metrics import MAX_RESAMPLES
 from harness.progress import note
 from harness.verdict import Verdict, paired_verdict
 
 STUDY_FILE = "study.json"
 DEFAULT_SEEDS = 5
+MAX_SEEDS = 1000  # arm-seeds are whole training runs: more is a typo, not a study
 
 
 @dataclass(frozen=True)
@@ -168,9 +169,10 @@ class Study:
         if folder is None:
             raise UserError(f"arm-seed {label}/seed-{seed} has not finished; run: "
                             f"{' '.join(self.command(label, seed))}")
-        with np.load(RunFolder(folder).test_predictions) as z:
-            return Outcome(folder, [str(n) for n in z["names"]], z["pred"].astype(np.int64),
-                           z["labels"].astype(np.int64), [str(a) for a in z["aus"]])
+        z = read_npz(RunFolder(folder).test_predictions, ("names", "pred", "labels", "aus"),
+                     f"arm-seed {label}/seed-{seed}")
+        return Outcome(folder, [str(n) for n in z["names"]], z["pred"].astype(np.int64),
+                       z["labels"].astype(np.int64), [str(a) for a in z["aus"]])
 
     def verdict(self, label_a: str, label_b: str, *, a_name: str, b_name: str,
                 resamples: int, seed: int = 0) -> Verdict:
@@ -251,6 +253,7 @@ def run_children(study: Study, todo: list[tuple[str, int]], jobs: int) -> list[t
 def seed_list(seeds: int | Sequence[int], base: int) -> tuple[int, ...]:
     """``N`` -> ``base .. base+N-1``; a sequence is taken as given. At least two distinct seeds >= 0."""
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        _check_seed_count(int(seeds))
         out = tuple(range(base, base + int(seeds)))
     else:
         out = tuple(int(s) for s in seeds)
@@ -279,25 +282,29 @@ def _neutral_sha(recipe: Recipe) -> str:
 
 def check_options(seeds: int | None, jobs: int, resamples: int) -> None:
     """A study's options (``seeds`` as a count; ``None``: not given), refused before any work."""
-    if seeds is not None and seeds < 2:
-        raise UserError(f"--seeds: expected an integer >= 2, got {seeds}")
+    if seeds is not None:
+        _check_seed_count(seeds)
     if jobs < 1:
         raise UserError(f"--jobs: expected an integer >= 1, got {jobs}")
     if not 1 <= resamples <= MAX_RESAMPLES:
         raise UserError(f"--resamples: expected an integer in 1..{MAX_RESAMPLES}, got {resamples}")
 
 
+def _check_seed_count(seeds: int) -> None:
+    if not 2 <= seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds: expected an integer in 2..{MAX_SEEDS}, got {seeds}")
+
+
 def check_study(study: Study) -> None:
     """Everything a study needs, refused before its first side effect."""
-    from harness.pipeline import preflight
+    from harness.pipeline import preflight_all
 
     check_output_folder(study.root, "comparison folder")
     first_uri = next(iter(study.arms.values())).run.tracking_uri
     for label, r in study.arms.items():
         if r.run.tracking_uri != first_uri:
             raise UserError(f"arm {label}: every arm of a comparison must use the same run.tracking_uri")
-    for label in study.arms:
-        preflight(study.recipe(label, study.seeds[0]))
+    preflight_all([study.recipe(label, study.seeds[0]) for label in study.arms])
 
 
 def compare(recipe_a: RecipeSource, recipe_b: RecipeSource | None = None,
@@ -340,8 +347,10 @@ def plan_compare(recipe_a: Any, recipe_b: Any = None, *, vs: Sequence[str] = (),
         raise UserError("compare: give recipe B or --vs overrides, not both")
     a = recipes.from_source(recipe_a, overrides)
     b = recipes.from_source(recipe_b if recipe_b is not None else recipe_a, list(overrides) + list(vs))
-    if recipes.dumps(a) == recipes.dumps(b):
-        raise UserError("compare: arms A and B are the same recipe; nothing to compare")
+    # The study sets each arm's run.seed, name and output: arms that differ only there are one arm.
+    if _neutral_sha(a) == _neutral_sha(b):
+        raise UserError("compare: arms A and B are the same recipe once the study sets run.seed, "
+                        "run.name and run.output (every arm runs on --seeds); nothing to compare")
     a_name = _display(recipe_a, a)
     b_name = f"A with {', '.join(vs)}" if vs else _display(recipe_b, b)
     arms = {"A": a, "B": b}

@@ -14,7 +14,7 @@ from harness import hookimpl
 from harness.cli import add_command
 from harness import recipe as recipes
 from harness.errors import UserError
-from harness.fileio import check_output_file
+from harness.fileio import check_output_file, check_output_folder
 from harness.recipe import Recipe
 from harness.results import RunResult
 
@@ -29,12 +29,15 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "predict", cmd_predict)
     p.add_argument("bundle", help="a bundle folder written by `auh run`, or an MLflow model URI "
                                   "(runs:/<run id>/model, models:/<name>/<version>)")
-    p.add_argument("input", type=Path, help="a folder of images and videos, one image or video, or a "
-                                            "text file of paths")
+    p.add_argument("input", type=Path,
+                   help="a folder of images and videos, one image or video, or a list file of "
+                        "paths, one per line (a relative path is read from the list file's folder)")
     p.add_argument("--out", type=Path, required=True,
                    help="the table: .parquet (metadata inside) or .csv (metadata in OUT.json)")
-    p.add_argument("--submission", type=Path, metavar="CSV",
-                   help="also write the submission: one row per image (its first face), 0/1 per AU")
+    p.add_argument("--submission", type=Path, metavar="PATH",
+                   help="also write the submission in the bundle's benchmark layout: images, one CSV row "
+                        "per image (its first face); videos of a frame-level benchmark (abaw_au), one "
+                        "file per video in the folder PATH, or one table if PATH has a suffix")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image or video")
     p.add_argument("--every", type=int, default=1, metavar="N",
                    help="videos: predict frames 0, N, 2N, ... (default 1: every frame)")
@@ -202,53 +205,98 @@ def cmd_predict(args: argparse.Namespace) -> int:
     outputs, smoother = _check_predict_args(args)
     paths = list_inputs(args.input)
     videos = sum(map(is_video, paths))
-    if args.submission is not None and videos:
-        raise UserError(f"--submission: the input holds {count(videos, 'video')}; the submission "
-                        f"file is one row per image (give images only, or leave out --submission)")
-    if args.submission is not None and len({p.name for p in paths}) < len(paths):
-        raise UserError("--submission: two input images share a file name; a submission needs "
-                        "unique image names")
+    if args.submission is not None and len({p.stem if is_video(p) else p.name for p in paths}) < len(paths):
+        raise UserError("--submission: two inputs share a name; a submission needs unique image "
+                        "and video names")
     with bundle_folder(args.bundle, args.tracking_uri) as folder:
         bundle = load_bundle(folder, device=args.device)
+        benchmark = _submission_benchmark(args, bundle.schema.name, len(paths), videos)
         smoother = smoother or bundle.meta.get("smoother", {"name": "none"})
         tally = Tally(bundle.aus, bundle.thresholds, {"id": bundle_id(folder), "source": args.bundle},
-                      {"smoother": smoother, "every": args.every})
+                      {"smoother": smoother, "every": args.every}, keep_frames=benchmark is not None)
         built = recipes.build("smoother", smoother)
         with TableWriter(args.out) as writer, \
-                progress(total=None if videos else len(paths), desc="predict", unit="img") as bar:
+                progress(total=None if videos else len(paths), desc="predict",
+                         unit="frame" if videos else "img") as bar:
             for part in predict_batches(bundle, paths, args.batch_size, args.strict, bar, args.every,
                                         built, tally.skipped):
                 writer.write(part)
                 tally.add(part)
             writer.finish(tally.metadata(), columns(bundle.aus, bool(videos)))
     lines = [tally.summary(args.out)]
-    if args.submission is not None:
-        from harness.labels import write_labels
+    if args.submission is not None and videos:
+        lines.append(_write_frame_submission(args.submission, tally, benchmark))
+    elif args.submission is not None:
+        from harness.labels import write_predictions
 
         names, preds, unreadable = tally.submission_rows()
-        write_labels(args.submission, names, preds, bundle.schema)
+        # a CSV with the header whatever the name ends in: what `auh check` accepts
+        write_predictions(args.submission, names, preds, bundle.schema, as_csv=True)
         note = f" ({count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
         lines.append(f"wrote the submission for {len(names)} images to {args.submission}{note}")
     print("\n".join(lines))
     return 0
 
 
-def _check_predict_args(args: argparse.Namespace) -> tuple[list[Path], dict[str, Any] | None]:
+def _submission_benchmark(args: argparse.Namespace, schema: str, n_inputs: int, videos: int) -> Any:
+    """The benchmark whose layout ``--submission`` is written in: the registered benchmark
+    named like the bundle's AU schema (None: an image CSV in the bundle's schema).
+    Videos need a frame-level benchmark, every frame (``--every 1``) and no images."""
+    from harness.benchmark import get_benchmark
+    from harness.predict import count
+
+    if args.submission is None:
+        return None
+    benchmark = get_benchmark(schema) if schema in harness.get_registry().available("benchmark") else None
+    if not videos:
+        return benchmark
+    if benchmark is None or benchmark.unit != "frame":
+        raise UserError(f"--submission: the input holds {count(videos, 'video')}, but the bundle "
+                        f"predicts {schema!r}, whose submission is one row per image; expected a "
+                        f"bundle of a frame-level benchmark (auh plugins --kind benchmark), or images")
+    if videos < n_inputs:
+        raise UserError("--submission: the input mixes images and videos; a frame-level "
+                        "submission is made of videos only")
+    if args.every != 1:
+        raise UserError(f"--submission: a frame-level submission needs every frame; expected "
+                        f"--every 1, got {args.every}")
+    return benchmark
+
+
+def _write_frame_submission(path: Path, tally: Any, benchmark: Any) -> str:
+    """The videos' face-0 predictions in the benchmark's layout: per-video files in the folder
+    ``path`` (no suffix), else one table; the summary line."""
+    from harness.layouts import write_submission
+    from harness.predict import count
+
+    names, preds, videos, stopped = tally.frame_submission(benchmark)
+    write_submission(path, names, preds, benchmark, videos)
+    layout = "per-video files" if not path.suffix else "table"
+    note = (f"; {count(len(stopped), 'video')} stopped early and {'has' if len(stopped) == 1 else 'have'} "
+            f"rows up to the frame where decoding stopped (first: {stopped[0]})" if stopped else "")
+    return (f"wrote the {benchmark.name} submission ({layout}) for {count(len(names), 'frame')} of "
+            f"{count(len(videos.names), 'video')} to {path}{note}")
+
+
+def _check_predict_args(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, Any] | None]:
     """Every argument of ``auh predict``, checked before the bundle is loaded or anything is
     written: the output files, and the smoother table ``--smoother`` names (None: the bundle's)."""
+    from harness.fileio import check_not_inputs
     from harness.predict import check_out, sidecar
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
     if args.every < 1:
         raise UserError(f"--every: expected an integer >= 1 (every Nth frame), got {args.every}")
-    outputs = [check_out(check_output_file(args.out))]
+    outputs = {"--out": check_out(check_output_file(args.out))}
     if args.out.suffix.lower() == ".csv":
-        outputs.append(check_output_file(sidecar(args.out), "--out metadata file"))
-    if args.submission is not None:
-        outputs.append(check_output_file(args.submission, "--submission"))
-    if len({p.resolve() for p in outputs}) < len(outputs):
-        raise UserError(f"--out and --submission name the same file ({args.out})")
+        outputs["--out metadata file"] = check_output_file(sidecar(args.out), "--out metadata file")
+    if args.submission is not None and (args.submission.suffix or not args.submission.is_dir()):
+        outputs["--submission"] = check_output_file(args.submission, "--submission")
+    elif args.submission is not None:  # an existing folder: per-video files go into it
+        outputs["--submission"] = check_output_folder(args.submission, "--submission")
+    # An input folder may hold the table (only its images and videos are read); an input file may not.
+    check_not_inputs(outputs, {"INPUT": None if args.input.is_dir() else args.input})
     if args.smoother is None:
         if args.smoother_params:
             raise UserError("--smoother-param: expected --smoother NAME too")

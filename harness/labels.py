@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from harness.errors import UserError
-from harness.fileio import atomic_open
+from harness.fileio import atomic_open, check_input_file
 from harness.schema import AUSchema
 
 IMAGE = "image"
@@ -168,12 +168,7 @@ def submission_header(schema: AUSchema | None = None, image_column: str = IMAGE)
 
 # ------------------------------------------------------------------ reading
 def _size(path: str | os.PathLike) -> int:
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{path}: no such file")
-    if not p.is_file():
-        raise UserError(f"{path}: not a regular file")
-    size = p.stat().st_size
+    size = check_input_file(path).stat().st_size
     if size == 0:
         raise UserError(f"{path}: the file is empty")
     return size

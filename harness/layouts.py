@@ -102,14 +102,14 @@ def read_predictions(path: str | os.PathLike, truth: Table, benchmark: Benchmark
 def write_submission(path: str | os.PathLike, names: Sequence[str], pred: np.ndarray,
                      benchmark: Benchmark, videos: Videos | None = None) -> None:
     """Write 0/1 predictions: per-video files when ``path`` has no suffix and the
-    benchmark reads them (``videos`` given), else one file with the name column."""
+    benchmark reads them (``videos`` given), else one CSV with the header and the name
+    column, whatever the file's name ends in: the one form `auh check` and `auh score`
+    read a submission file in."""
     path = Path(path)
     if not path.suffix and videos is not None and "frame_files" in benchmark.submission_layouts:
         _write_frame_files(path, videos, pred, benchmark)
         return
-    table = "frame_table" in benchmark.submission_layouts
-    write_predictions(path, names, pred, benchmark.schema, benchmark.image_column,
-                      as_csv=True if table else None)
+    write_predictions(path, names, pred, benchmark.schema, benchmark.image_column, as_csv=True)
 
 
 def write_truth_table(path: str | os.PathLike, truth: Table, benchmark: Benchmark) -> None:

@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from harness.augment import Augment
 from harness.data import AUDataset, LabelledImages, cache_root
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
-from harness.benchmark import benchmark_of, default_benchmark
+from harness.benchmark import benchmark_of
 from harness.metrics import (SCORE_KEYS, Metric, bootstrap_ci, challenge_score, default_metric, get_metric,
                              named, sigmoid)
 from harness.progress import note
@@ -46,6 +46,10 @@ from harness.smoothing import smooth_by_group
 from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
                               train_stage)
 from harness.weights import load_weights
+
+# Outputs of the dry build that checks a view's backbone table before any work: any
+# number tells whether the factory takes the table (the real head follows the dataset).
+DRY_BUILD_OUTPUTS = 2
 
 
 PROTOCOL = "protocol"  # the key of state.json and result.json that records RunPlan.protocol
@@ -231,6 +235,18 @@ def preflight(recipe: Recipe) -> AUDataset:
     dataset is built last, since building it may fill its own data cache
     (only its companions are checked after it).
     """
+    return preflight_all([recipe])[0]
+
+
+def preflight_all(recipe_list: Sequence[Recipe]) -> list[AUDataset]:
+    """:func:`preflight` of several recipes (a comparison's arms, an ablation's rows):
+    every check that writes nothing, for every recipe, before the first dataset is built."""
+    for recipe in recipe_list:
+        _check_components(recipe)
+    return [_checked_dataset(recipe) for recipe in recipe_list]
+
+
+def _check_components(recipe: Recipe) -> None:
     device_of(recipe)
     check_output_folder(recipe.run.output, "recipe field run.output")
     check_output_folder(cache_root(), "face cache folder (AUH_CACHE)")
@@ -240,11 +256,13 @@ def preflight(recipe: Recipe) -> AUDataset:
     for view, spec in recipe.views.items():
         # A dry build: any number of outputs tells whether the factory takes the view's table.
         _in_field(f"views.{view}.backbone", lambda: recipes.build(
-            "backbone", spec.backbone, num_classes=len(default_benchmark().aus),
-            input_size=recipe.train.input_size))
+            "backbone", spec.backbone, num_classes=DRY_BUILD_OUTPUTS, input_size=recipe.train.input_size))
         if spec.init and not Path(spec.init).is_file():
             raise UserError(f"recipe field views.{view}.init: checkpoint {spec.init!r} does not exist")
     hooks().auh_check_recipe(recipe=recipe)
+
+
+def _checked_dataset(recipe: Recipe) -> AUDataset:
     dataset = _in_field("dataset", lambda: recipes.build("dataset", recipe.dataset))
     for view, spec in recipe.views.items():
         if spec.pretrain != "none" and spec.pretrain not in dataset.companions:

@@ -1,10 +1,13 @@
-"""``auh predict``: a model bundle and images -> one table row per image and face.
+"""``auh predict``: a bundle and images or videos -> one table row per image (or frame) and face.
 
 Columns of the table (Parquet or CSV):
 
 ==================================  ==============================================
 ``image``                           the file name (what a submission calls it)
 ``path``                            the file as it was given
+``video frame timestamp``           only where the input has a video: the video's
+                                    name, the frame (from 0) and its time in
+                                    seconds (empty for an image row)
 ``face``                            face index in the image, 0 first (the face
                                     ``align`` selects, the one training used)
 ``found``                           the aligner found a face (``False``: a
@@ -12,7 +15,8 @@ Columns of the table (Parquet or CSV):
 ``score``                           the detector's confidence (empty without one)
 ``box_x0 box_y0 box_x1 box_y1``     the face box, source-image pixels
 ``<landmark>_x <landmark>_y``       the 5 landmarks, source-image pixels
-``AU1_prob ...``                    the ensemble's probability per AU
+``AU1_prob ...``                    the ensemble's probability per AU (a
+                                    video's smoothed by the smoother, per video)
 ``AU1 ...``                         0/1: probability >= the bundle's threshold
 ``error``                           why the image was skipped (empty if it was not)
 ==================================  ==============================================
@@ -51,6 +55,9 @@ if TYPE_CHECKING:
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 BOX = ("box_x0", "box_y0", "box_x1", "box_y1")
 VIDEO_COLUMNS = ("video", "frame", "timestamp")
+# Final rows gathered before they become a piece of the table (a Parquet row group): the
+# per-piece cost of pandas and pyarrow is paid once per 1,024 rows, and memory stays bounded.
+ROWS_PER_PIECE = 1024
 OUT_SUFFIXES = (".parquet", ".csv")
 METADATA_KEY = b"au_harness"
 
@@ -92,6 +99,8 @@ class Tally:
         ("rows", "faces", "images", "images_with_face", "frames", "frames_with_face"), 0))
     videos: set[str] = field(default_factory=set)
     firsts: list["pd.DataFrame"] = field(default_factory=list)  # images' face-0 rows
+    frame_firsts: list["pd.DataFrame"] = field(default_factory=list)  # video frames' face-0 rows
+    keep_frames: bool = False  # keep frame_firsts (for a frame-level submission; O(frames) ints)
 
     def add(self, part: "pd.DataFrame") -> None:
         c = self.counts
@@ -106,6 +115,8 @@ class Tally:
         c["frames_with_face"] += int(frames["found"].sum())
         self.videos.update(first.loc[in_video, "path"])
         self.firsts.append(images[["image", *self.aus, "error"]])
+        if self.keep_frames and "video" in first:
+            self.frame_firsts.append(first.loc[in_video, ["video", "frame", *self.aus, "error"]])
 
     def metadata(self) -> dict[str, Any]:
         return Predictions(None, self.aus, self.thresholds, self.skipped, self.bundle,
@@ -131,6 +142,22 @@ class Tally:
             line += (f" as unreadable or unsupported (first: {path}: {reason}; each is listed "
                      f"in the table's error column)")
         return line
+
+    def frame_submission(self, benchmark: Any) -> tuple[list[str], np.ndarray, Any, list[str]]:
+        """``(names, 0/1 [F, C], Videos, videos that stopped early)`` of the videos' frames
+        (face 0), named as ``benchmark`` names frames (from 1; the table counts from 0)."""
+        import pandas as pd
+
+        from harness.layouts import Videos
+
+        rows = pd.concat(self.frame_firsts, ignore_index=True)
+        stopped = sorted(set(rows.loc[rows["error"] != "", "video"]))
+        rows = rows[rows["error"] == ""]
+        order = list(dict.fromkeys(rows["video"]))
+        counts = rows["video"].value_counts()
+        names = [benchmark.frame(v, int(f) + 1) for v, f in zip(rows["video"], rows["frame"])]
+        videos = Videos(tuple(order), tuple(int(counts[v]) for v in order))
+        return names, rows[self.aus].to_numpy(dtype=np.int64), videos, stopped
 
     def submission_rows(self) -> tuple[list[str], np.ndarray, int]:
         """As :func:`submission_rows`, from the images' face-0 rows counted so far."""
@@ -196,9 +223,8 @@ def predict_batches(bundle: "Bundle", paths: Sequence[Path], batch_size: int = 6
                 rows.add(_row(unit, k, face), next(probs), (unit.path, k) if unit.video is not None else None)
         if bar is not None:
             bar.update(len(chunk))
-        ready = rows.ready()
-        if ready:
-            yield _frame(ready, bundle.aus, bundle.thresholds, video)
+        if rows.n_ready() >= ROWS_PER_PIECE:
+            yield _frame(rows.ready(), bundle.aus, bundle.thresholds, video)
     rows.close_all()
     ready = rows.ready()
     if ready:
@@ -281,6 +307,10 @@ class _SmoothedRows:
         for values in np.asarray(smoothed, dtype=np.float64)[:len(waiting)] if len(smoothed) else ():
             entry = waiting.popleft()
             entry[1], entry[2] = values, False
+
+    def n_ready(self) -> int:
+        """How many rows at the head of the queue are final."""
+        return next((i for i, entry in enumerate(self.queue) if entry[2]), len(self.queue))
 
     def ready(self) -> list[list[Any]]:
         out = []

@@ -66,6 +66,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from harness.errors import UserError
+from harness.fileio import check_input_file
 from harness.metrics import MAX_RESAMPLES
 
 DEFAULT_RECIPE = "defaults.toml"  # package data of plugins.recipes: the default components and views
@@ -332,8 +333,9 @@ def from_source(source: RecipeSource, overrides: typing.Sequence[str] = ()) -> R
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"recipe {str(path)!r} does not exist")
+    check_input_file(path, "recipe")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -357,7 +359,31 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         if not isinstance(child, dict):
             raise UserError(f"--set {item!r}: {part!r} is a value, not a table")
         node = child
+    kind = _component_kind(parts[:-1])
+    if parts[-1] == "name" and kind and node.get("name", value) != value:
+        _keep_params_of(node, kind, value)
     node[parts[-1]] = value
+
+
+def _component_kind(path: list[str]) -> str | None:
+    """The component kind of the recipe table at ``path`` (``sampler``, ``views.face.backbone``)."""
+    if len(path) == 1 and path[0] in COMPONENTS:
+        return path[0]
+    return "backbone" if len(path) == 3 and path[0] == "views" and path[2] == "backbone" else None
+
+
+def _keep_params_of(table: dict[str, Any], kind: str, name: Any) -> None:
+    """Renaming a component: drop the old one's parameters that component ``name`` does not
+    take (they were the old one's); an unknown ``name`` is refused later, naming the field."""
+    from harness.registry import accepted_params, get_registry
+
+    try:
+        accepted = accepted_params(get_registry().get(kind, str(name))[0])
+    except UserError:
+        return
+    if accepted is not None:
+        for key in [k for k in table if k != "name" and k not in accepted]:
+            del table[key]
 
 
 def resolve(raw: Mapping[str, Any], check_components: bool = True) -> Recipe:

@@ -125,7 +125,13 @@ class Registry:
 
         version = _own_version()
         for modname in BUILTIN_PLUGINS:
-            self.register(importlib.import_module(modname), Provider(modname, "au-harness", version))
+            module = importlib.import_module(modname)
+            if getattr(getattr(module, "__spec__", None), "_initializing", False):
+                # the registry was asked for while this module was still being imported:
+                # registering it half-made would lose its hooks for the whole process
+                raise RuntimeError(f"built-in plugin {modname} asked for the plugin registry while "
+                                   f"being imported; a plugin module must not build it at import time")
+            self.register(module, Provider(modname, "au-harness", version))
 
     def load_entry_points(self) -> None:
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
@@ -244,15 +250,22 @@ def unknown_message(what: str, name: str, choices: Iterable[str], match: str | N
     return msg + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
-def check_params(component: Component, params: dict[str, Any]) -> None:
-    """Refuse parameters the factory does not accept, naming those it does."""
+def accepted_params(component: Component) -> list[str] | None:
+    """The keyword parameters the factory takes; ``None`` when it takes any."""
     try:
         sig = inspect.signature(component.factory)
     except (TypeError, ValueError):
-        return
-    accepted = [p.name for p in sig.parameters.values()
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        return None
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return [p.name for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_params(component: Component, params: dict[str, Any]) -> None:
+    """Refuse parameters the factory does not accept, naming those it does."""
+    accepted = accepted_params(component)
+    if accepted is None:
         return
     for key in params:
         if key not in accepted:

@@ -127,9 +127,9 @@ class AUSchema:
 
 def __getattr__(name: str) -> Any:
     # ENC-2020's schema is declared by its benchmark plugin; ``harness.schema.ENC2020``,
-    # its older home, stays importable. Looked up by name when first asked for: the
-    # plugin registry's modules import this one.
+    # its older home, stays importable for code written against it. The declaration is
+    # imported as data, never through the plugin registry: a plugin module that asked for
+    # it while being imported would otherwise build the registry around itself half-made.
     if name == "ENC2020":
-        registry = importlib.import_module("harness.registry")
-        return registry.get_registry().create("benchmark", "enc2020").schema
+        return importlib.import_module("plugins.benchmarks.enc2020").SCHEMA
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,8 +41,10 @@ def decode_frames(path: str | Path, every: int = 1) -> Iterator[tuple[int, float
 
     Raises :class:`VideoError` where decoding stops early (after yielding what decoded).
     """
-    import av
-
+    try:
+        import av
+    except ImportError:  # a dependency of au-harness, but an environment may lack it
+        raise VideoError(path, 0, "cannot be decoded: PyAV is not installed (pip install av)") from None
     path = Path(path)
     if not path.is_file():
         raise VideoError(path, 0, "no such video file")

@@ -89,6 +89,14 @@ class Challenge:
         """The ledger experiment of ``phase``."""
         return f"{self.name}/{phase.name}"
 
+    def split_id(self, phase: Phase) -> str:
+        """Which public/private split ``phase`` has now: ``"all"`` without private rows,
+        else a digest of its public fraction and the salt (the salt stays secret)."""
+        if not phase.has_private:
+            return "all"
+        key = f"{phase.public_fraction!r}/{self.split_salt}/{phase.name}".encode()
+        return hashlib.sha256(key).hexdigest()[:16]
+
     def public_mask(self, phase: Phase, names: Sequence[str]) -> np.ndarray:
         """Boolean ``[N]``: which rows are on the public board."""
         return public_mask(names, phase.public_fraction, f"{self.split_salt}/{phase.name}")

@@ -5,6 +5,13 @@ modules it imports, copied file by file from the installed package
 (:data:`SCORER_MODULES`): numpy and the standard library are all they need.
 Everything is validated (the challenge, every truth file, the platforms'
 limits) before the first byte is written, and the zip appears atomically.
+
+No private-row label enters a bundle: each phase's truth is packaged with its
+private rows unknown (999 for enc2020), so a platform scores, stores and shows
+the public rows only, whatever it returns to participants (Codabench's API
+returns every score of a submission, hidden columns included). The private
+board is ``auh score`` on the submissions downloaded after the phase
+(docs/organizer.md).
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import argparse
 import datetime as dt
 import importlib.util
 import io
+import itertools
 import json
 import re
 import struct
@@ -43,9 +51,15 @@ CODABENCH_IMAGE = "codalab/codalab-legacy:py39"
 CODABENCH_COMMAND = "python3 -m leaderboard.scoring_program ../input ../output"  # run in the program folder
 KEY_MAX, TITLE_MAX, BOARD_TITLE_MAX = 36, 36, 64  # Codabench's column and leaderboard limits
 PRECISION = 4
-NO_CAP = 100_000  # EvalAI needs a number where the challenge sets no cap
-# EvalAI's visibility codes for a phase split: 1 host only, 3 public.
-HOST_ONLY, PUBLIC = 1, 3
+# Both platforms need numbers where the challenge sets no cap (EvalAI's own default).
+NO_CAP = 100_000
+INT32_MAX = 2 ** 31 - 1  # the platforms' integer fields (PostgreSQL integer)
+# EvalAI (apps/challenges/models.py): CharField(max_length=100) for the title, and the
+# FileField of a phase's annotation (default max_length 100) stores the path the zip
+# was extracted to: tempfile.mkdtemp() ("/tmp/tmpXXXXXXXX", 16) + "/" + a 10-character
+# folder + "/" before the bundle's own path.
+EVALAI_TITLE_MAX, EVALAI_FILE_MAX, EVALAI_EXTRACT_PREFIX = 100, 100, 28
+PUBLIC = 3  # EvalAI's visibility code of a phase split shown to everyone
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed: the same challenge gives the same bytes
 
@@ -81,9 +95,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     configuration zip). Its scoring program is this project's scorer, needing only numpy. See
     docs/organizer.md.
     """
+    from harness.fileio import check_not_inputs
+
     out = _zip_path(args.out)
     checked = check_challenge(args.challenge)
     challenge_benchmark(checked.challenge, args.benchmark)
+    check_not_inputs({"OUT.zip": out}, _challenge_inputs(args.challenge, checked))
     files = EXPORTERS[args.platform](checked)
     write_zip(out, files)
     print(f"wrote {out} ({args.platform}, {len(checked.truths)} phase"
@@ -116,19 +133,39 @@ def cmd_blind(args: argparse.Namespace) -> int:
     names = truth.names if videos is not None else sorted(truth.names)  # sorted: the order tells nothing
     blind = np.full((len(names), len(benchmark.aus)), UNKNOWN)
     template = "submission_template" + (".txt" if videos is not None else ".csv")
-    written = ["images.txt", template]
+    truth_name = "blind_truth/" if videos is not None else "blind_truth.csv" if benchmark.coding.unknown else None
+    written = ["images.txt", *([truth_name] if truth_name else []), template]
+    _check_targets(args.out, written, _challenge_inputs(args.challenge, checked))
     with atomic_open(args.out / "images.txt", "w", newline="\n") as fh:
         fh.writelines(f"{name}\n" for name in names)
     if videos is not None:
         write_truth_files(args.out / "blind_truth", Table(names, blind, videos), benchmark)
-        written.insert(1, "blind_truth/")
-    elif benchmark.coding.unknown:
-        write_labels(args.out / "blind_truth.csv", names, blind, benchmark.schema)
-        written.insert(1, "blind_truth.csv")
+    elif truth_name:
+        write_labels(args.out / truth_name, names, blind, benchmark.schema)
     write_submission(args.out / template, names, np.zeros(blind.shape, dtype=np.int64), benchmark)
     print(f"wrote {args.out}/{', '.join(written[:-1])} and {written[-1]} "
           f"({len(names):,} {benchmark.unit}s, phase {phase.name!r})")
     return 0
+
+
+def _check_targets(out: Path, names: list[str], inputs: dict[str, Path]) -> None:
+    """Every file (and ``name/`` folder) ``auh blind`` writes under ``out`` can be written
+    and replaces no input: refused before the first is written."""
+    from harness.fileio import check_not_inputs, check_output_folder
+
+    for name in names:
+        path = out / name.rstrip("/")
+        if name.endswith("/"):
+            check_output_folder(path, f"OUT/{name}")
+        elif path.is_dir():
+            raise UserError(f"OUT/{name} ({str(path)!r}): is a directory; expected a file name to write")
+    check_not_inputs({f"OUT/{name}": out / name.rstrip("/") for name in names}, inputs)
+
+
+def _challenge_inputs(path: Path, checked: Checked) -> dict[str, Path]:
+    """The challenge file and its truth files, which no output may replace."""
+    return {"--challenge": path, **{f"phases.{name}.truth": phase.truth
+                                    for name, phase in checked.challenge.phases.items()}}
 
 
 # ----------------------------------------------------------------- checking
@@ -158,21 +195,26 @@ def _check_packaged_metric(path: Path, challenge: Challenge) -> None:
                         f"{', '.join(sorted(BUILTIN))}")
 
 
-def truth_file(checked: Checked, phase: str) -> tuple[str, bytes]:
-    """A phase's truth as the bundle holds it: ``(suffix, bytes)``. A folder of
-    per-video files becomes one CSV table (its videos go into the config)."""
-    source = checked.challenge.phases[phase].truth
-    if not source.is_dir():
-        return source.suffix, source.read_bytes()
+def public_truth(checked: Checked, phase: str) -> bytes:
+    """A phase's truth as a bundle holds it: one CSV table, every private row unknown
+    (a frame-level truth's videos go into the config). All a platform gets."""
     import tempfile
 
     from harness.layouts import Table, write_truth_table
+    from harness.schema import UNKNOWN
 
-    truth = checked.truths[phase]
+    challenge, truth = checked.challenge, checked.truths[phase]
+    private = ~challenge.public_mask(challenge.phases[phase], truth.names)
+    if private.any() and not challenge.benchmark.coding.unknown:
+        raise UserError(f"phases.{phase}: benchmark {challenge.benchmark.name!r} has no code for an "
+                        f"unknown label, so its private rows cannot be kept off the platform; "
+                        f"expected public_fraction = 1 (score the private rows with `auh score`)")
+    labels = truth.labels.copy()
+    labels[private] = UNKNOWN
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "truth.csv"
-        write_truth_table(table, Table(truth.names, truth.labels, truth.videos), checked.challenge.benchmark)
-        return ".csv", table.read_bytes()
+        write_truth_table(table, Table(truth.names, labels, truth.videos), challenge.benchmark)
+        return table.read_bytes()
 
 
 def _zip_path(out: Path) -> Path:
@@ -201,7 +243,7 @@ def columns(schema: AUSchema) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------ Codabench
 def codabench_files(checked: Checked) -> dict[str, bytes]:
     """The competition bundle: competition.yaml, pages, logo, scoring program, reference data."""
-    from leaderboard.scoring_program import CONFIG, PRIVATE
+    from leaderboard.scoring_program import CONFIG
 
     challenge = checked.challenge
     title = f"{challenge.name}: facial action unit detection"[:BOARD_TITLE_MAX]
@@ -212,17 +254,12 @@ def codabench_files(checked: Checked) -> dict[str, bytes]:
     tasks, phases = [], []
     for index, (name, phase) in enumerate(challenge.phases.items()):
         ref = f"reference_data/{name}/"
-        suffix, data = truth_file(checked, name)
-        truth_name = "truth" + suffix
-        files[ref + truth_name] = data
-        files[ref + CONFIG] = _config(checked, {name: phase}, {name: truth_name})
+        files[ref + "truth.csv"] = public_truth(checked, name)
+        files[ref + CONFIG] = _config(checked, {name: "truth.csv"})
         tasks.append({"index": index, "name": name, "description": f"Scoring of phase {name}",
                       "scoring_program": "scoring_program", "reference_data": ref.rstrip("/")})
         phases.append(_codabench_phase(index, name, phase, challenge))
-    keys = columns(challenge.schema)
-    if any(p.has_private for p in challenge.phases.values()):
-        keys += [(PRIVATE + key, f"private {title}") for key, title in keys[:3]]
-    cols = [_column(i, key, title, hidden=i >= 3) for i, (key, title) in enumerate(keys)]
+    cols = [_column(i, key, title) for i, (key, title) in enumerate(ranking_columns(challenge))]
     files["competition.yaml"] = _yaml({
         "version": 2, "title": title,
         "description": f"{challenge.name}: score = {challenge.metric.over_aus} over the AUs.",
@@ -232,39 +269,72 @@ def codabench_files(checked: Checked) -> dict[str, bytes]:
         "pages": [{"title": "Overview", "file": "pages/overview.md"},
                   {"title": "Evaluation", "file": "pages/evaluation.md"}],
         "tasks": tasks, "phases": phases,
+        # Force_Best: each participant's best by the columns' order, as `auh leaderboard`'s pick.
         "leaderboards": [{"index": 0, "title": title, "key": "main", "primary_index": 0,
-                          "columns": cols}],
+                          "submission_rule": "Force_Best", "columns": cols}],
     })
     return files
 
 
+def ranking_columns(challenge: Challenge) -> list[tuple[str, str]]:
+    """The leaderboard columns, ``(key, title)``, in the challenge's tie-break order.
+
+    Codabench orders by the primary column, then every other column in
+    order, then the earlier submission: the score keys of ``tie_break`` up
+    to ``time`` are exactly that order (a key after ``time`` never decides,
+    since no two submissions share a time). Per-AU scores are on the
+    detailed results page, not columns, which would break ties first.
+    """
+    titles = dict(columns(challenge.schema))
+    keys = list(itertools.takewhile(lambda key: key != "time", challenge.tie_break))
+    if not keys:
+        raise UserError(f"tie_break {list(challenge.tie_break)}: starts with time; neither "
+                        f"platform can rank by submission time first: expected a score first")
+    return [(key, titles[key]) for key in keys]
+
+
+def _cap(phase: Phase) -> int:
+    """The phase's cap for a platform's 32-bit field (``NO_CAP`` where it sets none)."""
+    if phase.cap is not None and phase.cap > INT32_MAX:
+        raise UserError(f"phases.{phase.name}.cap: {phase.cap} does not fit the platforms' "
+                        f"32-bit fields; expected at most {INT32_MAX}")
+    return phase.cap or NO_CAP
+
+
 def _codabench_phase(index: int, name: str, phase: Phase, challenge: Challenge) -> dict[str, Any]:
-    entry: dict[str, Any] = {"index": index, "name": name,
-                             "description": _phase_text(phase, challenge),
-                             "start": _when(phase.start or _today()), "tasks": [index]}
+    cap = _cap(phase)
+    # Written explicitly: without them Codabench applies 5 a day and 100 in all.
+    entry: dict[str, Any] = {"index": index, "name": name, "description": _phase_text(phase, challenge),
+                             "start": _when(phase.start or _today()), "tasks": [index],
+                             "max_submissions_per_day": cap, "max_submissions": cap,
+                             # Logs carry a refused submission's one-line reason; the bundle
+                             # has no prediction step, and scores.json repeats the board.
+                             "hide_output": False, "hide_prediction_output": True,
+                             "hide_score_output": True}
     if phase.end:
         entry["end"] = _when(phase.end)
-    if phase.cap:
-        entry["max_submissions"] = phase.cap
     return entry
 
 
-def _column(index: int, key: str, title: str, hidden: bool) -> dict[str, Any]:
+def _column(index: int, key: str, title: str) -> dict[str, Any]:
     return {"index": index, "title": title, "key": key, "sorting": "desc",
             "precision": PRECISION, "computation": None, "computation_indexes": None,
-            "hidden": hidden}
+            "hidden": False}
 
 
 def _check_sequential(challenge: Challenge) -> None:
-    """Codabench refuses phases that overlap, or an open-ended phase with one after it."""
+    """Codabench refuses phases that overlap, a phase that starts when the one before
+    ends ("Phases dates conflict"), and an open-ended phase with one after it."""
     phases = list(challenge.phases.values())
     for before, after in zip(phases, phases[1:]):
         if before.end is None:
             raise UserError(f"phases.{before.name}: Codabench needs an end date for a phase with "
                             f"another after it; add end = YYYY-MM-DD")
-        if (after.start or _today()) < before.end:
-            raise UserError(f"phases.{after.name}: starts before phases.{before.name} ends "
-                            f"({before.end}); expected phases in time order")
+        start = after.start or _today()
+        if start <= before.end:
+            how = "starts when" if start == before.end else "starts before"
+            raise UserError(f"phases.{after.name}: {how} phases.{before.name} ends ({before.end}); "
+                            f"Codabench needs each phase to start after the previous one ends")
 
 
 # --------------------------------------------------------------------- EvalAI
@@ -273,26 +343,20 @@ def evalai_files(checked: Checked) -> dict[str, bytes]:
     from leaderboard.scoring_program import CONFIG
 
     challenge = checked.challenge
+    # Annotation files by phase number: EvalAI stores the extraction path in 100 characters.
+    truths = {name: f"phase{index}.csv" for index, name in enumerate(challenge.phases, start=1)}
     script = {**_scorer(""), "__init__.py": _EVALAI_INIT.encode()}
-    packed = {name: truth_file(checked, name) for name in challenge.phases}
-    truths = {name: f"{name}{suffix}" for name, (suffix, _) in packed.items()}
-    script[CONFIG] = _config(checked, challenge.phases, truths)
+    script[CONFIG] = _config(checked, truths)
     files = {"logo.png": _logo(), **_pages(challenge, "html")}
     files.update((f"evaluation_script/{name}", data) for name, data in script.items())
     files["evaluation_script.zip"] = _zip_bytes(script)
-    phases, splits = [], []
+    phases = []
     for index, (name, phase) in enumerate(challenge.phases.items(), start=1):
-        files[f"annotations/{truths[name]}"] = packed[name][1]
+        files[f"annotations/{truths[name]}"] = public_truth(checked, name)
         files[f"templates/phase_{name}.html"] = f"<p>{_phase_text(phase, challenge)}</p>\n".encode()
         phases.append(_evalai_phase(index, name, phase, f"annotations/{truths[name]}", challenge))
-        splits.append(_split(index, 1, PUBLIC))
-        if phase.has_private:
-            splits.append(_split(index, 2, HOST_ONLY))
-    dataset_splits = [{"id": 1, "name": "Public rows", "codename": "public"}]
-    if any(p.has_private for p in challenge.phases.values()):
-        dataset_splits.append({"id": 2, "name": "Private rows", "codename": "private"})
-    starts = [p["start_date"] for p in phases]
-    ends = [p["end_date"] for p in phases]
+    ranked = [key for key, _ in ranking_columns(challenge)]
+    labels = ranked + [key for key, _ in columns(challenge.schema) if key not in ranked]
     files["challenge_config.yaml"] = _yaml({
         "title": challenge.name,
         "short_description": f"Facial action unit detection: {challenge.metric.over_aus}",
@@ -304,14 +368,26 @@ def evalai_files(checked: Checked) -> dict[str, bytes]:
         "leaderboard_description": f"final = {challenge.metric.over_aus} over the AUs",
         "evaluation_script": "evaluation_script.zip",
         "remote_evaluation": False, "is_docker_based": False,
-        "start_date": min(starts), "end_date": max(ends), "published": False,
-        "leaderboard": [{"id": 1, "schema": {"labels": [key for key, _ in columns(challenge.schema)],
-                                             "default_order_by": "final"}}],
+        "start_date": min(p["start_date"] for p in phases), "end_date": max(p["end_date"] for p in phases),
+        "published": False,
+        "leaderboard": [{"id": 1, "schema": {"labels": labels, "default_order_by": ranked[0]}}],
         "challenge_phases": phases,
-        "dataset_splits": dataset_splits,
-        "challenge_phase_splits": splits,
+        "dataset_splits": [{"id": 1, "name": "Public rows", "codename": "public"}],
+        "challenge_phase_splits": [_split(p["id"]) for p in phases],
     })
+    _check_evalai_limits(challenge, files)
     return files
+
+
+def _check_evalai_limits(challenge: Challenge, files: dict[str, bytes]) -> None:
+    """EvalAI's field lengths, checked on what the bundle holds (see EVALAI_*)."""
+    if len(challenge.name) > EVALAI_TITLE_MAX:
+        raise UserError(f"name: {len(challenge.name)} characters; EvalAI's challenge title holds at "
+                        f"most {EVALAI_TITLE_MAX}: expected a shorter challenge name")
+    for name in files:
+        if name.startswith("annotations/") and EVALAI_EXTRACT_PREFIX + len(name) > EVALAI_FILE_MAX:
+            raise UserError(f"{name}: EvalAI stores an annotation file's extraction path in "
+                            f"{EVALAI_FILE_MAX} characters; expected a shorter file name")
 
 
 _EVALAI_INIT = '''"""EvalAI's entry point: au-harness's scorer, packaged by `auh export evalai`."""
@@ -327,11 +403,12 @@ from leaderboard.scoring_program import evaluate  # noqa: E402,F401
 
 def _evalai_phase(index: int, name: str, phase: Phase, annotations: str,
                   challenge: Challenge) -> dict[str, Any]:
-    cap = phase.cap or NO_CAP
+    cap = _cap(phase)
+    # is_submission_public: every scored submission is on the public board, as with `auh leaderboard`.
     return {"id": index, "name": name, "description": f"templates/phase_{name}.html",
-            "leaderboard_public": True, "is_public": True, "is_submission_public": False,
-            "start_date": _evalai_time(phase.start or _today()),
-            "end_date": _evalai_time(phase.end or dt.datetime(2099, 12, 31, 23, 59, 59)),
+            "leaderboard_public": True, "is_public": True, "is_submission_public": True,
+            "start_date": _when(phase.start or _today()),
+            "end_date": _when(phase.end or dt.datetime(2099, 12, 31, 23, 59, 59)),
             "test_annotation_file": annotations, "codename": name,
             "max_submissions_per_day": cap, "max_submissions_per_month": cap,
             "max_submissions": cap, "is_restricted_to_select_one_submission": False,
@@ -339,9 +416,9 @@ def _evalai_phase(index: int, name: str, phase: Phase, annotations: str,
             "allowed_submission_file_types": ".csv" if challenge.benchmark.unit == "image" else ".txt,.zip"}
 
 
-def _split(phase_id: int, split_id: int, visibility: int) -> dict[str, Any]:
-    return {"challenge_phase_id": phase_id, "leaderboard_id": 1, "dataset_split_id": split_id,
-            "visibility": visibility, "leaderboard_decimal_precision": PRECISION,
+def _split(phase_id: int) -> dict[str, Any]:
+    return {"challenge_phase_id": phase_id, "leaderboard_id": 1, "dataset_split_id": 1,
+            "visibility": PUBLIC, "leaderboard_decimal_precision": PRECISION,
             "is_leaderboard_order_descending": True}
 
 
@@ -363,29 +440,28 @@ def _scorer(prefix: str) -> dict[str, bytes]:
     return files
 
 
-def _config(checked: Checked, phases: dict[str, Phase], truths: dict[str, str]) -> bytes:
-    """What the packaged scorer needs to know: the benchmark, split salt, each phase's
-    truth and split, and the videos of a frame-level truth."""
-    challenge = checked.challenge
-
-    def phase_config(name: str, phase: Phase) -> dict[str, Any]:
-        body: dict[str, Any] = {"truth": truths[name], "public_fraction": phase.public_fraction}
+def _config(checked: Checked, truths: dict[str, str]) -> bytes:
+    """What the packaged scorer needs to know: the benchmark, each phase's truth file (its
+    known rows are the public rows: no split salt leaves the organizer) and the videos of
+    a frame-level truth."""
+    def phase_config(name: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"truth": truths[name]}
         videos = checked.truths[name].videos
         if videos is not None:
             body["videos"] = [[v, n] for v, n in zip(videos.names, videos.frames)]
         return body
 
-    return json.dumps({
-        "name": challenge.name, "schema": challenge.schema.name, "split_salt": challenge.split_salt,
-        "benchmark": challenge.benchmark.to_dict(),
-        "phases": {name: phase_config(name, phase) for name, phase in phases.items()},
-    }, indent=1).encode()
+    challenge = checked.challenge
+    return json.dumps({"name": challenge.name, "schema": challenge.schema.name,
+                       "benchmark": challenge.benchmark.to_dict(),
+                       "phases": {name: phase_config(name) for name in truths}}, indent=1).encode()
 
 
 def _phase_text(phase: Phase, challenge: Challenge) -> str:
     unit = challenge.benchmark.unit
-    split = (f" {phase.public_fraction:.0%} of the {unit}s rank the public board; the rest, "
-             f"the private one." if phase.has_private else "")
+    split = (f" {phase.public_fraction:.0%} of the {unit}s rank this board; the rest rank the "
+             f"final board, scored by the organizers after the phase (no score of theirs is "
+             f"shown here)." if phase.has_private else "")
     cap = f" At most {phase.cap} submissions." if phase.cap else ""
     what = "one submission CSV" if unit == "image" else "one submission file or its per-video files"
     return f"Phase {phase.name}: upload a zip holding {what}.{split}{cap}"
@@ -420,11 +496,8 @@ def _today() -> dt.datetime:
 
 
 def _when(moment: dt.datetime) -> str:
-    return moment.isoformat(sep=" ")
-
-
-def _evalai_time(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    """``YYYY-MM-DD HH:MM:SS``, the year always in 4 digits (strftime's %Y is not, before 1000)."""
+    return f"{moment.year:04d}-{moment:%m-%d %H:%M:%S}"
 
 
 def _yaml(data: dict[str, Any]) -> bytes:

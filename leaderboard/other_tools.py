@@ -8,12 +8,12 @@ the tool's files into a :class:`harness.tooloutput.ToolOutput`.
   ``--map`` CSV ``key,image``. A row matching no truth image is refused.
   A frame of a video (key ``VIDEO/FRAME``, the frame number as the tool wrote
   it) is converted: the reader declares the number its tool gives a video's
-  first frame (OpenFace 1, py-feat 0), the benchmark the number its frame
-  images start from (Aff-Wild2: ``VIDEO/00001.jpg`` is the first frame,
-  :data:`AFF_WILD2_FIRST_FRAME`), so OpenFace's ``default/1`` and py-feat's
-  ``default/0`` both match ``default/00001.jpg`` (any zero padding, any image
-  extension). A ``--map`` takes the key as written, ``VIDEO/FRAME``, or for a
-  single video the bare frame number.
+  first frame (OpenFace 1, py-feat 0), the benchmark names its frames
+  (``Benchmark.frame_name``, frames counted from 1: Aff-Wild2's
+  ``VIDEO/00001.jpg`` is the first frame), so OpenFace's ``default/1`` and
+  py-feat's ``default/0`` both match ``default/00001.jpg``. A ``--map``
+  takes the key as written, ``VIDEO/FRAME``, or for a single video the bare
+  frame number.
 * Faces: among an image's rows that did not fail, the largest box
   (``--face largest``; the highest confidence where the tool gives no
   boxes) or the highest confidence; ties go to the earlier row.
@@ -35,7 +35,6 @@ the tool's files into a :class:`harness.tooloutput.ToolOutput`.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -45,6 +44,7 @@ import pandas as pd
 
 import harness
 from harness.errors import UserError
+from harness.fileio import check_input_file
 from harness.metrics import per_au_counts, per_au_scores
 from harness.schema import NEGATIVE
 from harness.tooloutput import ToolOutput
@@ -60,9 +60,6 @@ POSE_AUS = {"AU51": "yaw", "AU52": "yaw", "AU53": "pitch", "AU54": "pitch", "AU5
             "AU56": "roll"}
 _NEVER = 180.0  # degrees: a pose threshold no angle reaches (an AU without validation positives)
 _SHOWN = 5  # missing images named in a message
-AFF_WILD2_FIRST_FRAME = 1  # Aff-Wild2's frame images: VIDEO/00001.jpg is a video's first frame
-AFF_WILD2_DIGITS = 5
-_FRAME_IMAGE = re.compile(r"^(?P<video>.+)/(?P<number>\d+)(\.[A-Za-z0-9]+)?$")
 
 Fitted = dict[str, tuple[float, int]]  # AU -> (threshold, sign of the score)
 
@@ -78,7 +75,9 @@ class Rules:
     uncovered: str = "not-predicted"
     map_path: Path | None = None
     pose_aus: bool = False
-    first_frame: int = AFF_WILD2_FIRST_FRAME  # the benchmark's number of a video's first frame
+    # how the benchmark names frame k (from 1) of a video (harness.benchmark.Benchmark.frame_name);
+    # None: an image benchmark, whose truth names no frames
+    frame_name: str | None = None
 
 
 @dataclass
@@ -121,7 +120,7 @@ def predict(tool: str, path: str | os.PathLike, truth_names: Sequence[str], aus:
     covered, derived = covered_aus(out, aus, rules)
     if not covered:
         raise UserError(f"{path}: the {tool} output predicts none of the schema's AUs")
-    rows = assign(out, truth_names, rules.map_path, rules.first_frame)
+    rows = assign(out, truth_names, rules.map_path, rules.frame_name)
     chosen, face_rule = choose_faces(out, rows, len(truth_names), rules.face)
     missing = _missing(out, chosen, truth_names, rules, tool)
     found = chosen >= 0
@@ -147,7 +146,7 @@ def fit_thresholds(tool: str, path: str | os.PathLike, truth_names: Sequence[str
     Validation images the tool missed are left out of the fit.
     """
     out = read_output(tool, path)
-    rows = assign(out, truth_names, rules.map_path, rules.first_frame)
+    rows = assign(out, truth_names, rules.map_path, rules.frame_name)
     chosen, _ = choose_faces(out, rows, len(truth_names), rules.face)
     found = chosen >= 0
     if not found.any():
@@ -182,21 +181,18 @@ def _objective(pred: np.ndarray, labels: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------ matching
-def frame_image_name(video: str, index: int, first: int = AFF_WILD2_FIRST_FRAME,
-                     digits: int = AFF_WILD2_DIGITS, suffix: str = ".jpg") -> str:
-    """A benchmark's image of frame ``index`` (0: the video's first) of ``video``:
-    ``VIDEO/<first + index, zero-padded to digits><suffix>``; Aff-Wild2's is ``VIDEO/00001.jpg``."""
-    return f"{video}/{first + index:0{digits}d}{suffix}"
-
-
 def assign(out: ToolOutput, truth_names: Sequence[str], map_path: Path | None,
-           first_frame: int = AFF_WILD2_FIRST_FRAME) -> np.ndarray:
+           frame_name: str | None = None) -> np.ndarray:
     """Per row of ``out``, the index of its truth image; refuses a row matching none.
 
-    A video frame without ``--map`` is matched by its frame number converted from the
-    tool's first frame (``out.first_frame``) to the benchmark's (``first_frame``)."""
+    A video frame without ``--map`` is the benchmark's frame image ``frame_name`` of its
+    video and frame, converted from the tool's first frame (``out.first_frame``) to the
+    benchmark's count from 1."""
     index = {name: i for i, name in enumerate(truth_names)}
     videos = out.videos or [""] * len(out.keys)
+
+    def benchmark_frame(r: int) -> str:
+        return str(frame_name).format(video=videos[r], frame=int(out.frames[r]) - out.first_frame + 1)
     if map_path is not None:
         mapping, hint = read_map(map_path, index), f"an entry in --map {map_path}"
         single = len({v for v in videos if v}) == 1  # a bare frame number names one frame
@@ -204,38 +200,24 @@ def assign(out: ToolOutput, truth_names: Sequence[str], map_path: Path | None,
         def lookup(r: int, key: str) -> int | None:
             return mapping.get(key, mapping.get(key.rsplit("/", 1)[-1]) if single and videos[r] else None)
     else:
-        by_name, by_frame = _by_basename(index), _frame_images(index, first_frame)
-        hint = "its basename among the truth's images (or give --map)"
+        by_name, hint = _by_basename(index), "its basename among the truth's images (or give --map)"
 
         def lookup(r: int, key: str) -> int | None:
-            if not videos[r]:
-                return by_name(key)
-            return by_frame.get((videos[r], int(out.frames[r]) - out.first_frame))
+            return index.get(benchmark_frame(r)) if videos[r] and frame_name else by_name(key)
     rows = np.empty(len(out.keys), dtype=np.int64)
     for r, key in enumerate(out.keys):
         found = lookup(r, key)
         if found is None and videos[r] and map_path is None:
-            frame = int(out.frames[r])
+            named = f"the benchmark's {benchmark_frame(r)!r}" if frame_name else "the benchmark names no frames"
             raise UserError(
-                f"{out.where[r]}: frame {frame} of video {videos[r]!r} (the tool's first frame is "
-                f"{out.first_frame}: the benchmark's "
-                f"{frame_image_name(videos[r], frame - out.first_frame, first_frame)!r}) is not in "
-                f"the truth; expected the truth image VIDEO/NUMBER of that frame, or give --map "
-                f"with keys VIDEO/FRAME as the tool numbers frames ({key!r})")
+                f"{out.where[r]}: frame {int(out.frames[r])} of video {videos[r]!r} (the tool's first "
+                f"frame is {out.first_frame}; {named}) is not in the truth; expected the truth's "
+                f"image of that frame, or give --map with keys VIDEO/FRAME as the tool numbers "
+                f"frames ({key!r})")
         if found is None:
             raise UserError(f"{out.where[r]}: image {key!r} is not in the truth; expected {hint}")
         rows[r] = found
     return rows
-
-
-def _frame_images(index: dict[str, int], first_frame: int) -> dict[tuple[str, int], int]:
-    """``{(video, frame index from 0): truth row}`` of the truth images named ``VIDEO/NUMBER[.ext]``."""
-    frames = {}
-    for name, i in index.items():
-        found = _FRAME_IMAGE.match(name.replace("\\", "/"))
-        if found:
-            frames[(found["video"], int(found["number"]) - first_frame)] = i
-    return frames
 
 
 def _by_basename(index: dict[str, int]) -> Callable[[str], int | None]:
@@ -253,10 +235,9 @@ def _by_basename(index: dict[str, int]) -> Callable[[str], int | None]:
 
 def read_map(path: Path, index: dict[str, int]) -> dict[str, int]:
     """A ``--map`` CSV with header ``key,image``: the tool's path or frame number -> truth image."""
+    check_input_file(path, "--map")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such --map file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not a CSV 'key,image': {exc}") from None
     if [c.strip() for c in frame.columns] != ["key", "image"]:

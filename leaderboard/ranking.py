@@ -145,16 +145,22 @@ def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pi
     entries = ledger.entries(experiment, tracking_uri)
     others = [e for e in entries if e.tags.get("benchmark", DEFAULT_BENCHMARK) != challenge.benchmark.name]
     entries = [e for e in entries if e not in others]
+    entries, resplit = _by_split(entries, challenge, phase, prefix)
     rows = build_rows(entries, challenge.schema.aus, prefix, pick, challenge.tie_break)
     board = Board(f"{challenge.name} / {phase.name}: {view} leaderboard", view, pick,
                   challenge.schema.aus, rows,
                   notes=[f"ranked by {', then '.join(challenge.tie_break)} (time: the earlier "
                          f"submission first)"])
+    if resplit:
+        board.notes.append(f"scored with another public/private split than the challenge's now "
+                           f"(its public_fraction or split_salt was edited): re-score them; not "
+                           f"ranked: {', '.join(resplit)}")
     if others:
         board.notes.append(f"{len(others)} run(s) of another benchmark than "
                            f"{challenge.benchmark.name!r} in {experiment!r}: not on this board")
     if not entries:
-        board.notes.append(f"no scored submissions yet in experiment {experiment!r}")
+        if not resplit and not others:
+            board.notes.append(f"no scored submissions yet in experiment {experiment!r}")
         return board
     truth_path = phase.truth or Path(entries[-1].truth_path)
     if not truth_path.exists():
@@ -188,6 +194,26 @@ def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pi
 
 
 # ------------------------------------------------------------------ helpers
+def _by_split(entries: Sequence[Entry], challenge: Challenge, phase: Phase,
+              prefix: str) -> tuple[list[Entry], list[str]]:
+    """The entries scored with the phase's current public/private split, and the teams
+    that have none (their scores are of other rows: never ranked). Every run has its all-rows scores;
+    a run recorded before the split was tagged counts when it has this view's scores."""
+    from leaderboard.scoring import SPLIT_TAG
+
+    if not prefix:
+        return list(entries), []
+    current = challenge.split_id(phase)
+
+    def same_split(e: Entry) -> bool:
+        tag = e.tags.get(SPLIT_TAG)
+        return tag == current if tag is not None else any(k.startswith(prefix) for k in e.metrics)
+
+    fresh = [e for e in entries if same_split(e)]
+    ranked = {e.team for e in fresh}
+    return fresh, list(dict.fromkeys(e.team for e in entries if e.team not in ranked))
+
+
 def _as_scored(pred: np.ndarray, entry: Entry, truth: np.ndarray, aus: Sequence[str]) -> np.ndarray:
     """A tool's stored submission (uncovered AUs 0) as it was scored: "not predicted" AUs
     get no credit, exactly as in its scorecard."""

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the recording side's modules load only when a score is reco
     from leaderboard import other_tools
 
 VIEWS = ("public", "private")
+SPLIT_TAG = "split"  # ledger tag: the phase's public/private split when scored (Challenge.split_id)
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,12 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
 def tool_prediction(benchmark: Benchmark, truth: Truth, tool: str, output: Path,
                     rules: other_tools.Rules, fit: tuple[Path, Path] | None) -> other_tools.Prediction:
     """The tool's predictions for ``truth``, with thresholds fitted on ``fit`` = (val truth, val output)."""
+    import dataclasses
+
     from leaderboard import other_tools
 
+    if benchmark.unit == "frame":  # a video's rows match the benchmark's frame names
+        rules = dataclasses.replace(rules, frame_name=benchmark.frame_name)
     fitted = None
     if fit is not None:
         val = load_truth(fit[0], benchmark)
@@ -266,7 +271,8 @@ def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submiss
         result.experiment, team=team, metrics=metrics, scorecard=result.score,
         submission=submission, truth=truth.path, truth_sha256=truth.sha256,
         submission_sha256=sha256_file(submission), cap=phase.cap,
-        scorer_version=_own_version(), tracking_uri=tracking_uri, extra_tags=tags)
+        scorer_version=_own_version(), tracking_uri=tracking_uri,
+        extra_tags={**(tags or {}), SPLIT_TAG: challenge.split_id(phase)})
     harness.get_registry().hook.auh_scored(score=result.score, context={
         "team": team, "phase": phase.name, "challenge": challenge.name,
         "submission": str(source or submission), "truth": str(truth.path), "run_id": result.run_id})

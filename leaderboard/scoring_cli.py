@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from harness import hookimpl
 from harness.cli import add_command
 from harness.errors import UserError
-from harness.fileio import check_output_file
+from harness.fileio import check_not_inputs, check_output_file
 from harness.benchmark import DEFAULT_BENCHMARK, get_benchmark
 from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, MAX_RESAMPLES
 from leaderboard.challenge import DEFAULT_PHASE, Challenge, Phase, adhoc, load_challenge
@@ -147,6 +147,13 @@ def _rules(args: argparse.Namespace) -> Rules:
                  pose_aus=args.pose_aus)
 
 
+def _inputs(args: argparse.Namespace, phase: Phase) -> dict[str, Path | None]:
+    """The files a scoring command reads, by the option that names them."""
+    fit = args.fit_thresholds or (None, None)
+    return {"--challenge": args.challenge, "truth": phase.truth, "--map": args.map_path,
+            "--fit-thresholds VAL_TRUTH": fit[0], "--fit-thresholds VAL_OUTPUT": fit[1]}
+
+
 def _fit(args: argparse.Namespace) -> tuple[Path, Path] | None:
     return tuple(args.fit_thresholds) if args.fit_thresholds else None
 
@@ -230,7 +237,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     _quiet_mlflow()
     rules = _rules(args)
     challenge, phase = _challenge(args)
-    team = args.team or (args.tool if args.tool else "anonymous")
+    team = args.team if args.team is not None else (args.tool or "anonymous")
     if args.tool:
         from leaderboard.scoring import score_tool
 
@@ -268,6 +275,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UserError("--missing exclude: a submission needs a row for every truth image; "
                         "expected --missing zeros")
     challenge, phase = _challenge(args)
+    check_not_inputs({"--out": args.out}, {"OUTPUT": args.output, **_inputs(args, phase)})
     truth = load_truth(phase.truth, challenge.benchmark)
     p = tool_prediction(challenge.benchmark, truth, args.tool, args.output, rules, _fit(args))
     aus = challenge.schema.aus
@@ -352,6 +360,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     challenge, phase = _challenge(args, truth_required=False)
     if args.out is not None:
         check_output_file(args.out)
+        check_not_inputs({"--out": args.out}, {"--challenge": args.challenge, "truth": phase.truth})
     fmt = args.format or _format_from(args.out)
     board = build_board(challenge, phase, private=args.private, pick=args.pick,
                         tracking_uri=args.tracking_uri, resamples=args.resamples, seed=args.seed)

@@ -7,8 +7,10 @@ standard library: a submission is validated and scored there exactly as by
 ``auh check`` and ``auh score`` (without the bootstrap interval and the ledger).
 
 The export writes :data:`CONFIG` next to the truth: the challenge's benchmark
-(declared as plain data), split salt and, per phase, the truth file, its
-public share and, for a frame-level truth, its videos.
+(declared as plain data) and, per phase, the truth file and, for a
+frame-level truth, its videos. The export set every private row of the truth
+to unknown: every score computed here is of the public rows, and nothing here
+can compute a private one.
 
 * Codabench runs ``python3 -m leaderboard.scoring_program ../input ../output`` in the
   program folder: the truth is in ``input/ref``, the participant's files in
@@ -35,7 +37,6 @@ from leaderboard.scoring import Result, validate_and_score
 
 CONFIG = "challenge.json"
 TOTALS = (("final", "final"), ("accuracy", "accuracy"), ("f1", "F1"))
-PRIVATE = "private_"
 
 
 # ------------------------------------------------------------------ scores
@@ -45,19 +46,12 @@ def column_keys(schema: AUSchema) -> list[tuple[str, str]]:
     return [*TOTALS, *((f"f1_{au}", f"{au} F1") for au in schema.aus)]
 
 
-def leaderboard_scores(card: dict[str, Any], prefix: str = "", per_au: bool = True) -> dict[str, float]:
-    """The scorecard's numbers under :func:`column_keys` (the totals only
-    unless ``per_au``); an undefined score (no known truth row) is left out,
-    so every value is finite."""
+def leaderboard_scores(card: dict[str, Any]) -> dict[str, float]:
+    """The scorecard's numbers under :func:`column_keys`; an undefined score
+    (no known truth row) is left out, so every value is finite."""
     values = {key: card[key] for key, _ in TOTALS}
-    if per_au:
-        values.update((f"f1_{au}", entry["f1"]) for au, entry in card["per_au"].items())
-    return {prefix + key: float(v) for key, v in values.items() if v is not None and math.isfinite(v)}
-
-
-def board_view(result: Result) -> dict[str, Any]:
-    """The scorecard a phase's public board shows: its public rows, or all rows."""
-    return result.views.get("public", result.score)
+    values.update((f"f1_{au}", entry["f1"]) for au, entry in card["per_au"].items())
+    return {key: float(v) for key, v in values.items() if v is not None and math.isfinite(v)}
 
 
 # ------------------------------------------------------------------ config
@@ -77,10 +71,8 @@ def phase_of(config: dict[str, Any], phase: str, truth: Path) -> tuple[Challenge
 
     benchmark = Benchmark.from_dict(config["benchmark"])
     videos = body.get("videos")
-    chosen = Phase(phase, truth, public_fraction=body["public_fraction"],
-                   videos=None if videos is None else Videos(*map(tuple, zip(*videos))))
-    challenge = Challenge(config["name"], benchmark, {phase: chosen}, split_salt=config["split_salt"],
-                          metric=BUILTIN[benchmark.metric])
+    chosen = Phase(phase, truth, videos=None if videos is None else Videos(*map(tuple, zip(*videos))))
+    challenge = Challenge(config["name"], benchmark, {phase: chosen}, metric=BUILTIN[benchmark.metric])
     return challenge, chosen
 
 
@@ -98,11 +90,9 @@ def codabench(input_dir: Path, output_dir: Path) -> dict[str, float]:
     (phase, body), = config["phases"].items()  # one phase per reference data
     result = score(config, phase, ref / body["truth"],
                    _submission(input_dir / "res", Benchmark.from_dict(config["benchmark"])))
-    scores = leaderboard_scores(board_view(result))
-    if "private" in result.views:
-        scores.update(leaderboard_scores(result.views["private"], PRIVATE, per_au=False))
+    scores = leaderboard_scores(result.score)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "detailed_results.html").write_text(detailed_html(board_view(result)),
+    (output_dir / "detailed_results.html").write_text(detailed_html(result.score),
                                                       encoding="utf-8")
     (output_dir / "scores.json").write_text(json.dumps(scores, indent=1), encoding="utf-8")
     return scores
@@ -152,19 +142,14 @@ def _au_table(card: dict[str, Any]) -> str:
 # ------------------------------------------------------------------ EvalAI
 def evaluate(test_annotation_file: str, user_submission_file: str, phase_codename: str,
              **kwargs: Any) -> dict[str, Any]:
-    """EvalAI's entry point: the scores of each dataset split of the phase.
-
-    ``{"result": [{"public": scores}, {"private": scores}], "submission_result": ...}``
-    (only ``public``, on all rows, when the phase has no private rows). A
-    refused submission raises :class:`UserError` with its one-line reason.
+    """EvalAI's entry point: ``{"result": [{"public": scores}], "submission_result": scores}``,
+    the phase's one dataset split (its public rows). A refused submission raises
+    :class:`UserError` with its one-line reason.
     """
     config = load_config(Path(__file__).resolve().parent.parent / CONFIG)
     result = score(config, phase_codename, Path(test_annotation_file), Path(user_submission_file))
-    splits = [("public", board_view(result))]
-    if "private" in result.views:
-        splits.append(("private", result.views["private"]))
-    scores = [{split: leaderboard_scores(card)} for split, card in splits]
-    return {"result": scores, "submission_result": scores[0]["public"]}
+    scores = leaderboard_scores(result.score)
+    return {"result": [{"public": scores}], "submission_result": scores}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,10 +14,11 @@ from harness import hookimpl
 from harness.cli import add_command
 from harness.data import AUDataset, LabelledImages, cache_root
 from harness.errors import UserError
+from harness.fileio import check_input_file
 from harness.images import IMAGE_SUFFIXES, ImageError, check_image
 from harness.labels import read_labels
 from harness.progress import note, progress
-from harness.schema import ENC2020
+from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 from harness.splits import iterative_stratification, train_val_test_split
 
 SHOW_BAD = 5  # bad images named in an error message
@@ -173,8 +174,9 @@ def _label_file(path: Path, base: Path, where: str) -> tuple[list[Path], list[st
     """``(image paths under base, classes)`` from a label file (see :func:`companion_set`)."""
     import csv
 
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{where}.labels: {str(path)!r} does not exist")
+    check_input_file(path, f"{where}.labels")
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -1,7 +1,7 @@
 """Temporal smoothers of per-frame AU probabilities: ``none`` (the default), ``median``, ``ema``.
 
-Each satisfies :class:`harness.protocols.Smoother`: ``stream()`` opens one
-video's stream; ``push(probs[B, C])`` returns the smoothed rows that are
+Each satisfies :class:`harness.protocols.Smoother` (and has ``smooth(probs)``
+for one whole video): ``stream()`` opens one video's stream; ``push(probs[B, C])`` returns the smoothed rows that are
 final so far and ``close()`` the rest, in frame order, one per frame pushed.
 The result does not depend on how the frames were cut into pushes, so
 ``auh predict`` smooths a video in constant memory.
@@ -21,6 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from harness import hookimpl
+from harness.smoothing import smooth_sequence
 
 
 def _rows(probs: np.ndarray) -> np.ndarray:
@@ -43,7 +44,13 @@ class _Identity:
         return np.empty((0, self.width))
 
 
-class NoSmoothing:
+class _WholeVideo:
+    def smooth(self, probs: np.ndarray) -> np.ndarray:
+        """One whole video's ``[T, C]`` probabilities, smoothed (its stream, pushed at once)."""
+        return smooth_sequence(self, probs)
+
+
+class NoSmoothing(_WholeVideo):
     """No smoothing: every frame's probabilities as predicted (image datasets, the default)."""
 
     def stream(self) -> _Identity:
@@ -86,7 +93,7 @@ class _MedianStream:
         return out
 
 
-class Median:
+class Median(_WholeVideo):
     """Centred running median over ``window`` frames (odd), cut at the video's ends."""
 
     def __init__(self, window: int = 5) -> None:
@@ -115,7 +122,7 @@ class _EmaStream:
         return np.empty((0, 0 if self.last is None else len(self.last)))
 
 
-class Ema:
+class Ema(_WholeVideo):
     """Exponential moving average with weight ``alpha`` in (0, 1] on the newest frame."""
 
     def __init__(self, alpha: float = 0.5) -> None:

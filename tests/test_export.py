@@ -179,11 +179,20 @@ def test_codabench_split_phase_shows_public_rows(capsys, in_tmp, stock_python):
     assert proc.returncode == 0, proc.stderr
     scores = json.loads((in_tmp / "run" / "output" / "scores.json").read_text())
     files = split_files(folder, folder / "sub0.csv", seed=2)
-    assert_same({k: v for k, v in scores.items() if not k.startswith("private_")},
-                expected_scores(capsys, *files["public"], in_tmp / "m.db"))
-    private = expected_scores(capsys, *files["private"], in_tmp / "m.db")
-    assert_same({k: v for k, v in scores.items() if k.startswith("private_")},
-                {f"private_{k}": private[k] for k in ("final", "accuracy", "f1")})
+    assert_same(scores, expected_scores(capsys, *files["public"], in_tmp / "m.db"))
+    assert json.loads(proc.stdout) == scores  # the log holds the same public numbers, no other
+    assert_no_private_label(bundle.read("reference_data/final/truth.csv"), folder, seed=2)
+
+
+def assert_no_private_label(packaged: bytes, folder: Path, seed: int) -> None:
+    """The bundle's truth: the public rows as the truth has them, every private row 999."""
+    names, truth = read_labels(folder / "truth.txt")
+    path = folder / "packaged.csv"
+    path.write_bytes(packaged)
+    got_names, got = read_labels(path)
+    public = public_mask(names, 0.5, f"s{seed}/final")
+    assert got_names == names and 0 < public.sum() < len(names)
+    assert (got[public] == truth[public]).all() and (got[~public] == 999).all()
 
 
 def test_codabench_refusal_fails_the_run_with_the_check_message(capsys, demo, stock_python):
@@ -217,19 +226,24 @@ def test_codabench_yaml_follows_the_platform_rules(capsys, demo):
             assert any(n.startswith(task[key] + "/") for n in names), task[key]
     assert "command" in yaml.safe_load(bundle.read("scoring_program/metadata.yaml"))
     (phase,) = comp["phases"]
-    assert phase["max_submissions"] == 3 and phase["start"] and set(phase["tasks"]) <= set(tasks)
+    assert phase["start"] and set(phase["tasks"]) <= set(tasks)
+    # Both caps written (Codabench's defaults are 5 a day, 100 in all); outputs hidden where
+    # they only repeat the board, logs shown (a refusal's reason).
+    assert (phase["max_submissions"], phase["max_submissions_per_day"]) == (3, 3)
+    assert (phase["hide_output"], phase["hide_prediction_output"], phase["hide_score_output"]) == \
+        (False, True, True)
     assert "leaderboard" not in comp  # the v2 unpacker reads only the plural key
     (board,) = comp["leaderboards"]
     assert len(board["title"]) <= 64 and len(board["key"]) <= 36
     cols = board["columns"]
     assert [c["index"] for c in cols] == list(range(len(cols)))
-    assert [c["key"] for c in cols[:3]] == ["final", "accuracy", "f1"]
-    assert len({c["key"] for c in cols}) == len(cols)
+    # Codabench orders by the primary column, then the others in order, then the earlier
+    # submission: the demo's tie_break final, f1, accuracy, time exactly.
+    assert board["primary_index"] == 0 and [c["key"] for c in cols] == ["final", "f1", "accuracy"]
+    assert board["submission_rule"] == "Force_Best"  # each participant's best, as auh's pick
     for col in cols:
         assert len(col["key"]) <= 36 and len(col["title"]) <= 36
-        assert col["sorting"] == "desc" and isinstance(col["precision"], int)
-        assert col["hidden"] == (col["key"] not in ("final", "accuracy", "f1")), col["key"]
-    assert {f"f1_{au}" for au in AUS} <= {c["key"] for c in cols}
+        assert col["sorting"] == "desc" and isinstance(col["precision"], int) and not col["hidden"]
 
 
 def test_codabench_phase_dates_and_order(capsys, in_tmp):
@@ -242,13 +256,17 @@ def test_codabench_phase_dates_and_order(capsys, in_tmp):
     phases = yaml.safe_load(zipfile.ZipFile(in_tmp / "b.zip").read("competition.yaml"))["phases"]
     assert [(p["start"], p.get("end")) for p in phases] == [
         ("2026-01-15 00:00:00", "2026-02-01 12:00:00"), ("2026-02-02 00:00:00", None)]
-    assert "max_submissions" not in phases[0] and phases[1]["max_submissions"] == 1
+    assert phases[0]["max_submissions"] == 100_000 and phases[1]["max_submissions"] == 1
 
 
 @pytest.mark.parametrize("body, out, message", [
     ("[phases.a]\ntruth = \"{t}\"\n[phases.b]\ntruth = \"{t}\"\n", "b.zip", "needs an end date"),
     ("[phases.a]\ntruth = \"{t}\"\nstart = 2026-01-02\nend = 2026-03-01\n[phases.b]\ntruth = \"{t}\"\n"
      "start = 2026-02-01\n", "b.zip", "starts before phases.a ends"),
+    ("[phases.a]\ntruth = \"{t}\"\nstart = 2026-01-02\nend = 2026-02-01\n[phases.b]\ntruth = \"{t}\"\n"
+     "start = 2026-02-01\n", "b.zip", "starts when phases.a ends"),
+    ("[phases.a]\ntruth = \"{t}\"\ncap = 2147483648\n", "b.zip", "does not fit the platforms' 32-bit"),
+    ("tie_break = [\"time\", \"final\"]\n[phases.a]\ntruth = \"{t}\"\n", "b.zip", "starts with time"),
     ("[phases.a]\ntruth = \"{t}\"\nstart = 2026-02-01\nend = 2026-01-01\n", "b.zip", "expected a time after start"),
     ("[phases.a]\ntruth = \"missing.txt\"\n", "b.zip", "no such file"),
     ("[phases.a]\ntruth = \"{t}\"\n", "b.tar", "expected a file name ending in .zip"),
@@ -263,18 +281,20 @@ def test_export_refuses_bad_input_and_writes_nothing(capsys, in_tmp, body, out, 
 
 
 # --------------------------------------------------------------------- EvalAI
-def test_evalai_evaluate_equals_auh_score_per_split(capsys, in_tmp, stock_python):
+def test_evalai_evaluate_equals_auh_score_on_the_public_rows(capsys, in_tmp, stock_python):
     folder = random_challenge(in_tmp / "rand3", seed=3, public_fraction=0.5)
     bundle = export(capsys, folder, "evalai")
     files = split_files(folder, folder / "sub1.csv", seed=3)
     proc = run_evalai(bundle, "final", folder / "sub1.csv", in_tmp / "worker", stock_python)
     assert proc.returncode == 0, proc.stderr
     output = json.loads(proc.stdout.strip().splitlines()[-1])
-    (public,), (private,) = [list(entry.items()) for entry in output["result"]]
-    assert (public[0], private[0]) == ("public", "private")
-    assert_same(public[1], expected_scores(capsys, *files["public"], in_tmp / "m.db"))
-    assert_same(private[1], expected_scores(capsys, *files["private"], in_tmp / "m.db"))
-    assert output["submission_result"] == public[1]
+    ((split, scores),) = [list(entry.items())[0] for entry in output["result"]]
+    assert split == "public"
+    assert_same(scores, expected_scores(capsys, *files["public"], in_tmp / "m.db"))
+    assert output["submission_result"] == scores
+    config = yaml.safe_load(bundle.read("challenge_config.yaml"))
+    (phase,) = config["challenge_phases"]
+    assert_no_private_label(bundle.read(phase["test_annotation_file"]), folder, seed=3)
 
 
 def test_evalai_refusal_raises_the_check_message(capsys, demo, stock_python):
@@ -294,15 +314,17 @@ def test_evalai_config_follows_the_platform_rules(capsys, demo):
         assert config[key] in names, key
     (board,) = config["leaderboard"]
     labels = board["schema"]["labels"]
-    assert labels[:3] == ["final", "accuracy", "f1"] and board["schema"]["default_order_by"] == "final"
+    # EvalAI ranks by default_order_by alone: the first key of the demo's tie_break.
+    assert labels[:3] == ["final", "f1", "accuracy"] and board["schema"]["default_order_by"] == "final"
+    assert {f"f1_{au}" for au in AUS} <= set(labels)
     (phase,) = config["challenge_phases"]
     assert phase["codename"] == "test" and phase["test_annotation_file"] in names
-    assert phase["max_submissions"] == 3
-    assert bundle.read(phase["test_annotation_file"]) == (demo / "truth.txt").read_bytes()
-    splits = {s["id"]: s["codename"] for s in config["dataset_splits"]}
-    assert sorted(splits.values()) == ["private", "public"]
-    visibility = {splits[s["dataset_split_id"]]: s["visibility"] for s in config["challenge_phase_splits"]}
-    assert visibility == {"public": 3, "private": 1}  # public vs host only
+    assert (phase["max_submissions"], phase["max_submissions_per_day"]) == (3, 3)
+    assert phase["is_submission_public"] is True  # the public board lists every team, as auh's
+    # EvalAI stores the annotation's extraction path (28 characters before it) in 100.
+    assert 28 + len(phase["test_annotation_file"]) <= 100 and len(config["title"]) <= 100
+    assert [s["codename"] for s in config["dataset_splits"]] == ["public"]
+    assert [s["visibility"] for s in config["challenge_phase_splits"]] == [3]  # public
     script = zipfile.ZipFile(io.BytesIO(bundle.read("evaluation_script.zip")))
     assert "__init__.py" in script.namelist()
     assert {n for n in names if n.startswith("evaluation_script/")} == \
@@ -452,13 +474,14 @@ def test_abaw_exports_score_as_auh_score_with_numpy_only(capsys, in_tmp, stock_p
     scores = json.loads((in_tmp / "cb" / "output" / "scores.json").read_text())
     names, truth, pred = abaw_rows(folder)
     public = public_mask(names, 0.6, "x/val")
-    for prefix, rows in (("", public), ("private_", ~public)):  # each split, scored independently here
-        want = challenge_score(pred[rows], truth[rows], ABAW_AUS, MEAN_F1)
-        assert abs(scores[prefix + "final"] - want["final"]) <= 1e-12
+    # the public rows, scored independently here; no private row reaches the platform
+    want = challenge_score(pred[public], truth[public], ABAW_AUS, MEAN_F1)
+    assert abs(scores["final"] - want["final"]) <= 1e-12
+    assert not any("private" in key for key in scores)
     proc = run_evalai(export(capsys, folder, "evalai"), "val", sub, in_tmp / "ev", stock_python)
     assert proc.returncode == 0, proc.stderr
-    public = json.loads(proc.stdout)["result"][0]["public"]
-    assert_same({k: v for k, v in scores.items() if not k.startswith("private_")}, public)
+    (split,) = json.loads(proc.stdout)["result"]
+    assert_same(scores, split["public"])
     # all rows: a phase without a private split scores every row, as `auh score` does
     (folder / "challenge.toml").write_text(
         'name = "abaw"\nbenchmark = "abaw_au"\n[phases.val]\ntruth = "truth"\n')

@@ -181,3 +181,9 @@ def test_run_fits_thresholds_on_validation_probabilities_smoothed_per_video(in_t
     np.testing.assert_allclose(list(thresholds.values()), search, rtol=1e-6, atol=1e-7)
     assert json.loads((in_tmp / "runs" / "tiny" / "bundle" / "bundle.json").read_text())["smoother"] == {
         "name": "median", "window": 3}
+
+
+def test_smooth_is_one_whole_video():
+    x = np.random.default_rng(7).random((12, 3))
+    np.testing.assert_allclose(harness.create("smoother", "median", window=3).smooth(x), brute_median(x, 3))
+    np.testing.assert_allclose(harness.create("smoother", "ema", alpha=0.3).smooth(x), brute_ema(x, 0.3))

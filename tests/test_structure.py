@@ -110,19 +110,30 @@ def test_no_import_cycles_between_modules():
     assert cycles(graph) == []
 
 
-def test_every_module_imports_on_its_own():
+def test_every_module_imports_on_its_own_and_leaves_the_registry_whole():
     # One interpreter; before each module the project's modules are dropped from
     # sys.modules, so each import starts from nothing of ours (third-party
-    # packages stay loaded: torch cannot be imported twice).
+    # packages stay loaded: torch cannot be imported twice). After each import the
+    # plugin registry must hold every built-in component: a module that built the
+    # registry while a plugin module was half imported would lose that plugin's hooks.
     names = [m for m in project_modules() if not m.endswith("__main__")]
     code = f"""
 import importlib, json, sys, traceback
-failed = {{}}
-for name in {names!r}:
+def table():
+    registry = importlib.import_module("harness.registry")
+    return {{kind: sorted(names) for kind, names in registry.get_registry().table.items()}}
+def fresh():
     for loaded in [m for m in sys.modules if m.split(".")[0] in {PACKAGES!r}]:
         del sys.modules[loaded]
+fresh()
+whole = table()
+failed = {{}}
+for name in {names!r}:
+    fresh()
     try:
         importlib.import_module(name)
+        if table() != whole:
+            failed[name] = "the plugin registry lost components"
     except BaseException as exc:
         failed[name] = f"{{type(exc).__name__}}: {{exc}}"
 print(json.dumps(failed))

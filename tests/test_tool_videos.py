@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from harness.errors import UserError
-from leaderboard.other_tools import (AFF_WILD2_FIRST_FRAME, Rules, assign, choose_faces, frame_image_name,
-                                     read_output)
+from harness.benchmark import get_benchmark
+from harness.cli import main
+from leaderboard.other_tools import Rules, assign, choose_faces, read_output
 
 SHARED = Path(os.environ.get("AUH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 TOOLS = SHARED / "data" / "tool-outputs"
@@ -74,9 +75,12 @@ def test_openface_landmarks_only_output_is_refused_in_one_line():
 
 
 # ------------------------------------------------------- first frame to first frame
+ABAW = get_benchmark("abaw_au")
+
+
 def frame_truth(video: str, n: int) -> list[str]:
-    """A benchmark's frame images as Aff-Wild2 names them: VIDEO/00001.jpg is the first frame."""
-    return [frame_image_name(video, i) for i in range(n)]
+    """The ABAW benchmark's names of a video's frames: VIDEO/00001.jpg is the first (Aff-Wild2)."""
+    return [ABAW.frame(video, k) for k in range(1, n + 1)]
 
 
 def libreface_video(tmp_path: Path) -> Path:
@@ -99,27 +103,39 @@ def test_the_tools_first_frame_matches_the_benchmarks_first_frame(tool, tmp_path
     out = read_output(tool, path)
     video = out.videos[0]
     truth = frame_truth(video, 400)
-    rows = assign(out, truth, None)
+    rows = assign(out, truth, None, ABAW.frame_name)
     first = int(np.argmin(out.frames))
     assert out.frames[first] == out.first_frame  # the tool's own first frame ...
     assert truth[rows[first]] == f"{video}/00001.jpg"  # ... is the benchmark's first frame
     np.testing.assert_array_equal(rows, out.frames.astype(int) - out.first_frame)
 
 
-def test_frame_names_any_padding_and_extension_and_a_benchmark_counting_from_0():
+def test_frame_names_follow_the_benchmarks_naming():
     out = read_output("pyfeat", real(PYFEAT_VIDEO))
-    truth = [f"001/{i}.png" for i in range(40)]
-    assert assign(out, truth, None, first_frame=0).tolist() == list(range(0, 40, 2))
-    assert frame_image_name("v", 0) == "v/00001.jpg" and AFF_WILD2_FIRST_FRAME == 1
-    assert frame_image_name("v", 9, first=0, digits=3, suffix=".png") == "v/009.png"
+    truth = [f"001/{k}.png" for k in range(1, 41)]  # another benchmark's frame names: no padding, png
+    assert assign(out, truth, None, "{video}/{frame}.png").tolist() == list(range(0, 40, 2))
+    assert Rules().frame_name is None  # an image benchmark: video rows need a --map
 
 
 def test_a_frame_not_in_the_truth_names_the_video_frame_and_the_map_spelling():
     out = read_output("pyfeat", real(PYFEAT_VIDEO))
     with pytest.raises(UserError) as exc:
-        assign(out, frame_truth("001", 10), None)
+        assign(out, frame_truth("001", 10), None, ABAW.frame_name)
     message = str(exc.value)
     assert "frame 10 of video '001'" in message and "'001/00011.jpg'" in message and "'001/10'" in message
+
+
+def test_auh_check_matches_pyfeat_video_rows_to_abaw_frames(tmp_path, capsys):
+    """The real py-feat video output against an ABAW truth of its video (40 frames): its 20
+    rows (frames 0, 2, ...) are the truth's frames 1, 3, ...; the other 20 are missing."""
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    rows = np.random.default_rng(0).choice([0, 1, -1], size=(40, 12))
+    (truth / "001.txt").write_text("\n".join([",".join(ABAW.aus), *(",".join(map(str, r)) for r in rows)]) + "\n")
+    assert main(["check", "--benchmark", "abaw_au", "--truth", str(truth), "--from", "pyfeat",
+                 "--submission", str(real(PYFEAT_VIDEO)), "--missing", "zeros"]) == 0
+    out = capsys.readouterr().out
+    assert "001/00002.jpg" in out and "001/00001.jpg" not in out  # frame 2 (from 1) is missing, not 1
 
 
 def test_a_map_takes_video_slash_frame_as_the_tool_wrote_it(tmp_path):
@@ -188,7 +204,7 @@ def test_success_0_rows_are_failed_even_with_non_zero_aus(tmp_path):
     path = copy_as(real(OPENFACE_VIDEO), tmp_path / "default.csv", lambda t: edit_rows(t, fail_frame_2))
     out = read_output("openface2", path)
     assert out.failed.tolist()[:3] == [False, True, False]
-    chosen, _ = choose_faces(out, assign(out, frame_truth("default", 300), None), 300, "largest")
+    chosen, _ = choose_faces(out, assign(out, frame_truth("default", 300), None, ABAW.frame_name), 300, "largest")
     assert chosen[1] == -1 and chosen[0] == 0  # the failed frame has no usable face
 
 
@@ -203,10 +219,7 @@ def test_several_faces_per_frame_the_more_confident_is_chosen(tmp_path):
     path = copy_as(real(OPENFACE_VIDEO), tmp_path / "multi.csv", lambda t: edit_rows(t, two_faces))
     out = read_output("openface2", path)
     assert out.keys[:4] == ["multi/1", "multi/1", "multi/2", "multi/2"]
-    chosen, rule = choose_faces(out, assign(out, frame_truth("multi", 300), None), 300, "largest")
+    chosen, rule = choose_faces(out, assign(out, frame_truth("multi", 300), None, ABAW.frame_name), 300,
+                                "largest")
     assert rule == "highest confidence"  # no landmarks written: no face box
     assert chosen[:4].tolist() == [1, 2, 5, 6]
-
-
-def test_score_rules_default_to_aff_wild2_frame_names():
-    assert Rules().first_frame == 1

@@ -190,7 +190,7 @@ def test_a_file_that_is_not_a_video_is_one_row_with_its_reason(setup):
 
 @pytest.mark.parametrize("args, needle", [
     (["--every", "0"], "--every"),
-    (["--submission", "sub.csv"], "--submission"),
+    (["--submission", "sub.csv"], "frame-level benchmark"),
     (["--smoother", "median", "--smoother-param", "window=4"], "odd"),
     (["--smoother", "medain"], "did you mean 'median'"),
     (["--smoother-param", "window=3"], "--smoother NAME"),
@@ -212,3 +212,113 @@ def test_the_metadata_records_the_smoother_and_sampling(setup):
                    "--smoother-param", "alpha=0.25", "--every", "2") == 0
     meta = read_metadata(root / "m.csv")
     assert meta["smoother"] == {"name": "ema", "alpha": 0.25} and meta["every"] == 2
+
+
+# ------------------------------------------------- frame-level submissions (ABAW)
+@pytest.fixture(scope="module")
+def abaw_bundle(setup):
+    """A bundle trained (here: random weights) on the ABAW AU track's 12 AUs."""
+    from harness.benchmark import get_benchmark
+    from harness.bundle import save_bundle
+    from harness.weights import save_weights
+
+    torch = pytest.importorskip("torch")
+    root = setup[0]
+    schema = get_benchmark("abaw_au").schema
+    recipe = recipes.load(None, ["train.input_size=32", "aligner.name=none", "views.face.pretrain=none",
+                                 "views.face.backbone.name=timm:test_resnet"])
+    recipe = dataclasses.replace(recipe, views={"face": recipe.views["face"]})
+    torch.manual_seed(1)
+    model = harness.create("backbone", "timm:test_resnet", num_classes=len(schema), input_size=32)
+    return save_bundle(root / "abaw_bundle", recipe, schema, {"face": save_weights(model, root / "abaw.safetensors")},
+                       np.full(len(schema), 0.5), harness.create("ensembler", "mean_prob"),
+                       {"face": model.normalization})
+
+
+def abaw_truth(root: Path, videos: dict[str, int]) -> Path:
+    folder = root / "abaw_truth"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    header = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
+    for video, n in videos.items():
+        rows = [",".join(map(str, r)) for r in rng.choice([0, 1, -1], size=(n, 12))]
+        (folder / f"{video}.txt").write_text("\n".join([header, *rows]) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("submission", ["abaw_files", "predictions.txt"])
+def test_a_frame_level_abaw_submission_passes_auh_check(setup, abaw_bundle, capsys, submission):
+    import pandas as pd
+
+    root = setup[0]
+    videos = root / "abaw_videos"
+    videos.mkdir(exist_ok=True)
+    for name in ("clip.mp4", "other.avi"):
+        (videos / name).write_bytes((root / "media" / name).read_bytes())
+    truth = abaw_truth(root, {"clip": N_FACE + N_BLANK, "other": 6})
+    assert predict(root, str(abaw_bundle), "abaw_videos", "--out", f"abaw_{submission}.parquet",
+                   "--submission", submission) == 0
+    assert f"wrote the abaw_au submission ({'table' if '.' in submission else 'per-video files'}) for " \
+           f"{N_FACE + N_BLANK + 6} frames of 2 videos" in capsys.readouterr().out
+    with contextlib.chdir(root):
+        assert main(["check", "--benchmark", "abaw_au", "--truth", str(truth), "--submission", submission]) == 0
+    assert "is a valid submission" in capsys.readouterr().out
+    # the submission is face 0 of each frame thresholded, frame k (from 0) named VIDEO/0000{k+1}.jpg
+    table = read(root, f"abaw_{submission}.parquet")
+    aus = ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
+    if submission == "predictions.txt":
+        sub = pd.read_csv(root / submission)
+        assert sub["image_location"].iloc[0] == "clip/00001.jpg"
+        np.testing.assert_array_equal(sub[aus].to_numpy(), table[table["face"] == 0][aus].to_numpy(int))
+    else:
+        other = np.loadtxt(root / submission / "other.txt", delimiter=",", skiprows=1, dtype=int)
+        first = table[(table["video"] == "other") & (table["face"] == 0)]
+        np.testing.assert_array_equal(other, first[aus].to_numpy(int))
+
+
+def test_a_frame_level_submission_needs_every_frame_and_a_frame_benchmark(setup, abaw_bundle, capsys):
+    root, folder, _ = setup
+    before = set(os.listdir(root))
+    assert predict(root, str(abaw_bundle), "media/clip.mp4", "--out", "x.parquet", "--submission", "s.txt",
+                   "--every", "2") == 2
+    assert "--every 1" in capsys.readouterr().err
+    assert predict(root, str(folder), "media/clip.mp4", "--out", "x.parquet", "--submission", "s.txt") == 2
+    assert "frame-level benchmark" in capsys.readouterr().err  # an ENC-2020 bundle: image rows only
+    assert set(os.listdir(root)) == before
+
+
+def test_the_table_written_in_small_pieces_is_the_same(setup, monkeypatch):
+    """Rows are gathered into pieces (Parquet row groups) of ROWS_PER_PIECE: any piece size,
+    smoothing included, gives the same table."""
+    import pyarrow.parquet as pq
+
+    import harness.predict
+
+    root, folder, _ = setup
+    args = ["media", "--smoother", "median", "--smoother-param", "window=5", "--batch-size", "4"]
+    assert predict(root, str(folder), *args, "--out", "whole.parquet") == 0
+    monkeypatch.setattr(harness.predict, "ROWS_PER_PIECE", 3)
+    assert predict(root, str(folder), *args, "--out", "pieces.parquet") == 0
+    assert pq.ParquetFile(root / "pieces.parquet").num_row_groups > 3
+    assert read(root, "pieces.parquet").equals(read(root, "whole.parquet"))
+
+
+@pytest.mark.parametrize("suffix, codec", [(".mp4", "mpeg4"), (".avi", "mpeg4"), (".mov", "mpeg4"),
+                                           (".mkv", "mpeg4"), (".webm", "libvpx"), (".wmv", "wmv2")])
+def test_every_container_decodes_frame_by_frame(tmp_path, suffix, codec):
+    from harness.video import decode_frames, is_video
+
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg build has no {codec} encoder")
+    path = tmp_path / f"v{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(6):
+            image = np.full((64, 64, 3), 40 * i, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    frames = list(decode_frames(path, every=2))
+    assert is_video(path) and [f for f, _, _ in frames] == [0, 2, 4]
+    np.testing.assert_allclose([t for _, t, _ in frames], [0, 2 / FPS, 4 / FPS], atol=1e-3)
+    assert [np.asarray(im).mean() for _, _, im in frames] == pytest.approx([0, 80, 160], abs=4)

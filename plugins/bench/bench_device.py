@@ -31,7 +31,7 @@ import harness
 from harness.augment import Augment, model_input
 from harness.training import CropBatches, predict_logits
 from harness.protocols import IR_NORMALIZATION
-from harness.schema import ENC2020
+from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 from plugins.bench.bench_training import compare_training
 from plugins.bench.rows import interleaved, row
 

@@ -37,7 +37,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from harness import metrics
 from harness.labels import read_labels, read_submission, write_labels
-from harness.schema import ENC2020
+from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 from plugins.bench.bench_components import synthetic_labels
 from plugins.bench.rows import RESULTS
 

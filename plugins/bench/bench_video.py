@@ -55,7 +55,7 @@ def make_bundle(folder: Path) -> Path:
     import harness
     from harness import recipe as recipes
     from harness.bundle import save_bundle
-    from harness.schema import ENC2020
+    from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
     from harness.weights import save_weights
 
     recipe = recipes.load(None, ["train.input_size=32", "aligner.name=none", "views.face.pretrain=none",

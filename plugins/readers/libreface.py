@@ -61,7 +61,7 @@ class LibreFaceReader:
             if m.group(2):
                 intensity[au] = tables.numbers(frame, col, path, 0, 5)
             else:
-                presence[au] = tables.numbers(frame, col, path, 0, 1)
+                presence[au] = tables.presence(frame, col, path)
         if not presence and not intensity:
             raise UserError(f"{path}: line 1: no au_k or au_k_intensity columns; expected "
                             f"LibreFace output")

@@ -73,7 +73,7 @@ def _read_file(path: Path) -> ToolOutput:
         if au is None:
             continue
         if kind == "c":
-            presence[au] = _presence(frame, col, path)
+            presence[au] = tables.presence(frame, col, path)
         else:
             intensity[au] = tables.numbers(frame, col, path, 0, 5)
     n = len(frame)
@@ -91,16 +91,6 @@ def _read_file(path: Path) -> ToolOutput:
                       presence=presence, intensity=intensity, box_area=_landmark_box(frame, path),
                       confidence=tables.numbers(frame, "confidence", path), pose=head,
                       videos=videos, frames=frames, first_frame=FIRST_FRAME)
-
-
-def _presence(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    values = tables.numbers(frame, column, path, 0, 1)
-    odd = ~np.isnan(values) & (values != 0) & (values != 1)
-    if odd.any():
-        row = int(np.argmax(odd))
-        raise UserError(f"{path}: line {tables.line(frame, row)}, column {column}: value "
-                        f"{tables.cell(frame, column, row)}, expected 0 or 1 (a presence column)")
-    return values
 
 
 def _landmark_box(frame: pd.DataFrame, path: Path) -> np.ndarray | None:

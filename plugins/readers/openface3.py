@@ -37,7 +37,7 @@ class OpenFace3Reader:
             det = _lists(frame, "face_detection", path, 5)
             box = (det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1])
             confidence = det[:, 4]
-        return ToolOutput(source=str(path), keys=frame["image_path"].tolist(),
+        return ToolOutput(source=str(path), keys=tables.image_keys(frame, path, "image_path"),
                           where=tables.where(frame, path), failed=np.isnan(units).any(axis=1),
                           probability={au: units[:, i] for i, au in enumerate(AUS)},
                           box_area=box, confidence=confidence, rules=self.rules)
@@ -47,6 +47,9 @@ def _lists(frame, column: str, path: str | Path, size: int) -> np.ndarray:
     """A column of (nested) lists of ``size`` numbers as ``[R, size]``; an empty list is NaN."""
     out = np.full((len(frame), size), np.nan)
     for row, text in enumerate(frame[column]):
+        if not isinstance(text, str):  # an empty cell: not even the "[]" of a failed detection
+            raise UserError(f"{path}: line {tables.line(frame, row)}, column {column}: empty; "
+                            f"expected a list of {size} numbers ([] for a failed detection)")
         items = [s for s in re.split(r"[\[\],\s]+", text) if s]
         try:
             values = [float(s) for s in items]

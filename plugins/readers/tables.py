@@ -6,6 +6,7 @@ say what was expected, like the project's own label files.
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -14,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
-from harness.schema import ENC2020
+from harness.fileio import check_input_file
+from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 from harness.tooloutput import ToolOutput
 
 # Cells a tool writes for "no value": pandas' NaN and an empty field.
@@ -24,6 +26,7 @@ IMAGE_COLUMNS = ("input", "image", "image_path", "input_image_path", "path", "fi
 FRAME_COLUMNS = ("frame", "frame_idx", "frame_index")
 
 
+_SOURCE = "auh_table"  # frame.attrs key: (file, separator, header names) of a read table
 _CHUNK_ROWS = 20_000  # rows parsed at a time: a wide file's unread columns never all sit in memory
 
 
@@ -63,13 +66,15 @@ def read_table(path: str | Path, sep: str = ",",
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column].str.strip()
-    return frame.dropna(how="all")
+    frame = frame.dropna(how="all")
+    # Numbers are parsed: a message quotes a refused cell from the file itself (see `cell`).
+    frame.attrs[_SOURCE] = (str(path), sep, names)
+    return frame
 
 
 def _header(path: Path, sep: str) -> list[str]:
     """The header's column names, stripped; refuses an empty file and repeated names."""
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    check_input_file(path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             first = fh.readline()
@@ -90,9 +95,40 @@ def line(frame: pd.DataFrame, row: int) -> int:
 
 
 def cell(frame: pd.DataFrame, column: str, row: int) -> str:
-    """A cell as the file has it, quoted, for a message."""
+    """A cell as the file has it, quoted, for a message: its text read back from the
+    file (a parsed number would misquote ``1.0000001`` as ``1``)."""
+    written = _written(frame, column, line(frame, row))
+    if written is not None:
+        return repr(written)
     value = frame[column].iloc[row]
-    return repr(value if isinstance(value, str) else f"{value:g}")
+    return repr(value if isinstance(value, str) else repr(float(value)))
+
+
+def _written(frame: pd.DataFrame, column: str, number: int) -> str | None:
+    """The text of ``column`` on file line ``number`` of the table ``frame`` was read from."""
+    source = frame.attrs.get(_SOURCE)
+    if source is None or column not in source[2]:
+        return None
+    path, sep, names = source
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        text = next(itertools.islice(fh, number - 1, number), None)
+    if text is None:
+        return None
+    fields = next(csv.reader([text.rstrip("\r\n")], delimiter=sep, skipinitialspace=True), [])
+    at = names.index(column)
+    return fields[at].strip() if at < len(fields) else ""
+
+
+def presence(frame: pd.DataFrame, column: str, path: str | Path) -> np.ndarray:
+    """A presence column, the tool's own 0/1 decision (empty: no value): any other
+    value is refused, the same for every tool."""
+    values = numbers(frame, column, path, 0, 1)
+    odd = ~np.isnan(values) & (values != 0) & (values != 1)
+    if odd.any():
+        row = int(np.argmax(odd))
+        raise UserError(f"{path}: line {line(frame, row)}, column {column}: value "
+                        f"{cell(frame, column, row)}, expected 0 or 1 (a presence column)")
+    return values
 
 
 def where(frame: pd.DataFrame, path: str | Path) -> list[str]:
@@ -126,9 +162,10 @@ def numbers(frame: pd.DataFrame, column: str, path: str | Path,
     return values
 
 
-def image_keys(frame: pd.DataFrame, path: str | Path) -> list[str]:
-    """Per row, the image path the tool wrote, else its frame number."""
-    column = first_column(frame, IMAGE_COLUMNS) or first_column(frame, FRAME_COLUMNS)
+def image_keys(frame: pd.DataFrame, path: str | Path, column: str | None = None) -> list[str]:
+    """Per row, the image path the tool wrote (in ``column``; by default the first of
+    :data:`IMAGE_COLUMNS` present), else its frame number; an empty cell is refused."""
+    column = column or first_column(frame, IMAGE_COLUMNS) or first_column(frame, FRAME_COLUMNS)
     if column is None:
         raise UserError(f"{path}: line 1: no column naming the image; expected one of "
                         f"{', '.join(IMAGE_COLUMNS + FRAME_COLUMNS)}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.schema import ENC2020
+from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 
 AUS: tuple[str, ...] = ENC2020.aus
 # Appended after ENC-2020's, so an ENC-2020 vector is a prefix and renders as before.

@@ -27,7 +27,8 @@ import numpy as np
 
 from harness.fileio import atomic_open
 from harness.labels import read_labels
-from harness.schema import ENC2020, POSITIVE, UNKNOWN
+from harness.schema import POSITIVE, UNKNOWN
+from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 from plugins.synth import RENDERER_VERSION
 from plugins.synth.face import AUS
 from plugins.synth.labelmodel import FACIAL_IDX, POSE_IDX, STATS_PATH, LabelModel, pose_states

@@ -37,7 +37,8 @@ from harness.errors import UserError
 from harness.fileio import damaged_files, tree_sha256
 from harness.labels import read_labels, write_labels
 from harness.progress import note, progress
-from harness.schema import ENC2020, UNKNOWN
+from harness.schema import UNKNOWN
+from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 from harness.splits import iterative_stratification, train_val_test_split
 from plugins.synth import RENDERER_VERSION
 from plugins.synth.face import AU_INDEX, AUS, Identity, Scene

@@ -172,10 +172,10 @@ def _tracker(run: Any) -> Tracker | None:
 @hookimpl
 def auh_open_bundle(source: str, tracking_uri: str | None) -> Any:
     """An MLflow model URI (``runs:/``, ``models:/``) as a bundle folder, downloaded."""
+    if not store.MODEL_URI.match(source):
+        return None
     from plugins.tracking import pyfunc
 
-    if not pyfunc.MODEL_URI.match(source):
-        return None
     return pyfunc.downloaded_bundle(source, tracking_uri)
 
 

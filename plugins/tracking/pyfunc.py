@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata as md
 import os
-import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -34,7 +33,6 @@ from harness.errors import UserError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-MODEL_URI = re.compile(r"^(runs|models):/")  # what `auh predict` downloads
 INPUT_COLUMN = "path"
 ARTIFACT_PATH = "model"
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"

@@ -34,6 +34,10 @@ from urllib.parse import unquote
 from harness.errors import UserError
 from harness.fileio import UMASK, check_output_folder
 
+# The MLflow model URIs `auh predict` opens as bundles; here, so that telling one from a
+# folder does not import MLflow (seconds and hundreds of MiB for every local bundle).
+MODEL_URI = re.compile(r"^(runs|models):/")
+
 if TYPE_CHECKING:  # mlflow is imported lazily: it costs seconds
     from mlflow import MlflowClient
 
