@@ -228,10 +228,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         lines.append(_write_frame_submission(args.submission, tally, benchmark))
     elif args.submission is not None:
         from harness.labels import write_predictions
+        from harness.layouts import write_submission
 
         names, preds, unreadable = tally.submission_rows()
-        # a CSV with the header whatever the name ends in: what `auh check` accepts
-        write_predictions(args.submission, names, preds, bundle.schema, as_csv=True)
+        if benchmark is not None:  # the benchmark's layout (its name column)
+            write_submission(args.submission, names, preds, benchmark)
+        else:  # a CSV with the header whatever the name ends in: what `auh check` accepts
+            write_predictions(args.submission, names, preds, bundle.schema, as_csv=True)
         note = f" ({count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
         lines.append(f"wrote the submission for {len(names)} images to {args.submission}{note}")
     print("\n".join(lines))

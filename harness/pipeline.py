@@ -328,7 +328,6 @@ def align(images: list[Path], recipe: Recipe, landmarks: np.ndarray | None = Non
                        rank=distributed.rank(), world_size=distributed.world_size())
 
 
-# ------------------------------------------------------------------ splits
 # ---------------------------------------------------------------- training
 def stage_config(recipe: Recipe, plan: RunPlan, pretraining: bool = False) -> StageConfig:
     train = recipe.train

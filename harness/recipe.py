@@ -67,6 +67,7 @@ else:  # pragma: no cover
 
 from harness.errors import UserError
 from harness.fileio import check_input_file
+from harness.results import plain as thaw  # freeze's inverse: plain dicts and lists
 from harness.metrics import MAX_RESAMPLES
 
 DEFAULT_RECIPE = "defaults.toml"  # package data of plugins.recipes: the default components and views
@@ -108,15 +109,6 @@ def freeze(value: Any) -> Any:
         return FrozenMap({k: freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
-    return value
-
-
-def thaw(value: Any) -> Any:
-    """:func:`freeze`'s inverse: plain dicts and lists (what TOML reads, what plugins get)."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [thaw(v) for v in value]
     return value
 
 

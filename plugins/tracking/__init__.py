@@ -268,6 +268,9 @@ def auh_run_end(run: Any, result: Any) -> None:
     if tracker is None:
         return
     tracker.log_metrics(tracker.parent, result_metrics(result))
+    scores = result.get("scores") or {}
+    if "metric" in scores:  # a benchmark other than the default: say which "final" is
+        tracker.set_tags(tracker.parent, {"benchmark": scores["benchmark"], "metric": scores["metric"]})
     with tempfile.TemporaryDirectory(prefix="auh-track-") as tmp:
         write_result_files(result, Path(tmp))
         store.with_retry(tracker.client.log_artifacts, tracker.parent, tmp)
