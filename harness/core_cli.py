@@ -161,6 +161,9 @@ def scorecard(result: RunResult, recipe: Recipe) -> str:
     if result.cv["n_folds"] > 1:
         lines.append(f"cross-validation: {result.cv['n_folds']} folds, final "
                      f"{result.cv['mean']:.4f} +- {result.cv['std']:.4f} (mean +- sd)")
+        lines.append("  per fold: " + ", ".join(f"{f.name} {f.score['final']:.4f}" for f in result.folds))
+    if result.protocol.get("manifest_sha256"):
+        lines.append(f"folds: {result.protocol['manifest']} (sha256 {result.protocol['manifest_sha256'][:12]})")
     for view, final in result.view_final.items():
         lines.append(f"view {view} alone: final {final:.4f}")
     for name, b in result.baselines.items():

@@ -31,7 +31,7 @@ from harness.augment import Augment
 from harness.data import AUDataset, LabelledImages, cache_root
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
-from harness.benchmark import benchmark_of, default_benchmark
+from harness.benchmark import benchmark_of
 from harness.metrics import (SCORE_KEYS, Metric, bootstrap_ci, challenge_score, default_metric, get_metric,
                              named, sigmoid)
 from harness.progress import note
@@ -39,6 +39,7 @@ from harness.protocols import IR_NORMALIZATION, capabilities
 from harness.recipe import Recipe
 from harness.registry import get_registry
 from harness.results import REPORTS, FoldResult, RunResult, read_only
+from harness.rounds import Split, evaluation_splits
 from harness.run_folder import RunFolder, new_run_folder, run_folders
 from harness.schema import POSITIVE, UNKNOWN
 from harness.smoothing import smooth_by_group
@@ -51,14 +52,7 @@ from harness.weights import load_weights
 DRY_BUILD_OUTPUTS = 2
 
 
-@dataclass
-class Split:
-    """Row indices of one evaluation round (the fixed split, or one CV fold)."""
-
-    name: str
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
+PROTOCOL = "protocol"  # the key of state.json and result.json that records RunPlan.protocol
 
 
 @dataclass(frozen=True)
@@ -76,6 +70,9 @@ class RunPlan:
     splits: tuple[Split, ...]
     views: tuple[str, ...]
     pretrained: tuple[str, ...]  # the views with a pretraining stage
+    # how rounds were drawn (benchmark, metric, the fold manifest and its sha256, repeats):
+    # recorded in state.json, result.json and the tracking run
+    protocol: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def pretrain_stage(view: str) -> str:
@@ -101,9 +98,14 @@ def plan_run(recipe: Recipe, dataset: AUDataset) -> RunPlan:
     """The :class:`RunPlan` of ``recipe`` on ``dataset`` (refuses a dataset without the
     recipe's evaluation rounds)."""
     device = device_of(recipe)
+    benchmark = benchmark_of(dataset.schema)
+    evaluation = recipe.evaluation
+    protocol = {"benchmark": benchmark.name, "metric": benchmark.metric, "mode": evaluation.mode,
+                **({"folds": evaluation.folds, "repeats": evaluation.repeats} if evaluation.mode == "kfold" else {}),
+                **dataset.partition}
     return RunPlan(device, threads.plan(device, recipe.train.workers, local_ranks=distributed.local_world_size()),
                    tuple(evaluation_splits(dataset, recipe)), tuple(recipe.views),
-                   tuple(v for v, spec in recipe.views.items() if spec.pretrain != "none"))
+                   tuple(v for v, spec in recipe.views.items() if spec.pretrain != "none"), protocol)
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,8 @@ def _prepare_run(recipe: Recipe, plan: RunPlan, resume: bool) -> RunContext:
     folder = new_run_folder(recipe.run.output, recipe.run.name)
     run_id = hashlib.sha1(f"{folder.path.resolve()}/{time.time_ns()}".encode()).hexdigest()[:16]
     info = RunContext(recipe, folder, run_id, False, plan,
-                      {RunFolder.RUN_ID: run_id, RunFolder.DIGEST: digest, RunFolder.FINISHED: False})
+                      {RunFolder.RUN_ID: run_id, RunFolder.DIGEST: digest, RunFolder.FINISHED: False,
+                       PROTOCOL: plan.protocol})
     with atomic_open(folder.recipe_file) as fh:
         fh.write(recipes.dumps(recipe))
     info.save_state()
@@ -323,27 +326,6 @@ def align(images: list[Path], recipe: Recipe, landmarks: np.ndarray | None = Non
     return build_cache(images, aligner, cache_root() / "faces", landmarks=landmarks, root=root,
                        workers=max(1, recipe.train.workers),
                        rank=distributed.rank(), world_size=distributed.world_size())
-
-
-# ------------------------------------------------------------------ splits
-def evaluation_splits(dataset: AUDataset, recipe: Recipe) -> list[Split]:
-    """The fixed train/val/test split, or K folds (fold k tests, fold k+1 validates)."""
-    evaluation = recipe.evaluation
-    if evaluation.mode == "split":
-        missing = {"train", "val", "test"} - set(dataset.splits)
-        if missing:
-            raise UserError(f"dataset {dataset.name!r} has no {'/'.join(sorted(missing))} split; "
-                            f"use evaluation.mode = \"kfold\"")
-        return [Split("split", dataset.splits["train"], dataset.splits["val"], dataset.splits["test"])]
-    k = evaluation.folds
-    folds = dataset.folds
-    if folds is None or len(np.unique(folds)) != k:
-        from harness.splits import iterative_stratification
-
-        folds = iterative_stratification(dataset.labels, k, recipe.run.seed)
-    rows = np.arange(len(dataset))
-    return [Split(f"fold/{f}", rows[(folds != f) & (folds != (f + 1) % k)], rows[folds == (f + 1) % k],
-                  rows[folds == f]) for f in range(k)]
 
 
 # ---------------------------------------------------------------- training
@@ -653,8 +635,12 @@ def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset,
     if distributed.is_main():  # the first split's models: the fixed split, or fold 0 of k
         from harness.bundle import save_bundle
 
-        save_test_predictions(info.folder.test_predictions, [dataset.names[i] for i in test_rows], pred,
-                              dataset.labels[test_rows], aus)
+        # With repeated partitions a row is tested once per partition: its name says which,
+        # so `auh compare` pairs arms on the same (seed, partition) row by row.
+        names = dataset.names
+        tested = [(f"partition-{s.partition}/" if recipe.evaluation.repeats > 1 else "") + names[i]
+                  for s in info.plan.splits for i in s.test]
+        save_test_predictions(info.folder.test_predictions, tested, pred, dataset.labels[test_rows], aus)
         save_bundle(info.folder.bundle, recipe, dataset.schema,
                     {v: info.folder.final_weights(RunPlan.finetune_stage(first.name, v)) for v in recipe.views},
                     first.thresholds, first.ensembler, first.normalization)
@@ -666,4 +652,4 @@ def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset,
         baselines=baselines(dataset, info.plan.splits, recipe.run.seed),
         faces={"n": len(faces.found), "not_found": int(np.sum(~np.asarray(faces.found, bool)))},
         bundle=str(info.folder.bundle), out_dir=str(info.out_dir), aus=tuple(aus),
-        val_labels=dataset.labels[first.val_rows])
+        val_labels=dataset.labels[first.val_rows], protocol=info.plan.protocol)
