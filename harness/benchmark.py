@@ -95,6 +95,15 @@ class Benchmark:
                    data["frame_name"], data["description"])
 
 
+def benchmark_of(schema: AUSchema) -> Benchmark:
+    """The registered benchmark a dataset's schema names (a recipe's dataset names its
+    benchmark this way), else the default benchmark."""
+    from harness.registry import get_registry
+
+    known = get_registry().available("benchmark")
+    return get_benchmark(schema.name if schema.name in known else DEFAULT_BENCHMARK)
+
+
 def default_benchmark() -> Benchmark:
     """The benchmark of callers that name none (:data:`DEFAULT_BENCHMARK`)."""
     return get_benchmark(DEFAULT_BENCHMARK)

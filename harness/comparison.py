@@ -38,7 +38,7 @@ from harness.recipe import Recipe, RecipeSource
 from harness.run_folder import RunFolder, run_folders
 from harness.errors import ChildRunFailed, UserError
 from harness.fileio import atomic_open, check_output_folder, read_npz
-from harness.metrics import MAX_RESAMPLES
+from harness.metrics import MAX_RESAMPLES, get_metric
 from harness.progress import note
 from harness.verdict import Verdict, paired_verdict
 
@@ -178,12 +178,20 @@ class Study:
                 resamples: int, seed: int = 0) -> Verdict:
         """The paired verdict of ``label_b`` against ``label_a`` over the study's seeds."""
         pairs = [(self.outcome(label_a, s), self.outcome(label_b, s)) for s in self.seeds]
+        metric = get_metric(run_metric(pairs[0][0].folder))
         return paired_verdict(self.seeds, [a.pred for a, _ in pairs],
                               [paired_rows(a, b, s) for (a, b), s in zip(pairs, self.seeds)],
                               [a.labels for a, _ in pairs], pairs[0][0].aus, a_name=a_name, b_name=b_name,
                               resamples=resamples, seed=seed,
                               runs={"A": [str(a.folder) for a, _ in pairs],
-                                    "B": [str(b.folder) for _, b in pairs]})
+                                    "B": [str(b.folder) for _, b in pairs]}, metric=metric)
+
+
+def run_metric(folder: Path) -> str | None:
+    """The metric a finished run scored with (its result names a non-default benchmark's);
+    None: the default benchmark's."""
+    with open(RunFolder(folder).result_file, encoding="utf-8") as fh:
+        return json.load(fh)["scores"].get("metric")
 
 
 def paired_rows(a: Outcome, b: Outcome, seed: int) -> np.ndarray:

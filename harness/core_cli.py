@@ -153,10 +153,17 @@ def scorecard(result: RunResult, recipe: Recipe) -> str:
             lines.append(f"{au:<6}{v['n']:>7}{v['accuracy']:>10.4f}{v['f1']:>8.4f}")
     lines.append("")
     ci = f"  95% CI [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if "ci95" in s else ""
-    lines.append(f"final {s['final']:.4f} = (accuracy {s['accuracy']:.4f} + F1 {s['f1']:.4f}) / 2{ci}")
+    if "headline" in s:  # a benchmark other than the default names its headline
+        lines.append(f"final {s['final']:.4f} = {s['headline']} (accuracy {s['accuracy']:.4f}, "
+                     f"F1 {s['f1']:.4f}; {s['benchmark']}){ci}")
+    else:
+        lines.append(f"final {s['final']:.4f} = (accuracy {s['accuracy']:.4f} + F1 {s['f1']:.4f}) / 2{ci}")
     if result.cv["n_folds"] > 1:
         lines.append(f"cross-validation: {result.cv['n_folds']} folds, final "
                      f"{result.cv['mean']:.4f} +- {result.cv['std']:.4f} (mean +- sd)")
+        lines.append("  per fold: " + ", ".join(f"{f.name} {f.score['final']:.4f}" for f in result.folds))
+    if result.protocol.get("manifest_sha256"):
+        lines.append(f"folds: {result.protocol['manifest']} (sha256 {result.protocol['manifest_sha256'][:12]})")
     for view, final in result.view_final.items():
         lines.append(f"view {view} alone: final {final:.4f}")
     for name, b in result.baselines.items():
@@ -221,10 +228,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         lines.append(_write_frame_submission(args.submission, tally, benchmark))
     elif args.submission is not None:
         from harness.labels import write_predictions
+        from harness.layouts import write_submission
 
         names, preds, unreadable = tally.submission_rows()
-        # a CSV with the header whatever the name ends in: what `auh check` accepts
-        write_predictions(args.submission, names, preds, bundle.schema, as_csv=True)
+        if benchmark is not None:  # the benchmark's layout (its name column)
+            write_submission(args.submission, names, preds, benchmark)
+        else:  # a CSV with the header whatever the name ends in: what `auh check` accepts
+            write_predictions(args.submission, names, preds, bundle.schema, as_csv=True)
         note = f" ({count(unreadable, 'unreadable image')} predicted absent for every AU)" if unreadable else ""
         lines.append(f"wrote the submission for {len(names)} images to {args.submission}{note}")
     print("\n".join(lines))

@@ -70,6 +70,14 @@ class AUDataset:
     gives ``groups``: per row, the video it is a frame of, a video's rows in
     frame order (the recipe's smoother runs within each video); ``None``, an
     image-level dataset, is never smoothed.
+
+    A dataset names its benchmark by its schema's name (``bp4d``: that
+    benchmark's metric scores the run, its per-AU objective fits the
+    thresholds; :func:`harness.benchmark.benchmark_of`). ``subjects`` gives each row's person: cross-validation then keeps every
+    subject in one fold and validation subjects apart from training ones.
+    ``ids`` names the rows where file names repeat (frames of many videos);
+    ``partition`` describes where ``folds`` came from (a fold manifest's path
+    and sha256), recorded in every run.
     """
 
     name: str
@@ -82,6 +90,9 @@ class AUDataset:
     companions: dict[str, LabelledImages] = field(default_factory=dict)
     root: Path | None = None  # where the dataset lives (cache keys are relative to it)
     groups: np.ndarray | None = None  # [N] video of each row (frame-level datasets)
+    subjects: np.ndarray | None = None  # [N] person of each row
+    ids: list[str] | None = None  # [N] row names (default: the image file names)
+    partition: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels)
@@ -90,16 +101,21 @@ class AUDataset:
             raise ValueError(f"dataset {self.name!r}: labels have shape {self.labels.shape}, "
                              f"expected ({n}, {c})")
         self.splits = {k: np.asarray(v, dtype=np.int64) for k, v in self.splits.items()}
-        if self.groups is not None:
-            self.groups = np.asarray(self.groups)
-            if self.groups.shape != (n,):
-                raise ValueError(f"dataset {self.name!r}: groups have shape {self.groups.shape}, "
-                                 f"expected ({n},)")
+        for name in ("groups", "subjects"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, np.asarray(value))
+                if getattr(self, name).shape != (n,):
+                    raise ValueError(f"dataset {self.name!r}: {name} have shape "
+                                     f"{getattr(self, name).shape}, expected ({n},)")
+        if self.ids is not None and len(self.ids) != n:
+            raise ValueError(f"dataset {self.name!r}: {len(self.ids)} row ids for {n} rows")
 
     def __len__(self) -> int:
         return len(self.images)
 
     @property
     def names(self) -> list[str]:
-        """Image names as they appear in label files and submissions."""
-        return [p.name for p in self.images]
+        """Row names as they appear in label files and submissions (``ids``, else the
+        image file names)."""
+        return list(self.ids) if self.ids is not None else [p.name for p in self.images]

@@ -54,17 +54,23 @@ def auh_backbones() -> Factories:
 
 @hookspec
 def auh_samplers() -> Factories:
-    """Register epoch samplers: ``{name: factory}``, each a :class:`harness.protocols.Sampler`."""
+    """Register epoch samplers: ``{name: factory(**params)}``, each a
+    :class:`harness.protocols.Sampler`. The engine asks it for every epoch's row order
+    with a seed derived from the run's seed, the stage and the epoch, so a rerun draws the same rows."""
 
 
 @hookspec
 def auh_losses() -> Factories:
-    """Register multi-label losses: ``{name: factory}``, each a :class:`harness.protocols.Loss`."""
+    """Register multi-label losses: ``{name: factory(**params)}``, each a
+    :class:`harness.protocols.Loss` (an ``nn.Module`` of logits and labels whose unknown
+    entries, 999, must not count)."""
 
 
 @hookspec
 def auh_ensemblers() -> Factories:
-    """Register view ensemblers: ``{name: factory}``, each a :class:`harness.protocols.Ensembler`."""
+    """Register view ensemblers: ``{name: factory(**params)}``, each a
+    :class:`harness.protocols.Ensembler`; one that takes ``metric`` is given the dataset's
+    benchmark metric, for fitting its weights on validation."""
 
 
 @hookspec

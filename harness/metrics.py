@@ -76,6 +76,16 @@ def default_metric() -> Metric:
     return get_metric(default_benchmark().metric)
 
 
+def named(benchmark: str, metric: Metric) -> dict[str, str]:
+    """What a scorecard says of its headline: ``benchmark``, ``metric`` and ``headline``
+    ("mean F1"); nothing for the default benchmark, whose scorecards keep their keys."""
+    from harness.benchmark import DEFAULT_BENCHMARK
+
+    if benchmark == DEFAULT_BENCHMARK:
+        return {}
+    return {"benchmark": benchmark, "metric": metric.name, "headline": metric.headline}
+
+
 def get_metric(name: str | None) -> Metric:
     """The registered metric ``name`` (``auh plugins --kind metric``); None: :func:`default_metric`."""
     if name is None:

@@ -14,6 +14,7 @@ writes is its :class:`harness.run_folder.RunFolder`.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import time
@@ -30,13 +31,17 @@ from harness.augment import Augment
 from harness.data import AUDataset, LabelledImages, cache_root
 from harness.errors import UserError
 from harness.fileio import atomic_open, atomic_path, check_output_folder
-from harness.metrics import SCORE_KEYS, bootstrap_ci, challenge_score, sigmoid
+from harness.benchmark import benchmark_of
+from harness.metrics import (SCORE_KEYS, Metric, bootstrap_ci, challenge_score, default_metric, get_metric,
+                             named, sigmoid)
 from harness.progress import note
 from harness.protocols import IR_NORMALIZATION, capabilities
 from harness.recipe import Recipe
 from harness.registry import get_registry
 from harness.results import REPORTS, FoldResult, RunResult, read_only
+from harness.rounds import Split, evaluation_splits
 from harness.run_folder import RunFolder, new_run_folder, run_folders
+from harness.schema import POSITIVE, UNKNOWN
 from harness.smoothing import smooth_by_group
 from harness.training import (Checkpoint, StageConfig, Task, derive_seed, predict_logits, resolve_device,
                               train_stage)
@@ -47,14 +52,7 @@ from harness.weights import load_weights
 DRY_BUILD_OUTPUTS = 2
 
 
-@dataclass
-class Split:
-    """Row indices of one evaluation round (the fixed split, or one CV fold)."""
-
-    name: str
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
+PROTOCOL = "protocol"  # the key of state.json and result.json that records RunPlan.protocol
 
 
 @dataclass(frozen=True)
@@ -72,6 +70,9 @@ class RunPlan:
     splits: tuple[Split, ...]
     views: tuple[str, ...]
     pretrained: tuple[str, ...]  # the views with a pretraining stage
+    # how rounds were drawn (benchmark, metric, the fold manifest and its sha256, repeats):
+    # recorded in state.json, result.json and the tracking run
+    protocol: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def pretrain_stage(view: str) -> str:
@@ -97,9 +98,14 @@ def plan_run(recipe: Recipe, dataset: AUDataset) -> RunPlan:
     """The :class:`RunPlan` of ``recipe`` on ``dataset`` (refuses a dataset without the
     recipe's evaluation rounds)."""
     device = device_of(recipe)
+    benchmark = benchmark_of(dataset.schema)
+    evaluation = recipe.evaluation
+    protocol = {"benchmark": benchmark.name, "metric": benchmark.metric, "mode": evaluation.mode,
+                **({"folds": evaluation.folds, "repeats": evaluation.repeats} if evaluation.mode == "kfold" else {}),
+                **dataset.partition}
     return RunPlan(device, threads.plan(device, recipe.train.workers, local_ranks=distributed.local_world_size()),
                    tuple(evaluation_splits(dataset, recipe)), tuple(recipe.views),
-                   tuple(v for v, spec in recipe.views.items() if spec.pretrain != "none"))
+                   tuple(v for v, spec in recipe.views.items() if spec.pretrain != "none"), protocol)
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,8 @@ def _prepare_run(recipe: Recipe, plan: RunPlan, resume: bool) -> RunContext:
     folder = new_run_folder(recipe.run.output, recipe.run.name)
     run_id = hashlib.sha1(f"{folder.path.resolve()}/{time.time_ns()}".encode()).hexdigest()[:16]
     info = RunContext(recipe, folder, run_id, False, plan,
-                      {RunFolder.RUN_ID: run_id, RunFolder.DIGEST: digest, RunFolder.FINISHED: False})
+                      {RunFolder.RUN_ID: run_id, RunFolder.DIGEST: digest, RunFolder.FINISHED: False,
+                       PROTOCOL: plan.protocol})
     with atomic_open(folder.recipe_file) as fh:
         fh.write(recipes.dumps(recipe))
     info.save_state()
@@ -321,27 +328,6 @@ def align(images: list[Path], recipe: Recipe, landmarks: np.ndarray | None = Non
                        rank=distributed.rank(), world_size=distributed.world_size())
 
 
-# ------------------------------------------------------------------ splits
-def evaluation_splits(dataset: AUDataset, recipe: Recipe) -> list[Split]:
-    """The fixed train/val/test split, or K folds (fold k tests, fold k+1 validates)."""
-    evaluation = recipe.evaluation
-    if evaluation.mode == "split":
-        missing = {"train", "val", "test"} - set(dataset.splits)
-        if missing:
-            raise UserError(f"dataset {dataset.name!r} has no {'/'.join(sorted(missing))} split; "
-                            f"use evaluation.mode = \"kfold\"")
-        return [Split("split", dataset.splits["train"], dataset.splits["val"], dataset.splits["test"])]
-    k = evaluation.folds
-    folds = dataset.folds
-    if folds is None or len(np.unique(folds)) != k:
-        from harness.splits import iterative_stratification
-
-        folds = iterative_stratification(dataset.labels, k, recipe.run.seed)
-    rows = np.arange(len(dataset))
-    return [Split(f"fold/{f}", rows[(folds != f) & (folds != (f + 1) % k)], rows[folds == (f + 1) % k],
-                  rows[folds == f]) for f in range(k)]
-
-
 # ---------------------------------------------------------------- training
 def stage_config(recipe: Recipe, plan: RunPlan, pretraining: bool = False) -> StageConfig:
     train = recipe.train
@@ -427,18 +413,19 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
     ens_stage = RunPlan.ensemble_stage(split.name)
     info.announce(ens_stage)
     hooks().auh_stage_start(run=info.view, stage=ens_stage)
-    ensembler = recipes.build("ensembler", recipe.ensembler)
+    metric = dataset_metric(dataset)
+    ensembler = build_for_metric("ensembler", recipe.ensembler, metric)
     if "fit" in capabilities(ensembler):
-        ensembler.fit(val_probs, labels[split.val], recipes.build("thresholder", recipe.thresholder))
+        ensembler.fit(val_probs, labels[split.val], make_thresholder(recipe, metric))
     val_ens = smooth(ensembler.combine(val_probs, logits=val_logits), split.val)
     test_ens = smooth(ensembler.combine(test_probs, logits=test_logits), split.test)
-    thresholds = fit_thresholds(recipe, val_ens, labels[split.val])
+    thresholds = fit_thresholds(recipe, val_ens, labels[split.val], metric)
     test_pred = (test_ens >= thresholds).astype(np.int64)
-    score = challenge_score(test_pred, labels[split.test], aus)
+    score = challenge_score(test_pred, labels[split.test], aus, metric)
     for i, view in enumerate(recipe.views):  # each view alone, thresholded the same way
         view_pred = smooth(test_probs[i], split.test) >= fit_thresholds(
-            recipe, smooth(val_probs[i], split.val), labels[split.val])
-        view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus)["final"]
+            recipe, smooth(val_probs[i], split.val), labels[split.val], metric)
+        view_scores[view] = challenge_score(view_pred.astype(np.int64), labels[split.test], aus, metric)["final"]
     artifacts = (_save_predictions(info.folder.ensemble_files(ens_stage), dataset, split, aus, val_ens,
                                    thresholds, test_pred) if distributed.is_main() else {})
     metrics = {**{k: score[k] for k in SCORE_KEYS}, **{f"view/{v}/final": s for v, s in view_scores.items()}}
@@ -448,9 +435,32 @@ def run_split(info: RunContext, split: Split, dataset: AUDataset, faces: Any,
                       ensembler, normalization)
 
 
-def fit_thresholds(recipe: Recipe, val_probs: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
+def dataset_metric(dataset: AUDataset) -> Metric:
+    """The metric of the benchmark the dataset's schema names: what every score of a run uses."""
+    return get_metric(benchmark_of(dataset.schema).metric)
+
+
+def make_thresholder(recipe: Recipe, metric: Metric) -> Any:
+    """The recipe's thresholder; one whose factory takes ``metric`` (``search``) maximizes
+    the benchmark's per-AU score unless the recipe names a metric itself."""
+    return build_for_metric("thresholder", recipe.thresholder, metric)
+
+
+def build_for_metric(kind: str, spec: Any, metric: Metric) -> Any:
+    """The component ``spec`` names, given the benchmark's ``metric`` (its name) when its
+    factory takes one and the recipe sets none."""
+    component, _ = get_registry().get(kind, spec.name)
+    try:
+        takes = "metric" in inspect.signature(component.factory).parameters
+    except (TypeError, ValueError):  # a factory without a signature: nothing to pass
+        takes = False
+    return recipes.build(kind, spec, **({"metric": metric.name} if takes else {}))
+
+
+def fit_thresholds(recipe: Recipe, val_probs: np.ndarray, val_labels: np.ndarray,
+                   metric: Metric | None = None) -> np.ndarray:
     """Per-AU thresholds from the recipe's thresholder, fitted on validation rows only."""
-    thresholder = recipes.build("thresholder", recipe.thresholder).fit(val_probs, val_labels)
+    thresholder = make_thresholder(recipe, metric or default_metric()).fit(val_probs, val_labels)
     return np.asarray(thresholder.thresholds_, dtype=float)
 
 
@@ -484,7 +494,8 @@ def finetune_view(info: RunContext, stage: str, view: str, split: Split, dataset
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         probs = sigmoid(predict_logits(m, val_crops, size, device=cfg.device, channels_last=cfg.channels_last))
-        s = challenge_score((probs >= 0.5).astype(np.int64), labels[val_rows], list(dataset.schema.aus))
+        s = challenge_score((probs >= 0.5).astype(np.int64), labels[val_rows], list(dataset.schema.aus),
+                            dataset_metric(dataset))
         out = {f"val/{k}": s[k] for k in SCORE_KEYS}
         out.update({f"au/{au}/f1": v["f1"] for au, v in s["per_au"].items() if v["f1"] is not None})
         return {k: v for k, v in out.items() if v is not None}
@@ -565,7 +576,7 @@ def epoch_line(stage: str, epoch: int, epochs: int, metrics: dict[str, float]) -
 
 def _save_predictions(paths: dict[str, Path], dataset: AUDataset, split: Split, aus: list[str],
                       val_probs: np.ndarray, thresholds: np.ndarray, test_pred: np.ndarray) -> dict[str, str]:
-    from harness.labels import write_labels
+    from harness.labels import write_predictions
 
     paths["thresholds"].parent.mkdir(parents=True, exist_ok=True)
     names = dataset.names
@@ -574,7 +585,7 @@ def _save_predictions(paths: dict[str, Path], dataset: AUDataset, split: Split, 
     with atomic_path(paths["val_probs"]) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, probs=val_probs, labels=dataset.labels[split.val],
                  names=np.array([names[i] for i in split.val]))
-    write_labels(paths["test_submission"], [names[i] for i in split.test], test_pred, dataset.schema)
+    write_predictions(paths["test_submission"], [names[i] for i in split.test], test_pred, dataset.schema)
     return {k: str(v) for k, v in paths.items()}
 
 
@@ -599,10 +610,11 @@ def baselines(dataset: AUDataset, splits: list[Split] | tuple[Split, ...], seed:
     draws = []
     for split in splits:
         train = labels[split.train]
-        prior = (train == 1).sum(0) / np.maximum((train != 999).sum(0), 1)
+        prior = (train == POSITIVE).sum(0) / np.maximum((train != UNKNOWN).sum(0), 1)
         draws.append((rng.random((len(split.test), len(aus))) < prior).astype(np.int64))
-    return {"all_zeros": challenge_score(np.zeros((len(test), len(aus)), np.int64), labels[test], aus),
-            "prior": challenge_score(np.concatenate(draws), labels[test], aus)}
+    metric = dataset_metric(dataset)
+    return {"all_zeros": challenge_score(np.zeros((len(test), len(aus)), np.int64), labels[test], aus, metric),
+            "prior": challenge_score(np.concatenate(draws), labels[test], aus, metric)}
 
 
 def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset, aus: list[str],
@@ -612,17 +624,23 @@ def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset,
     recipe = info.recipe
     test_rows = np.concatenate([f.test_rows for f in folds])
     pred = np.concatenate([f.test_pred for f in folds])
-    scores = challenge_score(pred, dataset.labels[test_rows], aus)
+    metric = dataset_metric(dataset)
+    scores = {**challenge_score(pred, dataset.labels[test_rows], aus, metric),
+              **named(benchmark_of(dataset.schema).name, metric)}
     if recipe.evaluation.bootstrap:
         scores["ci95"] = bootstrap_ci(pred, dataset.labels[test_rows], recipe.evaluation.bootstrap,
-                                      seed=recipe.run.seed)
+                                      seed=recipe.run.seed, metric=metric)
     finals = np.array([f.score["final"] for f in folds], dtype=float)
     first = folds[0]
     if distributed.is_main():  # the first split's models: the fixed split, or fold 0 of k
         from harness.bundle import save_bundle
 
-        save_test_predictions(info.folder.test_predictions, [dataset.names[i] for i in test_rows], pred,
-                              dataset.labels[test_rows], aus)
+        # With repeated partitions a row is tested once per partition: its name says which,
+        # so `auh compare` pairs arms on the same (seed, partition) row by row.
+        names = dataset.names
+        tested = [(f"partition-{s.partition}/" if recipe.evaluation.repeats > 1 else "") + names[i]
+                  for s in info.plan.splits for i in s.test]
+        save_test_predictions(info.folder.test_predictions, tested, pred, dataset.labels[test_rows], aus)
         save_bundle(info.folder.bundle, recipe, dataset.schema,
                     {v: info.folder.final_weights(RunPlan.finetune_stage(first.name, v)) for v in recipe.views},
                     first.thresholds, first.ensembler, first.normalization)
@@ -634,4 +652,4 @@ def pool_and_save(info: RunContext, folds: list[FoldResult], dataset: AUDataset,
         baselines=baselines(dataset, info.plan.splits, recipe.run.seed),
         faces={"n": len(faces.found), "not_found": int(np.sum(~np.asarray(faces.found, bool)))},
         bundle=str(info.folder.bundle), out_dir=str(info.out_dir), aus=tuple(aus),
-        val_labels=dataset.labels[first.val_rows])
+        val_labels=dataset.labels[first.val_rows], protocol=info.plan.protocol)

@@ -331,7 +331,9 @@ class Reader(Protocol):
         Returns
         -------
         harness.tooloutput.ToolOutput
-            Columns are ENC AU names. A missing or malformed input raises
+            Columns are AU names (``"AU12"``). A reader factory may take ``aus``,
+            the benchmark's AU names, and keep only those (the scorer passes them;
+            it maps any reader's AUs onto the benchmark's). A missing or malformed input raises
             :class:`harness.errors.UserError` naming the file, the line and
             what was expected.
         """

@@ -35,8 +35,9 @@ method, so a field's declaration lives with whoever owns its meaning:
   below: its type is the annotation, its default and range are the
   :func:`setting` call (``lr: float = setting(0.01, "a number > 0", _pos)``).
   Adding a setting (say ``benchmark: str = setting("")`` in
-  :class:`EvaluationSettings`) is that one line; a new section is one more
-  dataclass and one line in :class:`Recipe`.
+  :class:`EvaluationSettings`) is that one line (with ``added=True``, so that
+  recipes which leave it at its default keep their digest); a new section is
+  one more dataclass and one line in :class:`Recipe`.
 * A *component section* (``dataset``, ``aligner``, ``sampler``, ``loss``,
   ``ensembler``, ``thresholder``, ``smoother``, and each view's ``backbone``) is declared
   here as a stage (:class:`ComponentSpec`: a registry name and the factory's
@@ -66,6 +67,7 @@ else:  # pragma: no cover
 
 from harness.errors import UserError
 from harness.fileio import check_input_file
+from harness.results import plain as thaw  # freeze's inverse: plain dicts and lists
 from harness.metrics import MAX_RESAMPLES
 
 DEFAULT_RECIPE = "defaults.toml"  # package data of plugins.recipes: the default components and views
@@ -110,19 +112,15 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def thaw(value: Any) -> Any:
-    """:func:`freeze`'s inverse: plain dicts and lists (what TOML reads, what plugins get)."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [thaw(v) for v in value]
-    return value
-
-
 # ------------------------------------------------------------------ settings
-def setting(default: Any, expect: str = "", check: Callable[[Any], bool] | None = None) -> Any:
-    """A setting's default and range: ``check(value)`` must hold, ``expect`` says what it wants."""
-    return field(default=default, metadata={"check": check, "expect": expect})
+def setting(default: Any, expect: str = "", check: Callable[[Any], bool] | None = None,
+            added: bool = False) -> Any:
+    """A setting's default and range: ``check(value)`` must hold, ``expect`` says what it wants.
+
+    ``added``: a setting added after recipes were first written and hashed; it is written
+    only when it is not its default, so every recipe that leaves it alone keeps its text
+    and digest (and its run folders and arm-seeds are found again)."""
+    return field(default=default, metadata={"check": check, "expect": expect, "added": added})
 
 
 def _nonneg(v: Any) -> bool:
@@ -143,7 +141,8 @@ def _one_of(*options: str) -> Callable[[Any], bool]:
 
 
 def _to_dict(section: Any) -> dict[str, Any]:
-    return {f.name: thaw(getattr(section, f.name)) for f in dataclasses.fields(section)}
+    return {f.name: thaw(getattr(section, f.name)) for f in dataclasses.fields(section)
+            if not (f.metadata.get("added") and getattr(section, f.name) == f.default)}
 
 
 @dataclass(frozen=True)
@@ -167,6 +166,8 @@ class EvaluationSettings:
     folds: int = setting(5, "an integer >= 3 (a fold tests, the next validates, the rest train)",
                          lambda v: v >= 3)
     bootstrap: int = setting(1000, f"an integer from 0 to {MAX_RESAMPLES}", lambda v: 0 <= v <= MAX_RESAMPLES)
+    repeats: int = setting(1, "an integer from 1 to 100 (kfold: partitions, reshuffled by seed)",
+                           lambda v: 1 <= v <= 100, added=True)
 
 
 @dataclass(frozen=True)

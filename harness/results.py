@@ -127,6 +127,10 @@ class RunResult(_ReadOnly):
         The AU columns, in order.
     reports : mapping
         What lifecycle plugins reported (the reports rule: the module docstring).
+    protocol : mapping
+        How the rounds were drawn: ``benchmark`` and ``metric`` (what ``final`` is),
+        ``mode``, and where there are, ``folds``, ``repeats``, the fold ``manifest``
+        and its ``manifest_sha256``.
 
     The headline numbers are attributes too (``final``, ``accuracy`` (also
     ``acc``), ``f1``, ``per_au``, ``ci95``), and ``result["scores"]``-style
@@ -146,6 +150,7 @@ class RunResult(_ReadOnly):
     aus: tuple[str, ...]
     val_labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0), np.int64))
     reports: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    protocol: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def final(self) -> float:
@@ -174,7 +179,7 @@ class RunResult(_ReadOnly):
         return {"scores": plain(self.scores), "folds": [plain(f.score) for f in self.folds],
                 "cv": plain(self.cv), "view_final": plain(self.view_final),
                 "baselines": plain(self.baselines), "faces": plain(self.faces), "bundle": self.bundle,
-                "out_dir": self.out_dir}
+                "out_dir": self.out_dir, "protocol": plain(self.protocol)}
 
     def validation(self) -> dict[str, Any]:
         """The first round's validation predictions: ``probs``, ``labels``, ``aus``, ``thresholds``."""

@@ -40,6 +40,11 @@ class StageFiles:
     TEST_SUBMISSION = "test_submission.csv"
 
 
+def file_in(folder: str, name: str) -> property:
+    """A read-only attribute: the path ``name`` inside the folder held by attribute ``folder``."""
+    return property(lambda self: getattr(self, folder) / name, doc=f"``{name}`` in the folder")
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """A run folder and the paths of everything in it (see the module docstring)."""
@@ -57,25 +62,11 @@ class RunFolder:
     DIGEST = "recipe_sha256"
     FINISHED = "finished"
 
-    @property
-    def state_file(self) -> Path:
-        return self.path / self.STATE
-
-    @property
-    def recipe_file(self) -> Path:
-        return self.path / self.RECIPE
-
-    @property
-    def result_file(self) -> Path:
-        return self.path / self.RESULT
-
-    @property
-    def test_predictions(self) -> Path:
-        return self.path / self.TEST_PREDICTIONS
-
-    @property
-    def bundle(self) -> Path:
-        return self.path / self.BUNDLE
+    state_file = file_in("path", STATE)
+    recipe_file = file_in("path", RECIPE)
+    result_file = file_in("path", RESULT)
+    test_predictions = file_in("path", TEST_PREDICTIONS)
+    bundle = file_in("path", BUNDLE)
 
     def stage(self, stage: str) -> Path:
         """The folder of ``stage`` (a '/'-path such as ``split/face/finetune``)."""

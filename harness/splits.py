@@ -6,13 +6,24 @@ rarest label is distributed first, each of its rows going to the fold that
 still wants the most of that label. It keeps every label's positive rate
 close to equal across folds, which a random split does not for rare AUs.
 Labels are coded 1 / 0 / 999; only 1 counts as positive.
+
+Where rows belong to people (frames of BP4D, DISFA, Aff-Wild2), folds are
+subject-exclusive instead: a :class:`FoldManifest` (a standard partition,
+shipped as a JSON file of subject lists per fold; its sha256 is recorded in
+every run) or a seeded :func:`subject_folds`, and a round's validation
+subjects are held out of its training subjects (:func:`subject_holdout`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from harness.errors import UserError
 from harness.schema import POSITIVE
 
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
@@ -95,3 +106,95 @@ def train_val_test_split(labels: np.ndarray, fractions: Sequence[float] = (0.7, 
         raise ValueError(f"fractions must be (train, val, test), got {list(fractions)}")
     part = iterative_stratification(labels, 3, seed=seed, proportions=fractions)
     return {name: np.flatnonzero(part == i) for i, name in enumerate(SPLIT_NAMES)}
+
+
+# ------------------------------------------------- subject-exclusive protocols
+VAL_SUBJECT_SHARE = 0.2  # of a round's training subjects, held out to fit thresholds and select
+
+
+@dataclass(frozen=True)
+class FoldManifest:
+    """A standard partition: the subjects of each fold, from a JSON file
+    ``{"folds": [[subject, ...], ...], "source": "..."}``; ``sha256`` is the file's."""
+
+    path: str
+    folds: tuple[tuple[str, ...], ...]
+    sha256: str
+    source: str = ""
+
+    def describe(self) -> dict[str, str]:
+        """What a run records of it (state.json, result.json, MLflow tags)."""
+        return {"manifest": self.path, "manifest_sha256": self.sha256}
+
+
+def read_manifest(path: str | Path, where: str = "fold manifest") -> FoldManifest:
+    """Read and check a fold manifest: at least 2 folds, each a non-empty list of
+    subject names, no subject in two folds."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        manifest = json.loads(data.decode("utf-8"))
+    except OSError as exc:
+        raise UserError(f"{where}: cannot read {str(path)!r} ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{where}: {str(path)!r} is not JSON ({exc})") from None
+    folds = manifest.get("folds") if isinstance(manifest, dict) else None
+    if not isinstance(folds, list) or len(folds) < 2 or not all(
+            isinstance(f, list) and f and all(isinstance(s, str) and s for s in f) for f in folds):
+        raise UserError(f"{where}: {str(path)!r}: expected {{\"folds\": [[subject, ...], ...]}} "
+                        f"with at least 2 non-empty folds of subject names")
+    seen: dict[str, int] = {}
+    for k, fold in enumerate(folds):
+        for subject in fold:
+            if subject in seen:
+                raise UserError(f"{where}: {str(path)!r}: subject {subject!r} is in fold {seen[subject]} "
+                                f"and fold {k}; a subject belongs to one fold")
+            seen[subject] = k
+    return FoldManifest(str(path), tuple(tuple(f) for f in folds), hashlib.sha256(data).hexdigest(),
+                        str(manifest.get("source", "")))
+
+
+def manifest_folds(subjects: Sequence[str], manifest: FoldManifest, where: str = "fold manifest") -> np.ndarray:
+    """Each row's fold under ``manifest`` (``subjects``: each row's subject). A subject the
+    manifest does not list, or a fold left with no row, is an error."""
+    index = {s: k for k, fold in enumerate(manifest.folds) for s in fold}
+    missing = sorted({s for s in subjects if s not in index})
+    if missing:
+        raise UserError(f"{where}: subjects {', '.join(missing[:5])} are in no fold of {manifest.path}")
+    folds = np.array([index[s] for s in subjects], dtype=np.int64)
+    empty = [k for k in range(len(manifest.folds)) if not (folds == k).any()]
+    if empty:
+        raise UserError(f"{where}: fold {empty[0]} of {manifest.path} has no row in the data "
+                        f"(none of its subjects {', '.join(manifest.folds[empty[0]][:5])}, ...)")
+    return folds
+
+
+def subject_folds(subjects: Sequence[str] | np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
+    """A seeded subject-exclusive partition: subjects shuffled, then dealt in that order, each
+    to the fold with the fewest rows so far (folds stay close in size). ``fold[N]``."""
+    subjects = np.asarray(subjects)
+    names, inverse, counts = np.unique(subjects, return_inverse=True, return_counts=True)
+    if len(names) < n_folds:
+        raise UserError(f"{len(names)} subjects cannot fill {n_folds} subject-exclusive folds")
+    order = np.random.default_rng(seed).permutation(len(names))
+    size = np.zeros(n_folds, dtype=np.int64)
+    of_subject = np.empty(len(names), dtype=np.int64)
+    for s in order:
+        f = int(np.argmin(size))
+        of_subject[s] = f
+        size[f] += counts[s]
+    return of_subject[inverse]
+
+
+def subject_holdout(rows: np.ndarray, subjects: np.ndarray, seed: int = 0,
+                    share: float = VAL_SUBJECT_SHARE) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, val)`` of ``rows``: a seeded ``share`` of their subjects (at least one, and
+    one left to train) goes to validation, whole."""
+    rows = np.asarray(rows)
+    names = np.unique(subjects[rows])
+    if len(names) < 2:
+        raise UserError(f"{len(names)} training subject(s): need 2 or more to hold one out for validation")
+    n_val = min(len(names) - 1, max(1, int(round(share * len(names)))))
+    held = np.random.default_rng(seed).permutation(names)[:n_val]
+    val = np.isin(subjects[rows], held)
+    return rows[~val], rows[val]

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from harness.augment import Augment, model_input
 from harness.fileio import atomic_open, atomic_path
 from harness.progress import progress
-from harness.run_folder import StageFiles
+from harness.run_folder import StageFiles, file_in
 from harness.protocols import capabilities
 from harness import distributed
 from harness.errors import UserError
@@ -140,13 +140,8 @@ class Checkpoint:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auh-checkpoint") if background else None
         self._pending: Future | None = None
 
-    @property
-    def done_file(self) -> Path:
-        return self.folder / StageFiles.DONE
-
-    @property
-    def final_file(self) -> Path:
-        return self.folder / StageFiles.FINAL
+    done_file = file_in("folder", StageFiles.DONE)
+    final_file = file_in("folder", StageFiles.FINAL)
 
     def is_done(self) -> bool:
         return self.done_file.is_file()

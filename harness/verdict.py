@@ -161,7 +161,8 @@ class Verdict:
 def paired_verdict(seeds: Sequence[int], preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray],
                    truths: Sequence[np.ndarray], aus: Sequence[str], *, a_name: str = "A",
                    b_name: str = "B", resamples: int = metrics.DEFAULT_RESAMPLES, seed: int = 0,
-                   runs: dict[str, Sequence[str]] | None = None) -> Verdict:
+                   runs: dict[str, Sequence[str]] | None = None,
+                   metric: metrics.Metric | None = None) -> Verdict:
     """The verdict from each seed's test predictions of both arms.
 
     Parameters
@@ -173,6 +174,7 @@ def paired_verdict(seeds: Sequence[int], preds_a: Sequence[np.ndarray], preds_b:
     aus : the C AU names.
     resamples : bootstrap resamples, for the image pool of each seed and for the seed level.
     seed : seeds the bootstrap (the same inputs and seed give the same verdict).
+    metric : the benchmark's metric, which ``final`` is (default: the default benchmark's).
     """
     n = len(seeds)
     if n < 2:
@@ -181,8 +183,8 @@ def paired_verdict(seeds: Sequence[int], preds_a: Sequence[np.ndarray], preds_b:
         raise ValueError(f"{n} seeds but {len(preds_a)}/{len(preds_b)}/{len(truths)} prediction sets")
     if not 1 <= resamples <= metrics.MAX_RESAMPLES:
         raise ValueError(f"resamples must be in 1..{metrics.MAX_RESAMPLES}")
-    observed = [[_observed(p, t) for p, t in zip(preds, truths)] for preds in (preds_a, preds_b)]
-    pools = [_diff_pool(pa, pb, t, resamples, seed + i)
+    observed = [[_observed(p, t, metric) for p, t in zip(preds, truths)] for preds in (preds_a, preds_b)]
+    pools = [_diff_pool(pa, pb, t, resamples, seed + i, metric)
              for i, (pa, pb, t) in enumerate(zip(preds_a, preds_b, truths))]
     boot = _two_level(pools, resamples, np.random.default_rng([seed, n]))
 
@@ -263,18 +265,18 @@ def t_quantile(df: int) -> float:
 
 
 # ------------------------------------------------------------------ helpers
-def _observed(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+def _observed(pred: np.ndarray, truth: np.ndarray, metric: metrics.Metric | None) -> dict[str, Any]:
     acc, f1, _ = metrics.per_au_scores(*metrics.per_au_counts(pred, truth))
-    final, mean_acc, mean_f1 = metrics.summarize(acc, f1)
+    final, mean_acc, mean_f1 = metrics.summarize(acc, f1, metric)
     return {"final": float(final), "accuracy": float(mean_acc), "f1": float(mean_f1),
             "au_accuracy": acc, "au_f1": f1}
 
 
 def _diff_pool(pred_a: np.ndarray, pred_b: np.ndarray, truth: np.ndarray, resamples: int,
-               seed: int) -> dict[str, np.ndarray]:
+               seed: int, metric: metrics.Metric | None) -> dict[str, np.ndarray]:
     """B - A of every statistic on ``resamples`` image resamples of one seed (the same for both arms)."""
     acc, f1 = metrics.bootstrap_scores([pred_a, pred_b], truth, resamples, seed)  # [R, 2, C]
-    final, mean_acc, mean_f1 = metrics.summarize(acc, f1)  # [R, 2]
+    final, mean_acc, mean_f1 = metrics.summarize(acc, f1, metric)  # [R, 2]
     return {"final": final[:, 1] - final[:, 0], "accuracy": mean_acc[:, 1] - mean_acc[:, 0],
             "f1": mean_f1[:, 1] - mean_f1[:, 0], "au_accuracy": acc[:, 1] - acc[:, 0],
             "au_f1": f1[:, 1] - f1[:, 0]}

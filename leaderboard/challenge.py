@@ -15,8 +15,9 @@
     start = 2026-01-15               # optional dates (TOML dates or date-times, UTC),
     end = 2026-03-31T23:59:00        # used by `auh export` for the platforms' phases
 
-Rows are public or private by a hash of ``salt/phase/image name``: the split
-is fixed by the file, independent of row order, and the same in every run.
+Rows are public or private by a hash of ``salt/phase/image name`` (for a
+frame-level truth, the video's name: a video is public or private whole): the
+split is fixed by the file, independent of row order, and the same in every run.
 """
 from __future__ import annotations
 

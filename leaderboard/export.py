@@ -204,7 +204,7 @@ def public_truth(checked: Checked, phase: str) -> bytes:
     from harness.schema import UNKNOWN
 
     challenge, truth = checked.challenge, checked.truths[phase]
-    private = ~challenge.public_mask(challenge.phases[phase], truth.names)
+    private = ~challenge.public_mask(challenge.phases[phase], truth.split_keys)
     if private.any() and not challenge.benchmark.coding.unknown:
         raise UserError(f"phases.{phase}: benchmark {challenge.benchmark.name!r} has no code for an "
                         f"unknown label, so its private rows cannot be kept off the platform; "

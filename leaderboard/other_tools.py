@@ -34,6 +34,7 @@ the tool's files into a :class:`harness.tooloutput.ToolOutput`.
 """
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,9 +96,12 @@ class Prediction:
     derived: tuple[str, ...] = ()  # head-pose AUs derived from pose angles
 
 
-def read_output(tool: str, path: str | os.PathLike) -> ToolOutput:
-    """What the reader ``tool`` reads from ``path``."""
-    reader = harness.create("reader", tool)
+def read_output(tool: str, path: str | os.PathLike, aus: Sequence[str] | None = None) -> ToolOutput:
+    """What the reader ``tool`` reads from ``path``; a reader whose factory takes ``aus``
+    is given the benchmark's AUs (the others keep their own AU names; the scorer
+    maps them onto the benchmark's)."""
+    takes_aus = "aus" in inspect.signature(harness.get_registry().get("reader", tool)[0].factory).parameters
+    reader = harness.create("reader", tool, **({"aus": tuple(aus)} if takes_aus and aus is not None else {}))
     if not Path(path).exists():
         raise UserError(f"{path}: no such file or folder (the {tool} output)")
     try:
@@ -116,7 +120,7 @@ def predict(tool: str, path: str | os.PathLike, truth_names: Sequence[str], aus:
     if rules.pose_aus and fitted is None:
         raise UserError("--pose-aus: expected --fit-thresholds VAL_TRUTH VAL_OUTPUT too (head-pose "
                         "AUs are derived by thresholds fitted on validation data)")
-    out = read_output(tool, path)
+    out = read_output(tool, path, aus)
     covered, derived = covered_aus(out, aus, rules)
     if not covered:
         raise UserError(f"{path}: the {tool} output predicts none of the schema's AUs")
@@ -145,7 +149,7 @@ def fit_thresholds(tool: str, path: str | os.PathLike, truth_names: Sequence[str
 
     Validation images the tool missed are left out of the fit.
     """
-    out = read_output(tool, path)
+    out = read_output(tool, path, aus)
     rows = assign(out, truth_names, rules.map_path, rules.frame_name)
     chosen, _ = choose_faces(out, rows, len(truth_names), rules.face)
     found = chosen >= 0

@@ -182,7 +182,7 @@ def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pi
     truth = scoring.load_truth(truth_path, challenge.benchmark)
     keep = np.ones(len(truth.names), dtype=bool)
     if view != "all":
-        public = challenge.public_mask(phase, truth.names)
+        public = challenge.public_mask(phase, truth.split_keys)
         keep = public if view == "public" else ~public
     stale = [r.team for r in rows if r.entry.truth_sha256 != truth.sha256]
     if stale:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from harness.benchmark import DEFAULT_BENCHMARK, Benchmark
+from harness.benchmark import Benchmark
 from harness.errors import UserError
 from harness.fileio import sha256_file
 from harness.layouts import Videos, read_predictions, read_truth, write_submission
-from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, Metric, bootstrap_ci, challenge_score
+from harness.metrics import DEFAULT_RESAMPLES, DEFAULT_SEED, Metric, bootstrap_ci, challenge_score, named
 from leaderboard.challenge import Challenge, Phase
 
 if TYPE_CHECKING:  # the recording side's modules load only when a score is recorded
@@ -45,6 +45,14 @@ class Truth:
     def groups(self) -> np.ndarray | None:
         """The video of each row (the bootstrap's unit), or None for images."""
         return None if self.videos is None else self.videos.group_of_rows()
+
+    @property
+    def split_keys(self) -> list[str]:
+        """What the public/private split hashes, per row: the image name, or the frame's
+        video (a video is public or private whole)."""
+        if self.videos is None:
+            return self.names
+        return [self.videos.names[g] for g in self.groups.tolist()]
 
 
 @dataclass
@@ -93,8 +101,8 @@ def scorecard(pred: np.ndarray, truth: np.ndarray, aus: tuple[str, ...],
         ci = bootstrap_ci(pred, truth, resamples, seed, metric=metric, groups=groups)
     ordered = {k: score[k] for k in ("final", "accuracy", "f1", "n_images")}
     ordered["ci95"] = ci
-    if bench is not None and metric is not None and bench.name != DEFAULT_BENCHMARK:
-        ordered.update(benchmark=bench.name, metric=metric.name, headline=metric.headline)
+    if bench is not None and metric is not None:
+        ordered.update(named(bench.name, metric))
     ordered.update((k, v) for k, v in score.items() if k not in ordered)
     return ordered
 
@@ -123,7 +131,7 @@ def validate_and_score(challenge: Challenge, phase: Phase, submission: Path,
     card = _card(challenge, truth, pred, resamples, seed)
     result = Result(card(np.ones(len(truth.names), dtype=bool)))
     if phase.has_private:
-        public = challenge.public_mask(phase, truth.names)
+        public = challenge.public_mask(phase, truth.split_keys)
         for view, rows in zip(VIEWS, (public, ~public)):
             result.views[view] = card(rows)
     return truth, result
@@ -262,7 +270,7 @@ def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submiss
     if "covered" in result.score:
         metrics.update(ledger.score_metrics(result.score["covered"], prefix="covered/", per_au=False))
     if phase.has_private:
-        public = challenge.public_mask(phase, truth.names)
+        public = challenge.public_mask(phase, truth.split_keys)
         for view, mask in zip(VIEWS, (public, ~public)):
             result.views[view] = card(mask)
             metrics.update(ledger.score_metrics(result.views[view], prefix=f"{view}/"))

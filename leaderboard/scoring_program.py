@@ -25,6 +25,8 @@ import html
 import json
 import math
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -147,9 +149,26 @@ def evaluate(test_annotation_file: str, user_submission_file: str, phase_codenam
     :class:`UserError` with its one-line reason.
     """
     config = load_config(Path(__file__).resolve().parent.parent / CONFIG)
-    result = score(config, phase_codename, Path(test_annotation_file), Path(user_submission_file))
+    submission = Path(user_submission_file)
+    if zipfile.is_zipfile(submission):  # a zip of per-video files (a video benchmark)
+        with tempfile.TemporaryDirectory() as tmp:
+            _unzip(submission, Path(tmp))
+            found = _submission(Path(tmp), Benchmark.from_dict(config["benchmark"]))
+            result = score(config, phase_codename, Path(test_annotation_file), found)
+    else:
+        result = score(config, phase_codename, Path(test_annotation_file), submission)
     scores = leaderboard_scores(result.score)
     return {"result": [{"public": scores}], "submission_result": scores}
+
+
+def _unzip(archive: Path, into: Path) -> None:
+    """Extract a participant's zip, refusing members that would land outside ``into``."""
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.namelist():
+            target = (into / member).resolve()
+            if not target.is_relative_to(into.resolve()):
+                raise UserError(f"{archive.name}: member {member!r} points outside the archive")
+        zf.extractall(into)
 
 
 def main(argv: list[str] | None = None) -> int:

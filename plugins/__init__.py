@@ -17,6 +17,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.smoothers",
     "plugins.tracking",
     "plugins.datasets",
+    "plugins.benchmark_datasets",
     "plugins.readers",
     "plugins.benchmarks",
     "plugins.recipes.ablation",

@@ -5,8 +5,6 @@ Also adds ``auh synth OUT`` to write the synthetic benchmark to a folder.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,27 +42,7 @@ def synth(n: int = 2000, seed: int = 0, size: int = 112, identities: int = 200, 
     params = writer.SynthParams(n=n, seed=seed, size=size, identities=identities,
                                 per_identity=per_identity, per_expression=per_expression)
     folder = (Path(cache).expanduser() if cache else cache_root() / "synth") / params.key()
-    if (folder / "meta.json").is_file() and (bad := writer.damaged(folder)):
-        note(f"synth: cached benchmark {folder} fails its checksums ({len(bad)} files, e.g. "
-             f"{bad[0]}); rebuilding it")
-        _discard(folder)
-    if not (folder / "meta.json").is_file():
-        try:
-            writer.generate(folder, params, workers=workers)
-        except OSError:
-            if not (folder / "meta.json").is_file():  # not a concurrent run that finished first
-                raise
-    return writer.load(folder)
-
-
-def _discard(folder: Path) -> None:
-    """Move a bad cache folder out of the way (atomically), then delete it."""
-    aside = folder.with_name(f".{folder.name}.bad-{os.getpid()}")
-    try:
-        folder.rename(aside)
-    except FileNotFoundError:  # another process discarded it first
-        return
-    shutil.rmtree(aside, ignore_errors=True)
+    return writer.load(writer.cached_build(folder, lambda: writer.generate(folder, params, workers=workers)))
 
 
 def emotionet(root: str, labels: str, skip_bad: bool = False, seed: int = 0, folds: int = 5,
@@ -88,7 +66,7 @@ def emotionet(root: str, labels: str, skip_bad: bool = False, seed: int = 0, fol
     sets = {name: companion_set(name, spec, skip_bad) for name, spec in (companions or {}).items()}
     names, y = read_labels(Path(labels).expanduser(), ENC2020)
     paths = [root_path / n for n in names]
-    keep = _usable(paths, names, f"labelled images under {root_path}", skip_bad, "dataset emotionet")
+    keep = usable_images(paths, names, f"labelled images under {root_path}", skip_bad, "dataset emotionet")
     paths, y = [paths[i] for i in keep], y[keep]
     if len(paths) < max(folds, 3):
         raise UserError(f"dataset emotionet: {len(paths)} usable images; need at least {max(folds, 3)}")
@@ -97,7 +75,7 @@ def emotionet(root: str, labels: str, skip_bad: bool = False, seed: int = 0, fol
                      folds=iterative_stratification(y, folds, seed=seed), root=root_path, companions=sets)
 
 
-def _usable(paths: list[Path], shown: list[str], what: str, skip_bad: bool, where: str) -> np.ndarray:
+def usable_images(paths: list[Path], shown: list[str], what: str, skip_bad: bool, where: str) -> np.ndarray:
     """Indices of the ``paths`` that exist and open as images (headers only). The
     bad ones are one error naming the first few (``shown`` names them), or with
     ``skip_bad`` a line on stderr and left out."""
@@ -162,7 +140,7 @@ def companion_set(name: str, spec: Any, skip_bad: bool = False) -> LabelledImage
     dropped = {str(c) for c in exclude}
     kept = [i for i, c in enumerate(classes) if c not in dropped]
     paths, classes = [paths[i] for i in kept], [classes[i] for i in kept]
-    keep = _usable(paths, [str(p) for p in paths], f"{name} images", skip_bad, where)
+    keep = usable_images(paths, [str(p) for p in paths], f"{name} images", skip_bad, where)
     paths, classes = [paths[i] for i in keep], [classes[i] for i in keep]
     names = sorted(set(classes))
     if len(names) < 2:
@@ -257,6 +235,12 @@ def auh_add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--per-expression", type=int, default=150,
                    help="expression companion: images per class (neutral + 7 emotions)")
     p.add_argument("--workers", type=int, default=1, help="processes (output is the same)")
+    p.add_argument("--benchmark", default="enc2020", choices=("enc2020", "bp4d", "disfa", "abaw_au"),
+                   help="whose official layout to write (default enc2020: the in-the-wild ENC-2020 set); "
+                        "bp4d, disfa and abaw_au write frame sequences their dataset plugin reads")
+    p.add_argument("--subjects", type=int, default=6, help="bp4d/disfa/abaw_au: people (default 6)")
+    p.add_argument("--sequences", type=int, default=2, help="bp4d/disfa/abaw_au: sequences per person (default 2)")
+    p.add_argument("--frames", type=int, default=40, help="bp4d/disfa/abaw_au: frames per sequence (default 40)")
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -264,15 +248,27 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     Write the synthetic in-the-wild ENC-2020 benchmark: JPEG images, labels (challenge text and
     CSV), 5-point landmarks, train/val/test splits, 5 stratified folds, and the identity and
-    expression companion sets. The same seed gives identical files.
+    expression companion sets. The same seed gives identical files. With --benchmark bp4d, disfa
+    or abaw_au: that dataset's official layout (label files and frame images of subjects'
+    sequences) instead, read by the bp4d, disfa and affwild2 dataset plugins.
     """
-    from plugins.synth import writer
+    from plugins.synth import official, writer
 
     try:
         params = writer.SynthParams(n=args.n, seed=args.seed, size=args.size, identities=args.identities,
                                     per_identity=args.per_identity, per_expression=args.per_expression)
+        layout = None if args.benchmark == "enc2020" else official.OfficialParams.make(
+            benchmark=args.benchmark, subjects=args.subjects, sequences=args.sequences, frames=args.frames,
+            size=args.size, seed=args.seed, identities=args.identities, per_identity=args.per_identity,
+            per_expression=args.per_expression)
     except ValueError as exc:
         raise UserError(f"auh synth: {exc}") from None
+    if layout is not None:
+        out = official.generate(args.out, layout)
+        print(f"wrote {args.benchmark}: {layout.subjects} subjects x {layout.sequences} sequences x "
+              f"{layout.frames} frames, {params.identities * params.per_identity} identity and "
+              f"{8 * params.per_expression} expression images to {out}")
+        return 0
     out = writer.generate(args.out, params, workers=max(1, args.workers))
     print(f"wrote {params.n} AU images, {params.identities * params.per_identity} identity and "
           f"{8 * params.per_expression} expression images to {out}")

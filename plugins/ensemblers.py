@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from harness import hookimpl
-from harness.metrics import final_score, sigmoid
+from harness.metrics import final_score, get_metric, sigmoid
 from harness.protocols import Thresholder
 
 _PROB_EPS = 1e-7  # clip before the logit so that probabilities 0 and 1 stay finite
@@ -59,8 +59,9 @@ class Weighted:
     ``weights``: one per view (normalized to sum 1); equal weights when
     omitted. With ``fit_weights = true``, :meth:`fit` learns ``weights_`` on
     validation predictions: every point of the simplex grid with spacing
-    ``grid_step`` is scored by the challenge ``final`` after fitting the
-    recipe's thresholder (what the pipeline applies next), and the best one
+    ``grid_step`` is scored by the benchmark's ``final`` (``metric``, a registered
+    metric the pipeline passes; default: the default benchmark's) after fitting
+    the recipe's thresholder (what the pipeline applies next), and the best one
     is kept (the first on ties, in grid order). ``combine`` uses
     ``weights_`` once fitted, else ``weights``.
     """
@@ -69,7 +70,9 @@ class Weighted:
     weights_: np.ndarray | None = None
 
     def __init__(self, weights: Sequence[float] | None = None, fit_weights: bool = False,
-                 grid_step: float = 0.1) -> None:
+                 grid_step: float = 0.1, metric: str | None = None) -> None:
+        self.metric = metric
+        self._metric = get_metric(metric)  # an unknown name is refused when the ensembler is built
         if weights is not None:
             weights = np.asarray(weights, dtype=np.float64)
             if weights.ndim != 1 or (weights < 0).any() or weights.sum() <= 0:
@@ -95,7 +98,7 @@ class Weighted:
         best, best_score = None, -np.inf
         for w in simplex_grid(len(stacked), round(1 / self.grid_step)):
             probs = np.tensordot(w, stacked, axes=1)
-            score = final_score(thresholder.fit(probs, labels).predict(probs), labels)
+            score = final_score(thresholder.fit(probs, labels).predict(probs), labels, self._metric)
             if score > best_score:
                 best, best_score = w, score
         self.weights_ = best

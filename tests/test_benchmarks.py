@@ -230,3 +230,116 @@ def test_video_bootstrap_resamples_whole_videos():
     # drawing video 0 twice: F1 1; video 1 twice: F1 0; one of each: 2*4 / (2*4 + 6) = 8/14
     assert set(np.round(finals, 12)) <= {1.0, 0.0, round(8 / 14, 12)}
     assert len(set(np.round(finals, 12))) == 3
+
+
+# ------------------------------------------------------------ other tools
+def test_a_tools_aus_map_onto_the_benchmarks(capsys, in_tmp):
+    """py-feat writes AU7, AU14 and AU23, which ENC-2020 lacks and BP4D scores: under bp4d they
+    are covered and scored; under the default benchmark they are not read at all."""
+    import harness
+
+    feat = ["01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "23", "24", "43"]
+    rng = np.random.default_rng(2)
+    n = 40
+    probs = rng.random((n, len(feat))).round(6)
+    names = [f"img{i:03d}.jpg" for i in range(n)]
+    head = ",FaceRectX,FaceRectY,FaceRectWidth,FaceRectHeight,FaceScore," + ",".join(f"AU{a}" for a in feat)
+    rows = [f"{i},10,12,40,50,0.99," + ",".join(f"{p:.6f}" for p in probs[i]) + f",/data/{names[i]}"
+            for i in range(n)]
+    (in_tmp / "fex.csv").write_text("\n".join([head + ",input", *rows]) + "\n")
+    truth = rng.choice([0, 1, 9], size=(n, len(BP4D_AUS)))
+    (in_tmp / "truth.csv").write_text("\n".join(["image," + ",".join(BP4D_AUS), *(
+        f"{name}," + ",".join(map(str, r)) for name, r in zip(names, truth))]) + "\n")
+
+    assert "AU14" not in harness.create("reader", "pyfeat").read(in_tmp / "fex.csv").covered
+    card = score_json(capsys, in_tmp, "--benchmark", "bp4d", "--truth", str(in_tmp / "truth.csv"),
+                      "--from", "pyfeat", "--submission", str(in_tmp / "fex.csv"))
+    assert card["coverage"]["covered"] == ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU14",
+                                           "AU15", "AU17", "AU23", "AU24"]
+    j = BP4D_AUS.index("AU14")
+    keep = truth[:, j] != 9
+    want = f1_score(truth[keep, j], (probs[keep, feat.index("14")] >= 0.5).astype(int), zero_division=0)
+    assert abs(card["per_au"]["AU14"]["f1"] - want) < 1e-12
+
+
+def test_a_run_thresholds_for_its_benchmarks_metric():
+    """The pipeline gives the search thresholder the dataset's benchmark metric; a metric
+    the recipe names itself wins, and a thresholder without the parameter gets none."""
+    from harness import recipe as recipes
+    from harness.pipeline import make_thresholder
+
+    assert make_thresholder(recipes.load(None, ["thresholder.name=search"]), MEAN_F1).metric == "mean_f1"
+    assert make_thresholder(recipes.load(None, ["thresholder.name=search"]), ENC_METRIC).metric == "enc2020"
+    named = recipes.load(None, ["thresholder.name=search", "thresholder.metric=enc2020"])
+    assert make_thresholder(named, MEAN_F1).metric == "enc2020"
+    assert not hasattr(make_thresholder(recipes.load(None, ["thresholder.name=fixed"]), MEAN_F1), "metric")
+
+
+def test_compare_verdicts_are_on_the_benchmarks_final():
+    """A paired verdict with the mean_f1 metric judges each seed's final = mean F1."""
+    from harness.verdict import paired_verdict
+
+    rng = np.random.default_rng(8)
+    truths = [rng.choice([0, 1, 999], size=(120, 4), p=[0.5, 0.4, 0.1]) for _ in range(3)]
+    preds_a = [rng.integers(0, 2, t.shape) for t in truths]
+    preds_b = [np.where(rng.random(t.shape) < 0.7, t == 1, 1 - (t == 1)).astype(int) for t in truths]
+    v = paired_verdict(range(3), preds_a, preds_b, truths, ["AU1", "AU2", "AU4", "AU6"], resamples=50,
+                       metric=MEAN_F1)
+    for arm, preds in (("a", preds_a), ("b", preds_b)):
+        want = [oracle_mean_f1(np.where(t == 999, -1, t), p, {1}, {0}) for t, p in zip(truths, preds)]
+        np.testing.assert_allclose(getattr(v.metrics["final"], arm), want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"image_location,AU1\x00\n", "line 1: a NUL byte"),
+    (b"", "the file is empty"),
+    (b"image_location,AU1,AU2\nv/00001.jpg,0,1\n", "line 1: header"),
+])
+def test_abaw_predictions_file_refusals(capsys, in_tmp, content, message):
+    abaw_files(in_tmp)
+    (in_tmp / "predictions.txt").write_bytes(content)
+    code, out, err = run(capsys, "check", "--benchmark", "abaw_au", "--truth", str(in_tmp / "truth"),
+                         "--submission", str(in_tmp / "predictions.txt"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err
+
+
+def test_weighted_ensemble_picks_weights_by_the_benchmarks_final():
+    """Fitted weights maximize mean F1 (scikit-learn, brute force over the grid) under mean_f1,
+    and the pipeline hands the ensembler its dataset's metric."""
+    from harness import recipe as recipes
+    from harness.pipeline import build_for_metric
+    from plugins.ensemblers import Weighted, simplex_grid
+    from plugins.thresholders import SearchThresholder
+
+    rng = np.random.default_rng(4)
+    labels = rng.choice([0, 1, 999], size=(150, 3), p=[0.6, 0.3, 0.1])
+    views = [np.clip((labels == 1) * s + rng.random(labels.shape), 0, 1) for s in (0.2, 0.5, 0.1)]
+    fitted = Weighted(fit_weights=True, grid_step=0.25, metric="mean_f1").fit(
+        views, labels, SearchThresholder(metric="mean_f1"))
+
+    def mean_f1(w):
+        probs = np.tensordot(w, np.stack(views), axes=1)
+        pred = SearchThresholder(metric="mean_f1").fit(probs, labels).predict(probs)
+        return oracle_mean_f1(np.where(labels == 999, -1, labels), pred, {1}, {0})
+
+    grid = simplex_grid(3, 4)
+    scores = [mean_f1(w) for w in grid]
+    np.testing.assert_array_equal(fitted.weights_, grid[int(np.argmax(scores))])
+    spec = recipes.load(None, ["ensembler.name=weighted"]).ensembler
+    assert build_for_metric("ensembler", spec, MEAN_F1).metric == "mean_f1"
+
+
+def test_abaw_public_and_private_rows_are_whole_videos(capsys, in_tmp):
+    from leaderboard.challenge import public_mask
+
+    abaw_files(in_tmp)
+    (in_tmp / "c.toml").write_text('name = "abaw"\nbenchmark = "abaw_au"\nsplit_salt = "q"\n'
+                                   '[phases.val]\ntruth = "truth"\npublic_fraction = 0.5\n')
+    code, out, err = run(capsys, "score", "--challenge", str(in_tmp / "c.toml"), "--submission",
+                         str(in_tmp / "sub"), "--resamples", "0", "--tracking-uri", f"sqlite:///{in_tmp / 'l.db'}")
+    assert code == 0, err
+    videos = sorted(ABAW_VIDEOS)
+    public = public_mask(videos, 0.5, "q/val")
+    want = sum(ABAW_VIDEOS[v] for v, p in zip(videos, public) if p)
+    assert f"public    " in out and f"({want:,} rows)" in out
+    assert f"({sum(ABAW_VIDEOS.values()) - want:,} rows)" in out

@@ -473,7 +473,7 @@ def test_abaw_exports_score_as_auh_score_with_numpy_only(capsys, in_tmp, stock_p
     assert proc.returncode == 0, proc.stderr
     scores = json.loads((in_tmp / "cb" / "output" / "scores.json").read_text())
     names, truth, pred = abaw_rows(folder)
-    public = public_mask(names, 0.6, "x/val")
+    public = public_mask([name.split("/")[0] for name in names], 0.6, "x/val")  # whole videos
     # the public rows, scored independently here; no private row reaches the platform
     want = challenge_score(pred[public], truth[public], ABAW_AUS, MEAN_F1)
     assert abs(scores["final"] - want["final"]) <= 1e-12
@@ -490,3 +490,21 @@ def test_abaw_exports_score_as_auh_score_with_numpy_only(capsys, in_tmp, stock_p
     assert_same(json.loads((in_tmp / "cb2" / "output" / "scores.json").read_text()),
                 {"final": card["final"], "accuracy": card["accuracy"], "f1": card["f1"],
                  **{f"f1_{au}": card["per_au"][au]["f1"] for au in ABAW_AUS}})
+
+
+def test_abaw_evalai_takes_a_zip_of_video_files(capsys, in_tmp, stock_python):
+    folder = abaw_challenge(in_tmp / "abaw")
+    (folder / "challenge.toml").write_text('name = "abaw"\nbenchmark = "abaw_au"\n[phases.val]\ntruth = "truth"\n')
+    names, _, pred = abaw_rows(folder)
+    archive = in_tmp / "videos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for video in ("v1", "2-30-640x360", "v3_left"):
+            rows = [",".join(map(str, r)) for n, r in zip(names, pred) if n.startswith(video + "/")]
+            zf.writestr(f"preds/{video}.txt", "\n".join([",".join(ABAW_AUS), *rows]) + "\n")
+    proc = run_evalai(export(capsys, folder, "evalai"), "val", archive, in_tmp / "ev", stock_python)
+    assert proc.returncode == 0, proc.stderr
+    from_zip = json.loads(proc.stdout)["result"][0]["public"]
+    proc = run_evalai(export(capsys, folder, "evalai"), "val", folder / "predictions.txt", in_tmp / "ev2",
+                      stock_python)
+    assert proc.returncode == 0, proc.stderr
+    assert_same(from_zip, json.loads(proc.stdout)["result"][0]["public"])

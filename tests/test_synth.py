@@ -127,25 +127,32 @@ REGIONS = {
 }
 
 
-@pytest.mark.parametrize("au", FACIAL_AUS)
-def test_each_au_changes_the_face_locally(au):
-    size, scene = 96, Scene.clean()
-    ident = Identity()
-    base = np.asarray(render(ident, np.zeros(23), scene, size).image, dtype=np.float64)
-    intensities = np.zeros(23)
+def _au_change(au: str, aus: tuple[str, ...], region: tuple[float, float, float, float]) -> tuple[
+        np.ndarray, np.ndarray]:
+    """How much each pixel changes with ``au`` at full intensity (checked visible and growing
+    with intensity), and which pixels lie in ``region`` (face units of a frontal face)."""
+    size, scene, ident = 96, Scene.clean(), Identity()
+    base = np.asarray(render(ident, np.zeros(len(aus)), scene, size).image, dtype=np.float64)
+    intensities = np.zeros(len(aus))
     diffs = []
     for level in (0.4, 1.0):
-        intensities[AUS.index(au)] = level
+        intensities[aus.index(au)] = level
         img = np.asarray(render(ident, intensities, scene, size).image, dtype=np.float64)
         diffs.append(np.abs(img - base).sum(2))
     weak, strong = diffs
     assert (strong > 30).sum() >= 4, "not visible at this size"
     assert 0 < weak.sum() < strong.sum()  # intensity matters
-    x0, y0, x1, y1 = REGIONS[au]
+    x0, y0, x1, y1 = region
     cx, cy = np.array(scene.center) * size
     unit = scene.face_scale * size
     ys, xs = np.mgrid[0:size, 0:size] + 0.5
     inside = (xs >= cx + x0 * unit) & (xs <= cx + x1 * unit) & (ys >= cy + y0 * unit) & (ys <= cy + y1 * unit)
+    return strong, inside
+
+
+@pytest.mark.parametrize("au", FACIAL_AUS)
+def test_each_au_changes_the_face_locally(au):
+    strong, inside = _au_change(au, AUS, REGIONS[au])
     assert strong[inside].sum() / strong.sum() > 0.9
 
 
@@ -212,3 +219,19 @@ def test_occluder_kinds_all_draw():
     for kind in KINDS:
         out = render(Identity(), np.zeros(23), Scene.clean(), 48, occluder=Occluder(kind))
         assert out.image.size == (48, 48)
+
+
+# The AUs other benchmarks label (BP4D, ABAW): rendered after ENC-2020's 23, each in its own place.
+NEW_REGIONS = {"AU7": (-0.75, -0.4, 0.75, 0.15), "AU14": (-0.8, 0.4, 0.8, 1.0), "AU23": (-0.6, 0.45, 0.6, 1.0)}
+
+
+@pytest.mark.parametrize("au", sorted(NEW_REGIONS))
+def test_lid_tightener_dimpler_and_lip_tightener_change_the_face_only_where_they_act(au):
+    from plugins.synth.face import RENDER_AUS
+
+    ident, scene = Identity(), Scene.clean()
+    # a vector of ENC-2020's 23 renders as one with the new AUs absent
+    assert np.array_equal(np.asarray(render(ident, np.zeros(len(RENDER_AUS)), scene, 96).image),
+                          np.asarray(render(ident, np.zeros(23), scene, 96).image))
+    strong, inside = _au_change(au, RENDER_AUS, NEW_REGIONS[au])
+    assert strong[~inside].max() == 0, "changed pixels outside where the AU acts"

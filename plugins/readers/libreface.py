@@ -33,7 +33,7 @@ _AU = re.compile(r"^au_(\d+)(_intensity)?$")
 FIRST_FRAME = 0  # frame_idx of a video's first frame
 
 
-class LibreFaceReader:
+class LibreFaceReader(tables.BenchmarkAUs):
     """LibreFace CSV: au_{k} presence (LibreFace's decision), au_{k}_intensity 0-5."""
 
     rules = ("au_k presence as LibreFace decided it, or au_k_intensity >= the intensity "
@@ -42,20 +42,14 @@ class LibreFaceReader:
     first_frame = FIRST_FRAME
 
     def read(self, path: str | Path) -> ToolOutput:
-        path = Path(path)
-        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
-        if not files:
-            raise UserError(f"{path}: no .csv files in this folder; expected LibreFace output")
-        if not path.is_dir():
-            return self._read_file(path)
-        return tables.concat([self._read_file(f) for f in files], str(path), self.rules)
+        return tables.read_csv_output(path, "LibreFace", self._read_file, self.rules)
 
     def _read_file(self, path: Path) -> ToolOutput:
         frame = tables.read_table(path)
         presence, intensity = {}, {}
         for col in frame.columns:
             m = _AU.match(col)
-            au = tables.enc_au(m.group(1)) if m else None
+            au = self.au_name(m.group(1)) if m else None
             if au is None:
                 continue
             if m.group(2):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ FIRST_FRAME = 1  # FeatureExtraction's first frame is frame 1
 _IMAGE = ("face", "confidence")
 
 
-class OpenFace2Reader:
+class OpenFace2Reader(tables.BenchmarkAUs):
     """OpenFace 2.x CSVs: AUxx_c presence, AUxx_r intensity 0-5, success == 0 rows failed."""
 
     rules = ("AUxx_c presence as OpenFace decided it, or AUxx_r >= the intensity threshold; "
@@ -49,15 +50,11 @@ class OpenFace2Reader:
     first_frame = FIRST_FRAME
 
     def read(self, path: str | Path) -> ToolOutput:
-        path = Path(path)
-        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
-        if not files:
-            raise UserError(f"{path}: no .csv files in this folder; expected OpenFace 2 output")
-        return tables.concat([_read_file(f) for f in files], str(path), self.rules)
+        return tables.read_csv_output(path, "OpenFace 2", lambda f: _read_file(f, self.au_name), self.rules)
 
 
-def _read_file(path: Path) -> ToolOutput:
-    """One CSV: a sequence (a video's frames) or one image's faces."""
+def _read_file(path: Path, au_name: Callable[[str], str | None]) -> ToolOutput:
+    """One CSV: a sequence (a video's frames) or one image's faces; ``au_name`` names the AUs kept."""
     frame = tables.read_table(path, want=lambda column: bool(_READ.match(column)))
     aus = {m.groups(): col for col in frame.columns if (m := _AU.match(col))}
     if not aus:
@@ -69,7 +66,7 @@ def _read_file(path: Path) -> ToolOutput:
                    "(FeatureExtraction) or 'face, confidence' (FaceLandmarkImg)")
     presence, intensity = {}, {}
     for (number, kind), col in aus.items():
-        au = tables.enc_au(number)
+        au = au_name(number)
         if au is None:
             continue
         if kind == "c":

@@ -27,7 +27,7 @@ COLUMNS = tuple(f"AU{k}" for k in BOTH_SIDES) + tuple(
     f"AU{side}{k}" for k in ONE_SIDE for side in "LR")
 
 
-class OpenGraphAUReader:
+class OpenGraphAUReader(tables.BenchmarkAUs):
     """OpenGraphAU's 41 probabilities (AU1..AU39, AUL1/AUR1 ...); ENC AU = max of AU, left, right."""
 
     rules = ("probability = max(AUk, AULk, AURk) >= the threshold; a row without values is a "
@@ -39,7 +39,7 @@ class OpenGraphAUReader:
         raw = {col: tables.numbers(frame, col, path, 0, 1) for col in COLUMNS}
         probability = {}
         for k in BOTH_SIDES:
-            au = tables.enc_au(k)
+            au = self.au_name(k)
             if au is not None:
                 sides = [raw[c] for c in (f"AU{k}", f"AUL{k}", f"AUR{k}") if c in raw]
                 probability[au] = np.max(sides, axis=0)  # NaN anywhere stays NaN: failed

@@ -31,7 +31,7 @@ _READ = re.compile(r"^(FaceRect(X|Y|Width|Height)|FaceScore|AU\d+|Pitch|Roll|Yaw
 FIRST_FRAME = 0  # detect_video's first frame is frame 0
 
 
-class PyFeatReader:
+class PyFeatReader(tables.BenchmarkAUs):
     """py-feat Fex CSV: AU01..AU43 probabilities, FaceRect* boxes, FaceScore; NaN rows failed."""
 
     rules = "AUxx probability >= the threshold; a row of NaN AUs (no face) is a failed detection"
@@ -41,7 +41,7 @@ class PyFeatReader:
         frame = tables.read_table(path, want=lambda column: bool(_READ.match(column)))
         tables.require(frame, _FACE, path, "py-feat Fex columns " + ", ".join(_FACE))
         columns = {au: col for col in frame.columns
-                   if (m := _AU.match(col)) and (au := tables.enc_au(m.group(1)))}
+                   if (m := _AU.match(col)) and (au := self.au_name(m.group(1)))}
         if not columns:
             raise UserError(f"{path}: line 1: no AU01 ... AU43 columns; expected a py-feat Fex CSV")
         probability = {au: tables.numbers(frame, col, path, 0, 1) for au, col in columns.items()}

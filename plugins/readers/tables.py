@@ -14,9 +14,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from harness.benchmark import default_benchmark
 from harness.errors import UserError
 from harness.fileio import check_input_file
-from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 from harness.tooloutput import ToolOutput
 
 # Cells a tool writes for "no value": pandas' NaN and an empty field.
@@ -206,10 +206,17 @@ def numbers_of(frame: pd.DataFrame, column: str, path: str | Path) -> np.ndarray
     return values
 
 
-def enc_au(number: int | str) -> str | None:
-    """``"AU12"`` for AU number 12 (``"01"`` works too) if ENC-2020 has it, else None."""
-    name = f"AU{int(number)}"
-    return name if name in ENC2020.aus else None
+class BenchmarkAUs:
+    """What a reader keeps: the AUs of the benchmark it reads for (``aus``, which the
+    scorer passes; default: the default benchmark's). A tool's other AUs are left out."""
+
+    def __init__(self, aus: Sequence[str] | None = None) -> None:
+        self.aus = tuple(aus) if aus is not None else default_benchmark().aus
+
+    def au_name(self, number: int | str) -> str | None:
+        """``"AU12"`` for AU number 12 (``"01"`` works too) if the benchmark has it, else None."""
+        name = f"AU{int(number)}"
+        return name if name in self.aus else None
 
 
 def pose(frame: pd.DataFrame, path: str | Path, columns: dict[str, str],
@@ -258,3 +265,13 @@ def concat(parts: Sequence[ToolOutput], source: str, rules: str) -> ToolOutput:
                       videos=[v for p in parts for v in (p.videos or [""] * len(p.keys))] if video else None,
                       frames=cat(lambda p: np.full(len(p.keys), np.nan) if p.frames is None else p.frames)
                       if video else None, first_frame=parts[0].first_frame if parts else 0)
+
+
+def read_csv_output(path: str | Path, tool: str, read_file: Callable[[Path], ToolOutput],
+                    rules: str) -> ToolOutput:
+    """A tool's output that is one CSV, or a folder of them (read in name order, as one)."""
+    path = Path(path)
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files:
+        raise UserError(f"{path}: no .csv files in this folder; expected {tool} output")
+    return concat([read_file(f) for f in files], str(path), rules)

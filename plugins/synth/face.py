@@ -4,9 +4,10 @@
   the identity companion set renders one identity many times.
 * :class:`Scene` is how this picture was taken (background, framing,
   camera roll, light, colour cast, blur, noise, JPEG quality).
-* Expression is an AU intensity vector in ENC-2020 column order (0 = absent,
-  (0, 1] = present with that intensity); head pose AUs 51-56 become angles
-  through :func:`head_pose`.
+* Expression is an AU intensity vector in :data:`RENDER_AUS` order: ENC-2020's
+  23 AUs, then the AUs other benchmarks label (7, 14, 23); a vector of ENC-2020's
+  23 leaves those at 0 (absent, (0, 1] = present with that intensity); head pose
+  AUs 51-56 become angles through :func:`head_pose`.
 
 Everything is drawn from a ``numpy.random.Generator`` so one image's seed
 fixes it completely.
@@ -20,7 +21,9 @@ import numpy as np
 from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 
 AUS: tuple[str, ...] = ENC2020.aus
-AU_INDEX: dict[str, int] = {au: i for i, au in enumerate(AUS)}
+# Appended after ENC-2020's, so an ENC-2020 vector is a prefix and renders as before.
+RENDER_AUS: tuple[str, ...] = AUS + ("AU7", "AU14", "AU23")
+AU_INDEX: dict[str, int] = {au: i for i, au in enumerate(RENDER_AUS)}
 
 # Light to dark skin tones (sRGB), interpolated; spans Fitzpatrick I-VI roughly.
 SKIN_TONES = np.array([(255, 226, 204), (240, 196, 166), (224, 172, 135), (198, 137, 98),

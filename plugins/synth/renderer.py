@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from plugins.synth.face import AU_INDEX, AUS, Identity, Scene, head_pose
+from plugins.synth.face import AU_INDEX, RENDER_AUS, Identity, Scene, head_pose
 from plugins.synth.geometry import FaceGeometry
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ AU_REGIONS: dict[str, np.ndarray] = {au: np.array(pts, dtype=np.float64) for au,
     "AU1": _BROWS_IN, "AU2": _BROWS_OUT, "AU4": _BROWS_IN, "AU5": _EYES, "AU6": _EYES + _CHEEKS,
     "AU9": _NOSE, "AU10": _UPPER_LIP, "AU12": _CORNERS, "AU15": _CORNERS, "AU17": _CHIN,
     "AU18": _LIPS, "AU20": _CORNERS, "AU24": _LIPS, "AU25": _LIPS, "AU26": _LIPS + _CHIN,
-    "AU28": _LIPS, "AU43": _EYES,
+    "AU28": _LIPS, "AU43": _EYES, "AU7": _EYES, "AU14": _CORNERS, "AU23": _LIPS,
 }.items()}
 
 
@@ -53,7 +53,7 @@ class Rendered:
 
     image: Image.Image
     landmarks: np.ndarray   # [5, 2] float32 pixels: left eye, right eye, nose, left/right mouth corner
-    hidden: np.ndarray      # [23] bool, ENC-2020 order
+    hidden: np.ndarray      # bool, one per AU of the vector rendered (RENDER_AUS order)
 
 
 def _rgb(c: np.ndarray) -> tuple[int, int, int]:
@@ -188,9 +188,11 @@ class _Painter:
     def eyes(self) -> None:
         ident, g = self.id, self.g
         e5, e6, e43, e4 = self.a("AU5"), self.a("AU6"), self.a("AU43"), self.a("AU4")
+        e7 = self.a("AU7")
         openness = 1.0 - 0.97 * e43
-        h_up = ident.eye_h * (1 + 1.0 * e5) * (1 - 0.3 * e6) * (1 - 0.25 * e4) * openness
-        h_low = ident.eye_h * 0.65 * (1 - 0.75 * e6) * openness
+        h_up = ident.eye_h * (1 + 1.0 * e5) * (1 - 0.3 * e6) * (1 - 0.25 * e4) * (1 - 0.2 * e7) * openness
+        # AU7 (lid tightener) raises and straightens the lower lid: a narrow eye from below
+        h_low = ident.eye_h * 0.65 * (1 - 0.75 * e6) * (1 - 0.8 * e7) * openness
         t = np.linspace(-1, 1, 11)
         lash = _rgb(ident.hair * 0.4)
         sclera = _rgb(np.array([235.0, 232.0, 225.0]))
@@ -219,6 +221,9 @@ class _Painter:
             # Upper lid crease.
             crease = np.column_stack([x[1:-1], (cy - h_up * (1 - t[1:-1] ** 2)) - 0.045 - 0.01 * e5])
             self.draw.line(_flat(g.px(crease)), fill=_rgb(self.skin * 0.78), width=self.w(0.012))
+            if e7 > 0:  # tightened lower lid: a bulge line just below it
+                bulge = np.column_stack([x[2:-2], cy + h_low * (1 - t[2:-2] ** 2) + 0.035])
+                self.draw.line(_flat(g.px(bulge)), fill=_rgb(self.skin * (1 - 0.3 * e7)), width=self.w(0.014))
             if e6 > 0:  # cheek raiser: bunched lower lid and a raised, lit cheek
                 self.sdraw.polygon(_flat(g.ellipse(cx + side * 0.03, cy + 0.15 - 0.04 * e6, 0.19, 0.06, 12)),
                                    fill=int(128 - 45 * e6))
@@ -250,8 +255,10 @@ class _Painter:
         a = self.a
         e10, e12, e15, e17, e18, e20 = a("AU10"), a("AU12"), a("AU15"), a("AU17"), a("AU18"), a("AU20")
         e24, e25, e26, e28 = a("AU24"), a("AU25"), a("AU26"), a("AU28")
+        e14, e23 = a("AU14"), a("AU23")
         cy = ident.mouth_y
-        thin = max(0.15, 1 - 0.55 * e24 - 0.8 * e28 + 0.6 * e18 - 0.35 * e20)
+        # AU23 (lip tightener) narrows the red of both lips
+        thin = max(0.15, 1 - 0.55 * e24 - 0.8 * e28 + 0.6 * e18 - 0.35 * e20 - 0.6 * e23)
         tu, tl = ident.lip_thick * thin, ident.lip_thick * 1.25 * thin + 0.025 * e17
         gap = 0.0
         if e25 > 0:
@@ -260,7 +267,8 @@ class _Painter:
         corners = []
         for side in (-1, 1):
             e12s = e12 * (1 + self.smirk * side)
-            cx = side * (ident.mouth_w * (1 - 0.38 * e18) + 0.06 * e12s + 0.10 * e20)
+            # AU14 (dimpler) tightens the corners inward; AU23 narrows the mouth a little
+            cx = side * (ident.mouth_w * (1 - 0.38 * e18 - 0.08 * e14 - 0.06 * e23) + 0.06 * e12s + 0.10 * e20)
             cyy = cy - 0.10 * e12s + 0.09 * e15 + 0.02 * e20
             corners.append(np.array([cx, cyy]))
         left, right = corners
@@ -313,6 +321,14 @@ class _Painter:
                 self.sdraw.line(_flat(g.px(np.array([corner + [side * 0.05, -0.07], corner + [side * 0.06,
                                                                                       0.08]]))),
                                 fill=int(128 - 60 * e20), width=self.w(0.025))
+        e14 = a("AU14")
+        if e14 > 0:  # dimpler: a dimple in the cheek just outside each lip corner
+            for side, corner in ((-1, left), (1, right)):
+                dimple = corner + [side * 0.07, -0.01]
+                self.sdraw.polygon(_flat(g.ellipse(dimple[0], dimple[1], 0.025, 0.045, 8)),
+                                   fill=int(128 - 70 * e14))
+                self.draw.line(_flat(g.px(np.array([dimple + [0, -0.04], dimple + [side * 0.01, 0.04]]))),
+                               fill=_rgb(self.skin * (1 - 0.35 * e14)), width=self.w(0.012))
         if e24 > 0:  # pressed lips bulge the skin above and below
             self.sdraw.polygon(_flat(g.ellipse(0, ident.mouth_y - 0.13, 0.2, 0.04, 10)), fill=int(128 + 45 * e24))
             self.sdraw.polygon(_flat(g.ellipse(0, ident.mouth_y + 0.17, 0.18, 0.04, 10)), fill=int(128 + 45 * e24))
@@ -396,12 +412,16 @@ def render(ident: Identity, au: np.ndarray, scene: Scene, size: int, *,
            smirk: float = 0.0, rng: np.random.Generator | None = None) -> Rendered:
     """Render one face.
 
-    ``au``: ``[23]`` intensities in ENC-2020 order (0 absent, (0, 1] present).
+    ``au``: intensities in :data:`RENDER_AUS` order (0 absent, (0, 1] present); a
+    shorter vector (ENC-2020's 23) leaves the AUs after it absent. ``hidden``
+    has one entry per AU of ``au`` as given.
     ``pose_jitter``: 3 values in [-1, 1] for axes with no pose AU (default 0).
     ``smirk`` in [-1, 1] makes AU12 one-sided (contempt). ``rng`` drives the
     scene noise and the clothes colour (default: seeded from the scene).
     """
-    au = np.asarray(au, dtype=np.float64)
+    given = np.asarray(au, dtype=np.float64)
+    au = np.zeros(len(RENDER_AUS))
+    au[:len(given)] = given
     rng = rng if rng is not None else np.random.default_rng(scene.background_seed + 1)
     pose = head_pose(au, np.zeros(3) if pose_jitter is None else pose_jitter)
     side = size * SUPERSAMPLE
@@ -420,10 +440,11 @@ def render(ident: Identity, au: np.ndarray, scene: Scene, size: int, *,
     p.apply_shading(outline)
     if ident.glasses:
         p.glasses()
-    hidden = np.zeros(len(AUS), dtype=bool)
+    hidden = np.zeros(len(RENDER_AUS), dtype=bool)
     if occluder is not None:
         mask = occluder.draw(p.img, geo, ident)
         hidden = _hidden(mask, geo)
+    hidden = hidden[:len(given)]
     lm = np.vstack([geo.px(np.array([[-ident.eye_x, ident.eye_y], [ident.eye_x, ident.eye_y]])),
                     geo.px(np.array([[0.0, ident.nose_len]]), 0.3), p.landmark_corners])
     lm = lm[[0, 1, 2, 3, 4]] if lm[0, 0] <= lm[1, 0] else lm[[1, 0, 2, 4, 3]]
@@ -434,7 +455,7 @@ def render(ident: Identity, au: np.ndarray, scene: Scene, size: int, *,
 def _hidden(mask: Image.Image, geo: FaceGeometry) -> np.ndarray:
     """Which AUs have more than half of their region points under the occluder mask."""
     m = np.asarray(mask)
-    hidden = np.zeros(len(AUS), dtype=bool)
+    hidden = np.zeros(len(RENDER_AUS), dtype=bool)
     for au, pts in AU_REGIONS.items():
         xy = np.round(geo.px(pts)).astype(int)
         inside = (xy >= 0).all(1) & (xy < geo.side).all(1)

@@ -26,7 +26,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ from harness.data import AUDataset, LabelledImages
 from harness.errors import UserError
 from harness.fileio import damaged_files, tree_sha256
 from harness.labels import read_labels, write_labels
-from harness.progress import progress
+from harness.progress import note, progress
 from harness.schema import UNKNOWN
 from plugins.benchmarks.enc2020 import SCHEMA as ENC2020
 from harness.splits import iterative_stratification, train_val_test_split
@@ -83,11 +84,7 @@ class SynthParams:
     per_expression: int = 150
 
     def __post_init__(self) -> None:
-        for name in ("n", "size", "identities", "per_identity", "per_expression"):
-            low, high = LIMITS[name]
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer from {low} to {high:,}, got {value!r}")
+        check_ranges(self, LIMITS)
         if self.identities * self.per_identity > LIMITS["n"][1]:
             raise ValueError(f"identities x per_identity must be at most {LIMITS['n'][1]:,}, got "
                              f"{self.identities * self.per_identity:,}")
@@ -98,6 +95,14 @@ class SynthParams:
         """A folder name unique to these parameters and the renderer version."""
         return (f"v{RENDERER_VERSION}-n{self.n}-s{self.seed}-px{self.size}-id{self.identities}x"
                 f"{self.per_identity}-ex{self.per_expression}")
+
+
+def check_ranges(params: object, limits: dict[str, tuple[int, int]]) -> None:
+    """Each field named in ``limits`` is an integer within its ``(low, high)`` (ValueError)."""
+    for name, (low, high) in limits.items():
+        value = getattr(params, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer from {low} to {high:,}, got {value!r}")
 
 
 def image_rng(seed: int, *key: int) -> np.random.Generator:
@@ -210,26 +215,32 @@ def _write_companion(folder: Path, task: str, names: list[str], classes: list[st
 
 
 def generate(out: str | os.PathLike, params: SynthParams, workers: int = 1) -> Path:
-    """Write the benchmark described by ``params`` into the new folder ``out``, atomically:
-    everything goes to a temporary sibling folder that is renamed at the end."""
+    """Write the benchmark described by ``params`` into the new folder ``out``, atomically."""
+    with atomic_folder(out) as tmp:
+        _write_all(tmp, params, workers)
+    return Path(out)
+
+
+@contextmanager
+def atomic_folder(out: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling of the new (or empty) folder ``out`` to write into; renamed to
+    ``out`` when the block ends without an error, removed in any case."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: exists and is not an empty folder; choose a new output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _write_all(tmp, params, workers)
+        yield tmp
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 def _write_all(root: Path, p: SynthParams, workers: int) -> None:
-    for sub in ("images", "identity/images", "expression/images"):
-        (root / sub).mkdir(parents=True)
+    (root / "images").mkdir(parents=True)
     # The AU benchmark.
     names = [au_name(i) for i in range(p.n)]
     rows = _run([(AU_SET, p.seed, (i,), p.size, root / "images" / names[i]) for i in range(p.n)],
@@ -247,6 +258,17 @@ def _write_all(root: Path, p: SynthParams, workers: int) -> None:
     pd.DataFrame({"image": names, "split": split,
                   "fold": iterative_stratification(labels, N_FOLDS, seed=p.seed)}).to_csv(
         root / "splits.csv", index=False)
+    people, shots = write_companions(root, p, workers)
+    meta = {"format": "au-harness synth", "renderer_version": RENDERER_VERSION, "params": asdict(p),
+            "counts": {"au": p.n, "identity": people, "expression": shots},
+            "split_fractions": SPLIT_FRACTIONS, "folds": N_FOLDS, "sha256": tree_sha256(root)}
+    (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def write_companions(root: Path, p: SynthParams, workers: int) -> tuple[int, int]:
+    """The identity and expression companion sets under ``root``; their image counts."""
+    for sub in ("identity/images", "expression/images"):
+        (root / sub).mkdir(parents=True)
     # Identity companion: several shots of each synthetic person.
     people = [(i, j) for i in range(p.identities) for j in range(p.per_identity)]
     id_names = [f"id{i:05d}_{j:02d}.jpg" for i, j in people]
@@ -261,10 +283,7 @@ def _write_all(root: Path, p: SynthParams, workers: int) -> None:
                  for key, nm in zip(shots, ex_names)], workers, "synth expression images")
     _write_companion(root / "expression", "expression", ex_names, list(EMOTIONS), [e for e, _ in shots],
                      [r[1] for r in rows])
-    meta = {"format": "au-harness synth", "renderer_version": RENDERER_VERSION, "params": asdict(p),
-            "counts": {"au": p.n, "identity": len(people), "expression": len(shots)},
-            "split_fractions": SPLIT_FRACTIONS, "folds": N_FOLDS, "sha256": tree_sha256(root)}
-    (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return len(people), len(shots)
 
 
 def damaged(root: str | os.PathLike) -> list[str]:
@@ -275,6 +294,32 @@ def damaged(root: str | os.PathLike) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError):
         return ["meta.json"]
     return damaged_files(root, recorded)
+
+
+def cached_build(folder: Path, generate: Callable[[], object]) -> Path:
+    """``folder``, a generated data set in the cache (this layout or an official one): built
+    by ``generate`` on first use, and again when files fail the checksums of its ``meta.json``."""
+    if (folder / "meta.json").is_file() and (bad := damaged(folder)):
+        note(f"synth: cached benchmark {folder} fails its checksums ({len(bad)} files, e.g. "
+             f"{bad[0]}); rebuilding it")
+        _discard(folder)
+    if not (folder / "meta.json").is_file():
+        try:
+            generate()
+        except OSError:
+            if not (folder / "meta.json").is_file():  # not a concurrent run that finished first
+                raise
+    return folder
+
+
+def _discard(folder: Path) -> None:
+    """Move a bad cache folder out of the way (atomically), then delete it."""
+    aside = folder.with_name(f".{folder.name}.bad-{os.getpid()}")
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:  # another process discarded it first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ reading
@@ -292,11 +337,11 @@ def load(root: str | os.PathLike, name: str = "synth") -> AUDataset:
         splits={s: np.flatnonzero(splits["split"].to_numpy() == s) for s in ("train", "val", "test")},
         folds=splits["fold"].to_numpy(np.int64),
         landmarks=marks[LANDMARK_COLUMNS].to_numpy(np.float32).reshape(-1, 5, 2),
-        companions={task: _load_companion(root / task, task) for task in ("identity", "expression")},
+        companions={task: load_companion(root / task, task) for task in ("identity", "expression")},
         root=root)
 
 
-def _load_companion(folder: Path, task: str) -> LabelledImages:
+def load_companion(folder: Path, task: str) -> LabelledImages:
     frame = pd.read_csv(folder / "labels.csv")
     classes = list(EMOTIONS) if task == "expression" else sorted(frame[task].unique())
     index = {c: i for i, c in enumerate(classes)}

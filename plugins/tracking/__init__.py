@@ -212,7 +212,11 @@ def auh_run_start(run: Any) -> None:
 
     text = recipes.dumps(run.recipe)
     tracker.set_missing_tags(tracker.parent, run_tags(text))
-    changed = tracker.log_params(tracker.parent, recipes.flatten(run.recipe))
+    # how the rounds were drawn (the benchmark, the fold manifest and its sha256): tags to
+    # search by, params to compare runs on
+    protocol = {f"protocol.{k}": v for k, v in (run.state.get("protocol") or {}).items()}
+    tracker.set_missing_tags(tracker.parent, {f"auh.{k}": str(v) for k, v in protocol.items()})
+    changed = tracker.log_params(tracker.parent, {**recipes.flatten(run.recipe), **protocol})
     if changed:
         note(f"auh: tracking: run {tracker.parent} keeps its first value of params "
              f"{', '.join(changed)} (MLflow params are write-once)")
@@ -264,6 +268,9 @@ def auh_run_end(run: Any, result: Any) -> None:
     if tracker is None:
         return
     tracker.log_metrics(tracker.parent, result_metrics(result))
+    scores = result.get("scores") or {}
+    if "metric" in scores:  # a benchmark other than the default: say which "final" is
+        tracker.set_tags(tracker.parent, {"benchmark": scores["benchmark"], "metric": scores["metric"]})
     with tempfile.TemporaryDirectory(prefix="auh-track-") as tmp:
         write_result_files(result, Path(tmp))
         store.with_retry(tracker.client.log_artifacts, tracker.parent, tmp)
