@@ -20,6 +20,7 @@ conformance kit :func:`harness.testing.check_component` checks it.
 """
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import pluggy
@@ -40,74 +41,65 @@ Factories = dict[str, Callable[..., Any]]
 
 
 # ---------------------------------------------------------------- registration
-@hookspec
-def auh_aligners() -> Factories:
-    """Register face aligners: ``{name: factory(size, **params)}``, each a
-    :class:`harness.protocols.Aligner`."""
+def _registration(name: str, contract: str) -> Callable[[], Factories]:
+    """A registration hook: no arguments, returns ``{name: factory}`` (the rules are in
+    the module docstring); ``contract`` says what each factory builds."""
+
+    def hook() -> Factories: ...
+
+    hook.__name__ = hook.__qualname__ = name
+    hook.__doc__ = inspect.cleandoc(contract)
+    return hookspec(hook)
 
 
-@hookspec
-def auh_backbones() -> Factories:
-    """Register backbones: ``{name: factory(num_classes, input_size, **params)}``, each a
-    :class:`harness.protocols.Backbone`."""
+# Every registration hook has this one shape; what differs is its contract.
+auh_aligners = _registration("auh_aligners", """
+    Register face aligners: ``{name: factory(size, **params)}``, each a
+    :class:`harness.protocols.Aligner`.""")
 
+auh_backbones = _registration("auh_backbones", """
+    Register backbones: ``{name: factory(num_classes, input_size, **params)}``, each a
+    :class:`harness.protocols.Backbone`.""")
 
-@hookspec
-def auh_samplers() -> Factories:
-    """Register epoch samplers: ``{name: factory(**params)}``, each a
+auh_samplers = _registration("auh_samplers", """
+    Register epoch samplers: ``{name: factory(**params)}``, each a
     :class:`harness.protocols.Sampler`. The engine asks it for every epoch's row order
-    with a seed derived from the run's seed, the stage and the epoch, so a rerun draws the same rows."""
+    with a seed derived from the run's seed, the stage and the epoch, so a rerun draws the same rows.""")
 
-
-@hookspec
-def auh_losses() -> Factories:
-    """Register multi-label losses: ``{name: factory(**params)}``, each a
+auh_losses = _registration("auh_losses", """
+    Register multi-label losses: ``{name: factory(**params)}``, each a
     :class:`harness.protocols.Loss` (an ``nn.Module`` of logits and labels whose unknown
-    entries, 999, must not count)."""
+    entries, 999, must not count).""")
 
-
-@hookspec
-def auh_ensemblers() -> Factories:
-    """Register view ensemblers: ``{name: factory(**params)}``, each a
+auh_ensemblers = _registration("auh_ensemblers", """
+    Register view ensemblers: ``{name: factory(**params)}``, each a
     :class:`harness.protocols.Ensembler`; one that takes ``metric`` is given the dataset's
-    benchmark metric, for fitting its weights on validation."""
+    benchmark metric, for fitting its weights on validation.""")
 
+auh_thresholders = _registration("auh_thresholders", """
+    Register per-AU threshold pickers: ``{name: factory}``, each a
+    :class:`harness.protocols.Thresholder`.""")
 
-@hookspec
-def auh_thresholders() -> Factories:
-    """Register per-AU threshold pickers: ``{name: factory}``, each a
-    :class:`harness.protocols.Thresholder`."""
+auh_smoothers = _registration("auh_smoothers", """
+    Register temporal smoothers of per-frame probabilities: ``{name: factory}``, each a
+    :class:`harness.protocols.Smoother`.""")
 
+auh_datasets = _registration("auh_datasets", """
+    Register datasets: ``{name: factory(**params) -> harness.data.AUDataset}``
+    (:class:`harness.protocols.Dataset`).""")
 
-@hookspec
-def auh_smoothers() -> Factories:
-    """Register temporal smoothers of per-frame probabilities: ``{name: factory}``, each a
-    :class:`harness.protocols.Smoother`."""
+auh_readers = _registration("auh_readers", """
+    Register readers of other tools' AU outputs (``auh score --from NAME``):
+    ``{name: factory}``, each a :class:`harness.protocols.Reader`.""")
 
-
-@hookspec
-def auh_datasets() -> Factories:
-    """Register datasets: ``{name: factory(**params) -> harness.data.AUDataset}``
-    (:class:`harness.protocols.Dataset`)."""
-
-
-@hookspec
-def auh_readers() -> Factories:
-    """Register readers of other tools' AU outputs (``auh score --from NAME``):
-    ``{name: factory}``, each a :class:`harness.protocols.Reader`."""
-
-
-@hookspec
-def auh_benchmarks() -> Factories:
-    """Register benchmarks (``--benchmark NAME``, ``benchmark = "NAME"`` in a challenge):
+auh_benchmarks = _registration("auh_benchmarks", """
+    Register benchmarks (``--benchmark NAME``, ``benchmark = "NAME"`` in a challenge):
     ``{name: factory() -> harness.benchmark.Benchmark}`` (:class:`harness.protocols.BenchmarkFactory`).
-    The factory's docstring is its line in ``auh plugins``."""
+    The factory's docstring is its line in ``auh plugins``.""")
 
-
-@hookspec
-def auh_metrics() -> Factories:
-    """Register metrics, the headline score a benchmark names:
-    ``{name: factory() -> harness.metrics.Metric}`` (:class:`harness.protocols.MetricFactory`)."""
+auh_metrics = _registration("auh_metrics", """
+    Register metrics, the headline score a benchmark names:
+    ``{name: factory() -> harness.metrics.Metric}`` (:class:`harness.protocols.MetricFactory`).""")
 
 
 @hookspec

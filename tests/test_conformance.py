@@ -20,7 +20,7 @@ from harness.testing import ComponentCheckError, check_component
 
 TESTPLUGINS = Path(__file__).parent / "testplugins"
 SMALL_SYNTH = dict(n=20, seed=1, size=32, identities=2, per_identity=2, per_expression=1)
-NEEDS_PARAMS = {("dataset", "synth"), ("dataset", "emotionet")}  # checked below with small ones
+NEEDS_PARAMS = {("dataset", "synth"), ("dataset", "emotionet"), ("dataset", "cross")}  # checked below
 
 
 def builtins() -> list[tuple[str, str]]:
@@ -38,6 +38,7 @@ def test_every_built_in_component_passes_the_kit(kind, name):
     ("backbone", "timm:test_resnet", {}),          # a member of the timm family
     ("ensembler", "weighted", {"fit_weights": True}),  # with state to carry through the bundle
     ("dataset", "synth", SMALL_SYNTH),
+    ("dataset", "cross", {"train": {"name": "bp4d"}, "test": {"name": "disfa"}}),  # the embedded sets
 ], ids=lambda v: str(v))
 def test_built_ins_with_parameters_pass_the_kit(kind, name, params):
     assert check_component(kind, name, **params)
