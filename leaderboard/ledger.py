@@ -26,12 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from plugins.tracking import store
 from harness.errors import RefusedError, UserError
 from plugins.tracking.store import score_metrics  # noqa: F401  (ledger.score_metrics; shared with training runs)
 
 SUBMISSION_ARTIFACT = "submission.csv"
 SCORECARD_ARTIFACT = "scorecard.json"
+# The 0/1 predictions as scored, in truth row order, bit-packed: the board reads
+# them instead of parsing each team's submission again (3 s per million rows).
+PREDICTIONS_ARTIFACT = "predictions.npz"
+PREDICTIONS_TAG = "predictions_artifact"  # set on the runs that have one
 _LOCK_TIMEOUT_S = 300
 
 
@@ -81,9 +87,10 @@ def check_writable(tracking_uri: str | None = None) -> None:
 def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecard: dict[str, Any],
               submission: Path, truth: Path, truth_sha256: str, submission_sha256: str,
               cap: int | None, scorer_version: str, tracking_uri: str | None = None,
-              extra_tags: dict[str, str] | None = None) -> str:
+              extra_tags: dict[str, str] | None = None, predictions: np.ndarray | None = None) -> str:
     """Record one scoring as a new finished run; return its id. ``extra_tags`` adds run tags
-    (a tool's name, version, reader rules and coverage).
+    (a tool's name, version, reader rules and coverage); ``predictions`` (0/1 ``[N, C]`` in
+    truth row order: the submission as read) are kept for :func:`recorded_predictions`.
 
     Raises :class:`RefusedError` (and records nothing) when ``team`` already
     has ``cap`` distinct submissions in ``experiment`` and this file is not
@@ -110,11 +117,15 @@ def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecar
             "scored_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "previous_run": earlier[-1].run_id if earlier else "",
         }
+        if predictions is not None:
+            tags[PREDICTIONS_TAG] = PREDICTIONS_ARTIFACT
         run = store.with_retry(client.create_run, experiment_id, tags=tags,
                                run_name=f"{team} #{len(shas) + (not earlier)}")
         run_id = run.info.run_id
         try:
             _fill(client, run_id, metrics, scorecard, submission)
+            if predictions is not None:
+                _log_predictions(client, run_id, predictions, truth_sha256)
         except BaseException:
             store.with_retry(client.set_terminated, run_id, "FAILED")
             raise
@@ -136,6 +147,31 @@ def _fill(client: Any, run_id: str, metrics: dict[str, float], scorecard: dict[s
         shutil.copyfile(submission, copy)
         client.log_artifact(run_id, str(copy))
     client.log_dict(run_id, scorecard, SCORECARD_ARTIFACT)
+
+
+def _log_predictions(client: Any, run_id: str, pred: np.ndarray, truth_sha256: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / PREDICTIONS_ARTIFACT
+        np.savez(path, bits=np.packbits(pred.astype(bool, copy=False), axis=None),
+                 shape=np.array(pred.shape, dtype=np.int64), truth_sha256=np.array(truth_sha256))
+        client.log_artifact(run_id, str(path))
+
+
+def recorded_predictions(entry: Entry, truth_sha256: str, shape: tuple[int, int],
+                         tracking_uri: str | None = None) -> np.ndarray | None:
+    """The 0/1 predictions ``entry`` was scored with (uint8 ``shape``, truth row order), as
+    recorded beside its submission; None where the run has none (recorded before they were
+    kept) or they are not of this truth: then read its submission (:func:`submission_copy`)."""
+    if entry.tags.get(PREDICTIONS_TAG) != PREDICTIONS_ARTIFACT or entry.truth_sha256 != truth_sha256:
+        return None
+    client = store.client_for(store.resolve_tracking_uri(tracking_uri), create=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = store.with_retry(client.download_artifacts, entry.run_id, PREDICTIONS_ARTIFACT, tmp)
+        with np.load(path, allow_pickle=False) as found:
+            if str(found["truth_sha256"]) != truth_sha256 or tuple(found["shape"]) != tuple(shape):
+                return None
+            bits = np.unpackbits(found["bits"], count=shape[0] * shape[1])
+    return bits.reshape(shape)
 
 
 def entries(experiment: str, tracking_uri: str | None = None, page_size: int = 1000) -> list[Entry]:

@@ -180,7 +180,7 @@ def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pi
         board.notes.append(f"truth {truth_path} not found: gaps were not tested")
         return board
     truth = scoring.load_truth(truth_path, challenge.benchmark)
-    keep = np.ones(len(truth.names), dtype=bool)
+    keep: slice | np.ndarray = slice(None)  # all rows: views, not copies of millions
     if view != "all":
         public = challenge.public_mask(phase, truth.split_keys)
         keep = public if view == "public" else ~public
@@ -197,8 +197,10 @@ def build_board(challenge: Challenge, phase: Phase, *, private: bool = False, pi
     def predictions(entry: Entry) -> np.ndarray | None:
         if entry.truth_sha256 != truth.sha256 or entry.tags.get("missing") == "exclude":
             return None
-        with ledger.submission_copy(entry, tracking_uri) as copy:
-            pred = read_predictions(copy, truth, challenge.benchmark)
+        pred = ledger.recorded_predictions(entry, truth.sha256, truth.labels.shape, tracking_uri)
+        if pred is None:  # recorded before the predictions were kept: read the submission
+            with ledger.submission_copy(entry, tracking_uri) as copy:
+                pred = read_predictions(copy, truth, challenge.benchmark)
         return _as_scored(pred, entry, truth.labels, challenge.schema.aus)[keep]
 
     groups = None if truth.groups is None else np.unique(truth.groups[keep], return_inverse=True)[1]

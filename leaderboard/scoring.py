@@ -149,12 +149,13 @@ def score_submission(challenge: Challenge, phase: Phase, submission: Path, team:
     pred = read_predictions(submission, truth, challenge.benchmark)
     card = _card(challenge, truth, pred, resamples, seed)
     if not Path(submission).is_dir():
-        return _record(challenge, phase, truth, team, Path(submission), card, tracking_uri=tracking_uri)
+        return _record(challenge, phase, truth, team, Path(submission), pred, card,
+                       tracking_uri=tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         # per-video files: the ledger keeps them as one table file (the benchmark's own layout)
         table = Path(tmp) / f"{Path(submission).name}.txt"
         write_submission(table, truth.names, pred, challenge.benchmark)
-        return _record(challenge, phase, truth, team, table, card, tracking_uri=tracking_uri,
+        return _record(challenge, phase, truth, team, table, pred, card, tracking_uri=tracking_uri,
                        source=Path(submission))
 
 
@@ -181,8 +182,9 @@ def score_tool(challenge: Challenge, phase: Phase, tool: str, output: Path, team
     with tempfile.TemporaryDirectory() as tmp:
         # a CSV (the submission format) named after the tool's output, for the board's file column
         converted = Path(tmp) / (output.name if output.suffix.lower() == ".csv" else f"{output.name}.csv")
-        write_submission(converted, truth.names, submission_matrix(p, truth, aus), challenge.benchmark)
-        return _record(challenge, phase, truth, team, converted,
+        recorded = submission_matrix(p, truth, aus)
+        write_submission(converted, truth.names, recorded, challenge.benchmark)
+        return _record(challenge, phase, truth, team, converted, recorded,
                        lambda rows: tool_scorecard(p, truth.labels, aus, rows, resamples, seed,
                                                    (challenge.benchmark, challenge.metric)),
                        tracking_uri=tracking_uri, tags=tags, source=output)
@@ -254,11 +256,13 @@ def _check_request(team: str, submission: Path, tracking_uri: str | None) -> Non
 
 
 def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submission: Path,
-            card: Callable[[np.ndarray], dict[str, Any]], *, tracking_uri: str | None,
-            tags: dict[str, str] | None = None, source: Path | None = None) -> Result:
+            pred: np.ndarray, card: Callable[[np.ndarray], dict[str, Any]], *,
+            tracking_uri: str | None, tags: dict[str, str] | None = None,
+            source: Path | None = None) -> Result:
     """Scorecards of all rows and of each view, one ledger run, then the ``auh_scored`` hook.
 
-    ``submission`` is the file recorded; ``source`` the file the user gave, when they differ
+    ``submission`` is the file recorded and ``pred`` its 0/1 predictions in truth row order
+    (recorded too, for the board); ``source`` the file the user gave, when they differ
     (a tool's output, recorded as its 0/1 predictions)."""
     import harness  # the plugin registry and MLflow: only the recording needs them
     from harness.registry import _own_version
@@ -281,7 +285,7 @@ def _record(challenge: Challenge, phase: Phase, truth: Truth, team: str, submiss
         submission=submission, truth=truth.path, truth_sha256=truth.sha256,
         submission_sha256=sha256_file(submission), cap=phase.cap,
         scorer_version=_own_version(), tracking_uri=tracking_uri,
-        extra_tags={**(tags or {}), SPLIT_TAG: challenge.split_id(phase)})
+        extra_tags={**(tags or {}), SPLIT_TAG: challenge.split_id(phase)}, predictions=pred)
     harness.get_registry().hook.auh_scored(score=result.score, context={
         "team": team, "phase": phase.name, "challenge": challenge.name,
         "submission": str(source or submission), "truth": str(truth.path), "run_id": result.run_id})

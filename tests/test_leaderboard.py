@@ -232,6 +232,39 @@ def test_leaderboard_end_to_end(demo, capsys):
     assert code == 0 and "| rank | team | final |" in out and "(significant)" in out
 
 
+def test_board_reads_the_recorded_predictions_as_the_submissions_say(demo, capsys, monkeypatch):
+    """The board takes each team's predictions from the bit-packed copy recorded at scoring
+    time; they are the submission's rows in truth order, and a ledger without them (runs
+    recorded before they were kept) gives the same board from the submission files."""
+    from mlflow import MlflowClient
+
+    from plugins.tracking import store
+
+    toml = str(demo / "challenge.toml")
+    for team in TEAMS:
+        assert run(capsys, "score", "--challenge", toml, "--team", team, "--submission",
+                   str(demo / f"{team}.csv"), *FAST)[0] == 0
+    names, truth = read_labels(demo / "truth.txt")
+    entries = experiment_runs(load_challenge(toml).experiment(load_challenge(toml).phase("test")))
+    sha = entries[0].truth_sha256
+    for e in entries:
+        np.testing.assert_array_equal(ledger.recorded_predictions(e, sha, truth.shape),
+                                      read_submission(demo / f"{e.team}.csv", names))
+        assert ledger.recorded_predictions(e, "another truth", truth.shape) is None
+    boards = {}
+    with monkeypatch.context() as m:  # the submission files are not read
+        m.setattr(ledger, "submission_copy", None)
+        for flag in ([], ["--private"]):
+            boards[tuple(flag)] = run(capsys, "leaderboard", "--challenge", toml, "--format", "csv",
+                                      *flag, *FAST)[1]
+    client = MlflowClient(tracking_uri=store.resolve_tracking_uri(None))
+    for e in entries:
+        client.delete_tag(e.run_id, ledger.PREDICTIONS_TAG)
+    for flag, board in boards.items():
+        assert run(capsys, "leaderboard", "--challenge", toml, "--format", "csv", *flag, *FAST)[1] == board
+    assert "1.0" in boards[()]  # the gaps were tested
+
+
 def test_leaderboard_without_private_rows(demo, capsys):
     run(capsys, "score", "--truth", str(demo / "truth.txt"), "--submission",
         str(demo / "alpha.csv"), "--resamples", "0")

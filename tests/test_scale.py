@@ -54,7 +54,8 @@ def test_video_bootstrap_equals_drawing_the_frames(order, monkeypatch):
         groups = np.random.default_rng(1).permutation(groups)
     if order == "a video with no frame":
         groups = np.where(groups == 4, 3, groups)  # video 4 is drawn but brings no row
-    monkeypatch.setattr(metrics, "_GROUP_ROWS_AT_ONCE", 7)  # the running sums cross chunks
+    monkeypatch.setattr(metrics, "_GROUP_ROWS_AT_ONCE", 7)  # a video's rows cross chunks
+    monkeypatch.setattr(metrics, "_RESAMPLES_AT_ONCE", 7)  # resamples drawn in chunks
     fast = bootstrap_finals(preds[:1], truth, 40, 5, MEAN_F1, groups)[:, 0]
     np.testing.assert_allclose(fast, brute_force_video_finals(preds[0], truth, groups, 40, 5),
                                rtol=0, atol=1e-12)

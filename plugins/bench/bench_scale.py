@@ -188,7 +188,7 @@ def _recorder(truth_folder: Path, tracking_uri: str) -> Callable[[str, Path, np.
     truth = load_truth(truth_folder, bench)
 
     def record(team: str, file: Path, pred: np.ndarray) -> None:
-        _record(challenge, phase, truth, team, file,
+        _record(challenge, phase, truth, team, file, pred,
                 lambda rows: scorecard(pred[rows], truth.labels[rows], bench.aus, 0, 0,
                                        (bench, challenge.metric)), tracking_uri=tracking_uri)
 

@@ -54,11 +54,8 @@ def sklearn_final(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def first_resamples(n_rows: int, count: int, seed: int) -> np.ndarray:
-    """The row indices of the harness's first ``count`` resamples (its first chunk)."""
-    chunk = max(1, metrics._CHUNK_CELLS // n_rows)
-    if count > chunk:
-        raise ValueError(f"at most {chunk} baseline resamples can be matched to the harness's")
-    return np.random.default_rng(seed).integers(0, n_rows, size=(chunk, n_rows))[:count]
+    """The row indices of the harness's first ``count`` resamples (draws do not depend on its chunks)."""
+    return np.random.default_rng(seed).integers(0, n_rows, size=(count, n_rows))
 
 
 class Clock:
