@@ -45,8 +45,10 @@ _GAP = re.compile(r"[ \t]+")  # the text format's field separator
 # "01", "1.0", "999.00"). Anything else, "True", "1e0", "0.99999999999999999999"
 # included, is refused even where it would round to a valid value.
 _INTEGER = re.compile(r"\s*([+-]?[0-9]+)(?:\.0+)?\s*")
-# The values nearly every cell holds, parsed once: the rest go through _INTEGER.
-_COMMON = {"0": 0, "1": 1, "999": 999, "-1": -1}
+# A cell of one digit is read by a table lookup; a cell spelling one of the codes
+# the caller accepts (a benchmark's 999 or -1) by comparing its bytes; the
+# rest go through _INTEGER.
+_DIGITS = {str(d): d for d in range(10)}
 _BLOCK = 1 << 24  # bytes searched at a time for separators
 _NAMES_AT_ONCE = 1 << 16  # rows whose names are cut at a time
 _NOT_A_NUMBER = -32768  # no label code: codes are in [-32767, 32767]
@@ -87,7 +89,7 @@ def read_labels(path: str | os.PathLike, schema: AUSchema | None = None,
     names, codes = _validated(path, _data_rows(path, skip=int(is_csv)), is_csv, columns, schema,
                               schema.coding.accepted,
                               first_row_line=1 + is_csv)
-    return names, schema.coding.to_memory(codes)
+    return names, schema.coding.to_memory(codes)  # int64
 
 
 def read_frame_rows(path: str | os.PathLike, schema: AUSchema, allowed: tuple[int, ...],
@@ -102,7 +104,7 @@ def read_frame_rows(path: str | os.PathLike, schema: AUSchema, allowed: tuple[in
     rows = _data_rows(path, skip=1)
     if not rows.count:
         raise UserError(f"{path}: no frame rows (header only)")
-    cells = _cells(path, rows, True, list(schema.aus), first_row_line=2)
+    cells = _cells(path, rows, True, list(schema.aus), first_row_line=2, codes=allowed)
     return _values(path, cells, list(schema.aus), allowed, first_row_line=2).astype(dtype)
 
 
@@ -161,7 +163,7 @@ def read_submission(path: str | os.PathLike, truth_names: Sequence[str],
     # or a second row for an image, is refused, never left unread.
     names, preds = _validated(path, _data_rows(path, skip=1), True, columns, schema, (0, 1),
                               first_row_line=2, unique=False, expected=truth_names)  # _align refuses a repeated name where it matters
-    return _align(path, names, preds, truth_names)
+    return _align(path, names, preds, truth_names).astype(np.int64)
 
 
 def submission_header(schema: AUSchema | None = None, image_column: str = IMAGE) -> str:
@@ -236,9 +238,9 @@ def _csv_columns(path: str | os.PathLike, first_line: str, schema: AUSchema,
 class _Cells:
     """A table whose every row has one field per column.
 
-    ``codes[r, c]`` is the value of a cell holding one of :data:`_COMMON` or
-    one digit, and :data:`_NOT_A_NUMBER` for any other cell; ``raw(r, c)`` is the
-    cell's text, read only for the rare other values and for messages.
+    ``codes[r, c]`` is the value of a cell holding one digit or one of the codes
+    the reading was told of, and :data:`_NOT_A_NUMBER` for any other cell; ``raw(r, c)``
+    is the cell's text, read only for the rare other values and for messages.
     """
 
     names: list[str]
@@ -262,7 +264,8 @@ def _data_rows(path: str | os.PathLike, skip: int) -> _Rows:
     BOM or trailing blank lines, with ``\\n`` line ends."""
     data = Path(path).read_bytes()
     try:
-        data.decode("utf-8")
+        if not data.isascii():  # ASCII is UTF-8: no decoded copy of a 100 MB file to check it
+            data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise UserError(f"{path}: line {line}: not UTF-8 text (byte {exc.start})") from None
@@ -280,17 +283,18 @@ def _data_rows(path: str | os.PathLike, skip: int) -> _Rows:
 
 
 def _cells(path: str | os.PathLike, rows: _Rows, is_csv: bool, columns: list[str],
-           first_row_line: int, expected: Sequence[str] = ()) -> _Cells:
+           first_row_line: int, expected: Sequence[str] = (), codes: Sequence[int] = ()) -> _Cells:
     """Tokenize: vectorized over the bytes when every row is regular (and, in
     a CSV, nothing is quoted), else row by row, which also explains a bad row.
     Without an :data:`IMAGE` column (a video's frame rows) ``names`` is empty.
-    Where the names are ``expected``'s, in order, ``names`` holds those very strings."""
+    Where the names are ``expected``'s, in order, ``names`` holds those very strings.
+    ``codes``: the values the caller accepts, read as fast as a digit is."""
     width = len(columns)
     image = columns.index(IMAGE) if IMAGE in columns else None
     data = rows.data
     spans = _spans(data, is_csv, width, rows.count)
     if spans is None:
-        return _row_cells(path, rows.lines(), is_csv, width, image, first_row_line)
+        return _row_cells(path, rows.lines(), is_csv, width, image, first_row_line, codes)
     starts, line_ends = spans
     text = data.decode("ascii") if data.isascii() else None  # then byte offsets index it
 
@@ -303,7 +307,7 @@ def _cells(path: str | os.PathLike, rows: _Rows, is_csv: bool, columns: list[str
         return cut(int(starts[r, c]), int(starts[r, c + 1]) - 1 if c + 1 < width else int(line_ends[r]))
 
     if image is None:
-        return _Cells([], _codes(data, starts, is_csv), raw)
+        return _Cells([], _codes(data, starts, is_csv, codes), raw)
     ends = starts[:, image + 1] - 1 if image + 1 < width else line_ends
     names: list[str] = []
     for at in range(0, len(ends), _NAMES_AT_ONCE):  # bounded lists of offsets: millions of rows
@@ -312,10 +316,10 @@ def _cells(path: str | os.PathLike, rows: _Rows, is_csv: bool, columns: list[str
         cut_names = [n.strip() for n in cut_names] if is_csv else [n.rstrip(" \t") for n in cut_names]
         known = expected[at:at + len(cut_names)]
         names += known if cut_names == known else cut_names  # the expected strings: no second copy
-    return _Cells(names, _codes(data, starts, is_csv), raw)
+    return _Cells(names, _codes(data, starts, is_csv, codes), raw)
 
 
-def _codes(data: bytes, starts: np.ndarray, is_csv: bool) -> np.ndarray:
+def _codes(data: bytes, starts: np.ndarray, is_csv: bool, codes: Sequence[int]) -> np.ndarray:
     """:attr:`_Cells.codes` from the field starts, by looking at a field's first bytes.
 
     Small dtypes and views, no index arithmetic on the ``[N, width]`` array:
@@ -324,20 +328,24 @@ def _codes(data: bytes, starts: np.ndarray, is_csv: bool) -> np.ndarray:
     buf = np.frombuffer(data, dtype=np.uint8)  # ends with a line end: a field's next byte exists
     ends_cell = _ENDS_CELL[int(is_csv)]
     first = buf[starts]
-    codes = np.where(ends_cell[buf[1:][starts]], _ONE_BYTE[first], _NOT_A_NUMBER)
+    values = np.where(ends_cell[buf[1:][starts]], _ONE_BYTE[first], _NOT_A_NUMBER)
 
     def byte(at: np.ndarray) -> np.ndarray:  # past the end: the final line end (no copy to pad)
         return buf[np.minimum(at, len(buf) - 1)]
 
-    maybe = np.flatnonzero(first == ord("9"))  # the few cells that may hold 999
-    at = starts.flat[maybe]
-    nines = (byte(at + 1) == ord("9")) & (byte(at + 2) == ord("9")) & ends_cell[byte(at + 3)]
-    codes.flat[maybe[nines]] = 999
-    minus = np.flatnonzero(first == ord("-"))  # the few cells that may hold -1
-    at = starts.flat[minus]
-    ones = (byte(at + 1) == ord("1")) & ends_cell[byte(at + 2)]
-    codes.flat[minus[ones]] = -1
-    return codes
+    for code, spelled in _spelled(codes):
+        maybe = np.flatnonzero(first == spelled[0])  # the few cells that may hold it
+        at = starts.flat[maybe]
+        same = ends_cell[byte(at + len(spelled))]
+        for k in range(1, len(spelled)):
+            same &= byte(at + k) == spelled[k]
+        values.flat[maybe[same]] = code
+    return values
+
+
+def _spelled(codes: Sequence[int]) -> list[tuple[int, bytes]]:
+    """The codes a digit's lookup does not read, with their usual spelling."""
+    return [(code, str(code).encode()) for code in codes if not 0 <= code <= 9]
 
 
 def _spans(data: bytes, is_csv: bool, width: int, n_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -378,7 +386,7 @@ def _offset_dtype(data: bytes | np.ndarray) -> type:
 
 
 def _row_cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, width: int,
-               image: int | None, first_row_line: int) -> _Cells:
+               image: int | None, first_row_line: int, codes: Sequence[int] = ()) -> _Cells:
     """The row-by-row reading of :func:`_cells` (the same fields on regular
     rows), refusing the first row whose field count is wrong."""
     text = [line.decode() for line in lines]
@@ -396,11 +404,11 @@ def _row_cells(path: str | os.PathLike, lines: list[bytes], is_csv: bool, width:
     if bad is not None:
         raise UserError(_field_count_problem(path, rows[bad], bad + first_row_line, width,
                                              has_image=image is not None))
-    codes = np.fromiter(map(_COMMON.get, itertools.chain.from_iterable(rows),
-                            itertools.repeat(_NOT_A_NUMBER)),
-                        dtype=np.int16, count=len(rows) * width).reshape(len(rows), width)
+    known = {**_DIGITS, **{spelled.decode(): code for code, spelled in _spelled(codes)}}
+    values = np.fromiter(map(known.get, itertools.chain.from_iterable(rows), itertools.repeat(_NOT_A_NUMBER)),
+                         dtype=np.int16, count=len(rows) * width).reshape(len(rows), width)
     names = [] if image is None else [row[image].strip() for row in rows]
-    return _Cells(names, codes, lambda r, c: rows[r][c])
+    return _Cells(names, values, lambda r, c: rows[r][c])
 
 
 # --------------------------------------------------------------- validation
@@ -408,10 +416,10 @@ def _validated(path: str | os.PathLike, rows: _Rows, is_csv: bool, columns: list
                schema: AUSchema, allowed: tuple[int, ...], first_row_line: int,
                unique: bool = True, expected: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:
     """Check field counts, names, values and (``unique``) that no name repeats;
-    return ``(names, labels[N, C])`` in schema order (see :func:`_cells` for ``expected``)."""
+    return ``(names, labels[N, C])``, int16 in schema order (see :func:`_cells` for ``expected``)."""
     if not rows.count:
         raise UserError(f"{path}: no label rows" + (" (header only)" if first_row_line == 2 else ""))
-    cells = _cells(path, rows, is_csv, columns, first_row_line, expected)
+    cells = _cells(path, rows, is_csv, columns, first_row_line, expected, allowed)
     del rows  # the file's bytes go with the cells, once the values are checked
     names = cells.names
     if not all(names):
@@ -422,7 +430,7 @@ def _validated(path: str | os.PathLike, rows: _Rows, is_csv: bool, columns: list
     if unique:
         _check_unique(path, names, first_row_line)
     order = [columns.index(au) for au in schema.aus]
-    return names, values[:, order].astype(np.int64)
+    return names, values[:, order]  # int16: callers make int64 once, after any reordering
 
 
 def _field_count_problem(path: str | os.PathLike, row: list[str], line: int, width: int,
@@ -498,7 +506,7 @@ def _align(path: str | os.PathLike, names: list[str], preds: np.ndarray,
         return preds
     _check_unique(path, names, first_row_line=2)
     row_of = {name: row for row, name in enumerate(names)}
-    where = np.fromiter((row_of.get(name, -1) for name in truth_names), dtype=np.int64,
+    where = np.fromiter(map(row_of.get, truth_names, itertools.repeat(-1)), dtype=np.int64,
                         count=len(truth_names))
     if len(names) != len(truth_names) or (where < 0).any():
         truth = set(truth_names)

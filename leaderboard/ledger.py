@@ -80,8 +80,11 @@ def check_text(what: str, value: str, limit: int = TEXT_MAX) -> str:
 
 
 def check_writable(tracking_uri: str | None = None) -> None:
-    """Refuse, before any work, a ledger that a later write could not use."""
-    store.check_store(store.resolve_tracking_uri(tracking_uri))
+    """Refuse, before any work, a ledger that a later write could not use; then start
+    importing MLflow in the background (:func:`~plugins.tracking.store.prewarm`): the
+    ledger is the scorer's only write, and its MLflow version is checked before it."""
+    store.check_store(store.resolve_tracking_uri(tracking_uri), version=False)
+    store.prewarm()
 
 
 def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecard: dict[str, Any],

@@ -189,3 +189,32 @@ def test_exact_spellings_of_a_label(tmp_path, value, ok):
     else:
         with pytest.raises(UserError, match=f"line 2, column AU2: value '{value}'"):
             sub(tmp_path, text)
+
+
+@pytest.mark.parametrize("layout", ["text", "csv", "quoted csv (row by row)"])
+def test_a_codings_own_codes_are_read_whatever_they_are(tmp_path, layout):
+    """The reader knows no benchmark's codes: a coding of 12 present, 0 absent and -99 unknown
+    reads as the in-memory 1/0/999, and 999 (another benchmark's unknown) is refused."""
+    from harness import labels as lab
+    from harness.schema import Coding
+
+    schema = AUSchema("odd", ("AU1", "AU2"), coding=Coding(present=(12,), absent=(0,), unknown=(-99,)))
+    rows = [("a.jpg", "12", "-99"), ("b.jpg", "0", "12"), ("c.jpg", "-99", "0")]
+    if layout == "text":
+        text, name = "".join(" ".join(r) + "\n" for r in rows), "t.txt"
+    else:
+        quote = '"' if layout.startswith("quoted") else ""
+        text = "image,AU1,AU2\n" + "".join(f"{quote}{r[0]}{quote},{r[1]},{r[2]}\n" for r in rows)
+        name = "t.csv"
+    path = write(tmp_path, text, name)
+    names, got = read_labels(path, schema)
+    assert names == ["a.jpg", "b.jpg", "c.jpg"]
+    np.testing.assert_array_equal(got, [[1, 999], [0, 1], [999, 0]])
+    # each code is read where the cells are cut, not left to the slow path for rare values
+    data = lab._data_rows(path, skip=int(layout != "text"))
+    cells = lab._cells(path, data, layout != "text", ["image", "AU1", "AU2"], 1,
+                       codes=schema.coding.accepted)
+    np.testing.assert_array_equal(cells.codes[:, 1:], [[12, -99], [0, 12], [-99, 0]])
+    path.write_text(text.replace("-99", "999", 1))
+    with pytest.raises(UserError, match=r"value '999', expected 0 or 12 or -99"):
+        read_labels(path, schema)

@@ -26,6 +26,7 @@ import random
 import re
 import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -142,23 +143,42 @@ _MLFLOW_TABLES = {"alembic_version", "experiments", "runs", "metrics", "latest_m
                   "params", "tags"}
 
 
-def check_store(uri: str) -> None:
+def check_store(uri: str, version: bool = True) -> None:
     """Refuse, before any work, a tracking store a later write could not use:
-    a SQLite file that :func:`check_sqlite` refuses, or a server that does not answer."""
+    a SQLite file that :func:`check_sqlite` refuses, or a server that does not answer.
+    Without ``version`` MLflow is not imported (seconds): a database of another MLflow
+    version is then refused when :func:`client_for` opens it, for a command whose
+    only write is to the store."""
     db = sqlite_path(uri)
     if db is not None:
-        check_sqlite(db)
+        check_sqlite(db, version=version)
     elif uri.startswith(("http://", "https://")):
         check_server(uri)
 
 
-def check_sqlite(db: Path, must_exist: bool = False) -> bool:
+def prewarm() -> None:
+    """Start importing MLflow's client and SQL store (seconds of CPU) on a background
+    thread, for a command that will record once its reading and scoring are done: that
+    work, mostly numpy that releases the GIL, overlaps the import. The import the
+    recording then does waits for this one; a failure here is raised there again."""
+    threading.Thread(target=_import_mlflow, name="auh-import-mlflow", daemon=True).start()
+
+
+def _import_mlflow() -> None:
+    try:
+        import mlflow.store.db.utils  # noqa: F401
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    except BaseException:  # noqa: BLE001 (the recording's own import reports it)
+        pass
+
+
+def check_sqlite(db: Path, must_exist: bool = False, version: bool = True) -> bool:
     """Refuse a database path MLflow could not use, before anything is written.
 
     Returns ``True`` when ``db`` does not exist yet (and may be created).
     A directory, a file that is not SQLite, and a database whose MLflow
-    schema is incomplete (a creation that was interrupted) or of another
-    MLflow version are one-line errors saying what to do.
+    schema is incomplete (a creation that was interrupted) or (``version``)
+    of another MLflow version are one-line errors saying what to do.
     """
     if db in _OPEN_DBS:
         # This process's MLflow client has it open, so it is usable; and opening and
@@ -183,11 +203,11 @@ def check_sqlite(db: Path, must_exist: bool = False) -> bool:
         what = "is empty" if not head else "is not an SQLite database"
         raise UserError(f"ledger {db}: {what}; move it away or point --tracking-uri at the "
                         f"right file (a new ledger is created where none exists)")
-    _check_schema(db)
+    _check_schema(db, version)
     return False
 
 
-def _check_schema(db: Path) -> None:
+def _check_schema(db: Path, version_too: bool) -> None:
     try:
         conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=30)
         try:
@@ -205,6 +225,8 @@ def _check_schema(db: Path) -> None:
         raise UserError(f"ledger {db}: its MLflow tables are incomplete (a creation that was "
                         f"interrupted, or not an MLflow database); nothing usable is in it: move "
                         f"it away and run the command again")
+    if not version_too:
+        return
     from mlflow.store.db.utils import _get_latest_schema_revision
 
     expected = _get_latest_schema_revision()
