@@ -388,3 +388,27 @@ def test_outputs_under_proc_are_one_line(capsys, truth, argv):
 def test_predict_help_says_where_relative_list_paths_are_read(capsys):
     code, out, _ = cli(capsys, "predict", "--help")
     assert code == 0 and "relative path is read from the list file's folder" in " ".join(out.split())
+
+
+def test_a_ledger_of_another_mlflow_version_is_refused_before_the_write(truth):
+    """`auh score` checks the ledger's MLflow version where it opens it (MLflow is imported
+    in the background while the submission is read and scored): one line, nothing written."""
+    import sqlite3
+
+    folder = truth.parent
+    first = _auh(folder, "score", "--truth", "truth.txt", "--submission", "sub.csv", "--team", "a",
+                 "--resamples", "0")
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(folder / "mlflow.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = 'f00dfeed'")
+    db.close()
+
+    def state() -> dict[str, str]:  # SQLite's own journal aside (a reader creates it, empty)
+        return {k: v for k, v in snapshot(folder).items() if not k.endswith("-wal")}
+
+    before = state()
+    second = _auh(folder, "score", "--truth", "truth.txt", "--submission", "sub2.csv", "--team", "b",
+                  "--resamples", "0")
+    assert_one_line(second.returncode, second.stderr, "MLflow schema version f00dfeed",
+                    "mlflow db upgrade")
+    assert state() == before

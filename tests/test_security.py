@@ -98,7 +98,7 @@ def test_a_submission_file_name_never_becomes_a_path(tmp_path):
     assert board.returncode == 0, board.stderr
     assert "&lt;img src=x onerror=alert(1)&gt;" in board.stdout and "<img src=x" not in board.stdout
     artifacts = {p.name for p in (work / "mlartifacts").rglob("*") if p.is_file()}
-    assert artifacts == {"submission.csv", "scorecard.json"}
+    assert artifacts == {"submission.csv", "scorecard.json", "predictions.npz"}
     new = {p for p in tmp_path.rglob("*")} - before
     assert all(p.is_relative_to(work / "mlartifacts") or p.name.startswith("mlflow.db") for p in new), new
 

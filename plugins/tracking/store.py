@@ -160,8 +160,11 @@ def prewarm() -> None:
     """Start importing MLflow's client and SQL store (seconds of CPU) on a background
     thread, for a command that will record once its reading and scoring are done: that
     work, mostly numpy that releases the GIL, overlaps the import. The import the
-    recording then does waits for this one; a failure here is raised there again."""
-    threading.Thread(target=_import_mlflow, name="auh-import-mlflow", daemon=True).start()
+    recording then does waits for this one; a failure here is raised there again.
+    Not a daemon: a command that stops early (a refused submission) waits for the
+    import at exit, as it used to wait for it before reading, rather than leave
+    interpreter shutdown racing an import."""
+    threading.Thread(target=_import_mlflow, name="auh-import-mlflow").start()
 
 
 def _import_mlflow() -> None:
