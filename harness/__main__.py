@@ -11,6 +11,6 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path.cwd().resolve() \
         and Path(__file__).resolve().parent.parent != Path.cwd().resolve():
     del sys.path[0]
 
-from harness.cli import main  # noqa: E402
+from harness.cli import console  # noqa: E402
 
-sys.exit(main())
+console()

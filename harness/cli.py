@@ -9,6 +9,7 @@ printed as one line with exit status 2 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import gc
 import inspect
 import os
 import sys
@@ -95,6 +96,19 @@ def _add_commands(subparsers: argparse._SubParsersAction) -> None:
         registry = Registry()
         registry.load_builtins()
     registry.add_commands(subparsers)
+
+
+def console() -> NoReturn:
+    """The ``auh`` command (and ``python -m harness``): :func:`main` on ``sys.argv``, then exit.
+
+    What the command leaves in memory is frozen out of the garbage collector first:
+    MLflow, SQLAlchemy and pandas make hundreds of thousands of objects, and interpreter
+    shutdown spent most of a second collecting what the process is about to drop
+    (0.8 s of a 6 s ``auh score`` here). Exit handlers still run, files still close.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

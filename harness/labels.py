@@ -49,7 +49,10 @@ _INTEGER = re.compile(r"\s*([+-]?[0-9]+)(?:\.0+)?\s*")
 # the caller accepts (a benchmark's 999 or -1) by comparing its bytes; the
 # rest go through _INTEGER.
 _DIGITS = {str(d): d for d in range(10)}
-_BLOCK = 1 << 24  # bytes searched at a time for separators
+# Bytes searched at a time for separators: small enough that each block's temporaries
+# reuse memory the allocator already holds (16 MB blocks, each in fresh pages, read
+# a 325,000-row file 1.6x slower here).
+_BLOCK = 1 << 18
 _NAMES_AT_ONCE = 1 << 16  # rows whose names are cut at a time
 _NOT_A_NUMBER = -32768  # no label code: codes are in [-32767, 32767]
 # The value of a one-byte cell, by byte: the digits; _NOT_A_NUMBER for every other byte.

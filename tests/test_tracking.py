@@ -46,6 +46,20 @@ def test_resolve_tracking_uri_precedence(in_tmp, monkeypatch):
     assert store.artifact_location("http://host:5000", "e") is None
 
 
+@pytest.mark.parametrize("set_by_user", [None, "false"])
+def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on(tmp_path, set_by_user):
+    """MLflow 3 sends usage telemetry over the network by default; importing the harness's
+    MLflow side turns it off before MLflow is imported, and a user's own setting stands."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+    if set_by_user is not None:
+        env["MLFLOW_DISABLE_TELEMETRY"] = set_by_user
+    code = "import plugins.tracking.store, mlflow.environment_variables as v; print(v.MLFLOW_DISABLE_TELEMETRY.get())"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ("False" if set_by_user == "false" else "True")
+
+
 def test_with_retry_retries_only_locked_errors():
     calls, sleeps = [], []
 

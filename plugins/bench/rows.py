@@ -29,7 +29,8 @@ from typing import Any, Callable
 RESULTS = Path("bench") / "results"
 ROOT = Path(__file__).resolve().parents[2]  # the source tree (a git checkout, for trees at a commit)
 # `auh ARGV` in a fresh interpreter, whichever tree PYTHONPATH names.
-AUH_MAIN = "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))"
+AUH_MAIN = ("import sys, harness.cli as cli; entry = getattr(cli, 'console', None); "
+            "entry() if entry else sys.exit(cli.main(sys.argv[1:]))")  # as `auh` runs, at any release
 
 
 def row(component: str, workload: str, harness_s: float, baseline: str, baseline_s: float | None,

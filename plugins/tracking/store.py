@@ -35,6 +35,12 @@ from urllib.parse import unquote
 from harness.errors import UserError
 from harness.fileio import UMASK, check_output_folder
 
+# MLflow 3 sends usage telemetry over the network (and keeps a thread for it) unless
+# told not to; the harness works offline and sends nothing anywhere by default. Set
+# before MLflow is first imported (every MLflow use goes through this package);
+# MLFLOW_DISABLE_TELEMETRY=false in the environment turns it back on.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 # The MLflow model URIs `auh predict` opens as bundles; here, so that telling one from a
 # folder does not import MLflow (seconds and hundreds of MiB for every local bundle).
 MODEL_URI = re.compile(r"^(runs|models):/")
