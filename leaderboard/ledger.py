@@ -22,6 +22,7 @@ import datetime as dt
 import shutil
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -170,10 +171,13 @@ def recorded_predictions(entry: Entry, truth_sha256: str, shape: tuple[int, int]
     client = store.client_for(store.resolve_tracking_uri(tracking_uri), create=False)
     with tempfile.TemporaryDirectory() as tmp:
         path = store.with_retry(client.download_artifacts, entry.run_id, PREDICTIONS_ARTIFACT, tmp)
-        with np.load(path, allow_pickle=False) as found:
-            if str(found["truth_sha256"]) != truth_sha256 or tuple(found["shape"]) != tuple(shape):
-                return None
-            bits = np.unpackbits(found["bits"], count=shape[0] * shape[1])
+        try:
+            with np.load(path, allow_pickle=False) as found:
+                if str(found["truth_sha256"]) != truth_sha256 or tuple(found["shape"]) != tuple(shape):
+                    return None
+                bits = np.unpackbits(found["bits"], count=shape[0] * shape[1])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged: the submission says it
+            return None
     return bits.reshape(shape)
 
 

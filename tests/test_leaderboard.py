@@ -257,6 +257,9 @@ def test_board_reads_the_recorded_predictions_as_the_submissions_say(demo, capsy
         for flag in ([], ["--private"]):
             boards[tuple(flag)] = run(capsys, "leaderboard", "--challenge", toml, "--format", "csv",
                                       *flag, *FAST)[1]
+    stored = next(Path("mlartifacts").rglob(f"{entries[0].run_id}/**/{ledger.PREDICTIONS_ARTIFACT}"))
+    stored.write_bytes(stored.read_bytes()[:100])  # damaged: the board would read the submission
+    assert ledger.recorded_predictions(entries[0], sha, truth.shape) is None
     client = MlflowClient(tracking_uri=store.resolve_tracking_uri(None))
     for e in entries:
         client.delete_tag(e.run_id, ledger.PREDICTIONS_TAG)
