@@ -84,8 +84,9 @@ def check_writable(tracking_uri: str | None = None) -> None:
     """Refuse, before any work, a ledger that a later write could not use; then start
     importing MLflow in the background (:func:`~plugins.tracking.store.prewarm`): the
     ledger is the scorer's only write, and its MLflow version is checked before it."""
-    store.check_store(store.resolve_tracking_uri(tracking_uri), version=False)
-    store.prewarm()
+    uri = store.resolve_tracking_uri(tracking_uri)
+    store.check_store(uri, version=False)
+    store.prewarm(uri)
 
 
 def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecard: dict[str, Any],

@@ -20,6 +20,7 @@ they agree on where data goes and how concurrent writers behave:
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import random
@@ -162,21 +163,24 @@ def check_store(uri: str, version: bool = True) -> None:
         check_server(uri)
 
 
-def prewarm() -> None:
-    """Start importing MLflow's client and SQL store (seconds of CPU) on a background
-    thread, for a command that will record once its reading and scoring are done: that
-    work, mostly numpy that releases the GIL, overlaps the import. The import the
-    recording then does waits for this one; a failure here is raised there again.
-    Not a daemon: a command that stops early (a refused submission) waits for the
-    import at exit, as it used to wait for it before reading, rather than leave
-    interpreter shutdown racing an import."""
-    threading.Thread(target=_import_mlflow, name="auh-import-mlflow").start()
+def prewarm(uri: str) -> None:
+    """Start importing MLflow's client (and, for a database, its SQL store: seconds of
+    CPU in all) on a background thread, for a command that will record in ``uri`` once
+    its reading and scoring are done: that work, mostly numpy that releases the GIL,
+    overlaps the import. The import the recording then does waits for this one; a
+    failure here is raised there again. Not a daemon: a command that stops early (a
+    refused submission) waits for the import at exit, as it used to wait for it before
+    reading, rather than leave interpreter shutdown racing an import."""
+    modules = ["mlflow"]
+    if sqlite_path(uri) is not None:
+        modules += ["mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store"]
+    threading.Thread(target=_import_quietly, args=(modules,), name="auh-import-mlflow").start()
 
 
-def _import_mlflow() -> None:
+def _import_quietly(modules: list[str]) -> None:
     try:
-        import mlflow.store.db.utils  # noqa: F401
-        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        for module in modules:
+            importlib.import_module(module)
     except BaseException:  # noqa: BLE001 (the recording's own import reports it)
         pass
 
