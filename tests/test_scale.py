@@ -72,7 +72,9 @@ def test_image_bootstrap_equals_scoring_the_drawn_rows():
 
 @pytest.mark.parametrize("by_video", [False, True])
 def test_board_gaps_equal_the_paired_bootstrap_of_each_pair(by_video):
+    """Every neighbour pair gets what the paired bootstrap of that pair alone gives."""
     truth, preds, groups = video_case(frames=120, seed=2)
+    preds += [np.random.default_rng(k).integers(0, 2, truth.shape) for k in (7, 8)]
     groups = groups if by_video else None
     preds.append(None)  # a team whose predictions are unavailable: no gap on either side
 
@@ -80,10 +82,16 @@ def test_board_gaps_equal_the_paired_bootstrap_of_each_pair(by_video):
         def __init__(self, k: int) -> None:
             self.entry, self.gap = k, None
 
-    rows = [Row(k) for k in (0, 1, 3, 2)]  # the board's order, not the list's
+    order = (0, 1, 4, 5, 3, 2)  # the board's order, not the list's; team 5 has no predictions
+    rows = [Row(k) for k in order]
     add_significance(rows, lambda k: preds[k], truth, 60, 4, MEAN_F1, groups)
-    assert rows[0].gap == paired_bootstrap(preds[0], preds[1], truth, 60, 4, MEAN_F1, groups)
-    assert rows[1].gap is None and rows[2].gap is None and rows[3].gap is None
+    for row, below in zip(rows, rows[1:]):
+        if preds[row.entry] is None or preds[below.entry] is None:
+            assert row.gap is None
+        else:
+            assert row.gap == paired_bootstrap(preds[row.entry], preds[below.entry], truth, 60, 4,
+                                               MEAN_F1, groups)
+    assert rows[-1].gap is None and sum(r.gap is not None for r in rows) == 3
 
 
 def old_lines(data: bytes, skip: int) -> list[bytes]:
