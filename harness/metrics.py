@@ -23,7 +23,6 @@ one submission and the paired comparison of two;
 from __future__ import annotations
 
 import collections
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -261,7 +260,9 @@ def _resampled_sums(sums: np.ndarray, units: int, n_resamples: int,
             row[:] = np.bincount(drawn, minlength=units)
         return (weights[:len(draws)] @ sums).astype(np.int64)
 
-    workers = min(_COUNTING_THREADS, _cores()) if units >= _THREADED_UNITS else 1
+    from harness.threads import usable_cores  # not in the exported scorer, which has no bootstrap
+
+    workers = min(_COUNTING_THREADS, usable_cores()) if units >= _THREADED_UNITS else 1
     # One BLAS thread per product: each is small, and a multi-threaded OpenBLAS
     # that spins for cores other processes hold ran 10x slower in measurements
     # on a busy 2-core machine.
@@ -360,13 +361,6 @@ def _group_sums(block: np.ndarray, groups: np.ndarray, units: int) -> np.ndarray
         sums[chunk[runs]] += np.add.reduceat(block[at:at + _GROUP_ROWS_AT_ONCE], runs, axis=0,
                                              dtype=np.int64)
     return sums.astype(np.float64)
-
-
-def _cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):  # Linux: a container's or taskset's share
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _scores_from_sums(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -128,9 +128,7 @@ def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecar
                                run_name=f"{team} #{len(shas) + (not earlier)}")
         run_id = run.info.run_id
         try:
-            _fill(client, run_id, metrics, scorecard, submission)
-            if predictions is not None:
-                _log_predictions(client, run_id, predictions, truth_sha256)
+            _fill(client, run_id, metrics, scorecard, submission, predictions)
         except BaseException:
             store.with_retry(client.set_terminated, run_id, "FAILED")
             raise
@@ -139,7 +137,7 @@ def log_score(experiment: str, *, team: str, metrics: dict[str, float], scorecar
 
 
 def _fill(client: Any, run_id: str, metrics: dict[str, float], scorecard: dict[str, Any],
-          submission: Path) -> None:
+          submission: Path, predictions: np.ndarray | None) -> None:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
@@ -151,15 +149,12 @@ def _fill(client: Any, run_id: str, metrics: dict[str, float], scorecard: dict[s
         copy = Path(tmp) / SUBMISSION_ARTIFACT
         shutil.copyfile(submission, copy)
         client.log_artifact(run_id, str(copy))
+        if predictions is not None:
+            packed = Path(tmp) / PREDICTIONS_ARTIFACT
+            np.savez(packed, bits=np.packbits(predictions.astype(bool, copy=False), axis=None),
+                     shape=np.array(predictions.shape, dtype=np.int64))
+            client.log_artifact(run_id, str(packed))
     client.log_dict(run_id, scorecard, SCORECARD_ARTIFACT)
-
-
-def _log_predictions(client: Any, run_id: str, pred: np.ndarray, truth_sha256: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / PREDICTIONS_ARTIFACT
-        np.savez(path, bits=np.packbits(pred.astype(bool, copy=False), axis=None),
-                 shape=np.array(pred.shape, dtype=np.int64), truth_sha256=np.array(truth_sha256))
-        client.log_artifact(run_id, str(path))
 
 
 def recorded_predictions(entry: Entry, truth_sha256: str, shape: tuple[int, int],
@@ -174,7 +169,7 @@ def recorded_predictions(entry: Entry, truth_sha256: str, shape: tuple[int, int]
         path = store.with_retry(client.download_artifacts, entry.run_id, PREDICTIONS_ARTIFACT, tmp)
         try:
             with np.load(path, allow_pickle=False) as found:
-                if str(found["truth_sha256"]) != truth_sha256 or tuple(found["shape"]) != tuple(shape):
+                if tuple(found["shape"]) != tuple(shape):
                     return None
                 bits = np.unpackbits(found["bits"], count=shape[0] * shape[1])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged: the submission says it
